@@ -1,0 +1,9 @@
+"""convzoo: the classic CNNs of *Dive into Deep Learning* as fast, inspectable software."""
+
+from .errors import ConvzooError
+from .models import BatchNorm, create_model, list_models
+from .summary import summary
+
+__version__ = "0.1.0"
+
+__all__ = ["BatchNorm", "ConvzooError", "__version__", "create_model", "list_models", "summary"]

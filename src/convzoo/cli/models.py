@@ -1,0 +1,87 @@
+"""``convzoo models`` and ``convzoo summary``."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..models import create_model, get_model_entry, list_models
+from ..summary import summary
+from ._common import parse_kwargs, parse_size
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the model zoo with sizes, parameters and FLOPs")
+    p.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'resnet*'")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("summary", help="per-layer output shapes, parameters and FLOPs")
+    p.add_argument("model", help="model name (see `convzoo models`)")
+    p.add_argument(
+        "--input-size",
+        type=parse_size,
+        default=None,
+        help="C,H,W of one image (default: 1 channel at the book's size for the model)",
+    )
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--depth", type=int, default=None, help="expand nested blocks this deep")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model option, e.g. -o width_ratio=4 (repeatable)",
+    )
+    p.set_defaults(func=cmd_summary)
+
+
+def _meta_model(name: str, **kwargs):
+    # Built on the meta device: shapes, parameter counts and FLOPs without memory or arithmetic,
+    # so listing VGG-11 (129 M parameters) is instant.
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def _short(doc: str, width: int = 64) -> str:
+    first = doc.split(". ")[0].split(":")[0].split(";")[0].rstrip(".")
+    return first if len(first) <= width else first[: width - 3] + "..."
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_models(args.pattern):
+        entry = get_model_entry(name)
+        s = summary(
+            _meta_model(name), (1, entry.default_image_size, entry.default_image_size), depth=0
+        )
+        size = f"1x{entry.default_image_size}x{entry.default_image_size}"
+        rows.append(
+            (
+                name,
+                entry.family,
+                size,
+                f"{s.total_params:,}",
+                f"{s.flops / 1e9:.4g}",
+                _short(entry.doc),
+            )
+        )
+    head = ("model", "family", "input", "params", "GFLOPs", "description")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    aligns = "<<>>><"
+    for r in [head, *rows]:
+        print("  ".join(f"{c:{a}{w}}" for c, a, w in zip(r, aligns, widths)).rstrip())
+    print("\nGFLOPs: forward pass of one image at the input size shown (multiply-add = 2 FLOPs).")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    entry = get_model_entry(args.model)
+    size = args.input_size or (1, entry.default_image_size, entry.default_image_size)
+    if len(size) != 3:
+        raise SystemExit(f"convzoo: error: --input-size needs C,H,W, got {size}")
+    model = _meta_model(
+        args.model, num_classes=args.num_classes, in_channels=size[0], **parse_kwargs(args.option)
+    )
+    print(summary(model, size, depth=args.depth))
+    return 0

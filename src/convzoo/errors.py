@@ -1,0 +1,40 @@
+"""User-facing errors.
+
+Every mistake a user can make (a wrong name, a missing file, a bad value) raises a subclass of
+:class:`ConvzooError` with a one-line message that names the value and says what to do. The CLI
+prints that line and exits non-zero without a traceback; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class ConvzooError(Exception):
+    """An error caused by the user's input, reported as one line."""
+
+    exit_code = 2
+
+
+class UnknownNameError(ConvzooError, KeyError):
+    """A model, data set, recipe or strategy name that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InputSizeError(ConvzooError, ValueError):
+    """An input that does not fit a model (too small, wrong channel count, wrong rank)."""
+
+
+class DataError(ConvzooError):
+    """Data that is missing, corrupt or inconsistent."""
+
+
+class CheckpointError(ConvzooError):
+    """A checkpoint or weights file that is missing, truncated, unsafe or for another model."""
+
+
+class TrainingError(ConvzooError):
+    """Training cannot go on (for example a non-finite loss)."""
+
+    exit_code = 3

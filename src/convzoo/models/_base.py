@@ -1,0 +1,150 @@
+"""The interface every zoo model shares: ``features -> head``, input checks, classifier access."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import torch
+from torch import nn
+
+from ..errors import InputSizeError
+
+#: largest input side the smallest-size probe tries before giving up (pixels)
+_PROBE_LIMIT = 4096
+
+
+class ZooModel(nn.Module):
+    """Base class of the zoo.
+
+    A subclass builds ``self.features`` (an ``nn.Sequential`` of named stages: the units that
+    ``--freeze N`` counts) and ``self.head`` (adaptive pooling, flatten and the classifier), and
+    names the classifier module with ``classifier_path`` relative to the model. The book prints
+    each layer's output shape by iterating over a flat ``nn.Sequential``; :func:`convzoo.summary`
+    does the same for these nested ones with forward hooks.
+    """
+
+    classifier_path: str = "head.fc"
+
+    def __init__(self, *, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+
+    # -- forward --------------------------------------------------------------------------
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.forward_head(self.forward_features(x))
+
+    # -- input checks ---------------------------------------------------------------------
+    @property
+    def display_name(self) -> str:
+        return getattr(self, "model_name", type(self).__name__)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise :class:`InputSizeError` (one line, naming the model) for inputs it cannot take."""
+        if x.dim() != 4:
+            raise InputSizeError(
+                f"{self.display_name} expects a batch of images shaped N x C x H x W, "
+                f"got a tensor of shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise InputSizeError(
+                f"{self.display_name} was built for {self.in_channels}-channel images, got "
+                f"{x.shape[1]} channels; build it with in_channels={x.shape[1]}"
+            )
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_input_size:
+            raise InputSizeError(
+                f"{self.display_name} needs inputs of at least {self.min_input_size}x"
+                f"{self.min_input_size} pixels, got {h}x{w}; resize the images "
+                f"(e.g. --image-size {self.min_input_size}) or pick a model that downsamples less"
+            )
+
+    @functools.cached_property
+    def min_input_size(self) -> int:
+        """Smallest square input side (pixels) every layer can process.
+
+        Found by running the network on shape-only ``meta`` tensors (no memory, no arithmetic),
+        so it is right for any configuration of the family without a formula per model.
+        """
+        return _probe_min_size(self)
+
+    # -- classifier access (fine-tuning) --------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.get_submodule(self.classifier_path)
+
+    def make_classifier(self, num_classes: int) -> nn.Module:
+        """A fresh classifier for ``num_classes`` outputs; families override this."""
+        old = self.get_classifier()
+        if not isinstance(old, nn.Linear):
+            raise NotImplementedError(f"{type(self).__name__} must override make_classifier")
+        return nn.Linear(old.in_features, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> nn.Module:
+        """Replace the classifier with a freshly initialised one of ``num_classes`` outputs."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        old = self.get_classifier()
+        new = self.make_classifier(num_classes)
+        p = next(old.parameters(), None)
+        if p is not None:
+            new = new.to(device=p.device, dtype=p.dtype)
+        parent_path, _, leaf = self.classifier_path.rpartition(".")
+        setattr(self.get_submodule(parent_path) if parent_path else self, leaf, new)
+        self.num_classes = num_classes
+        if hasattr(self, "model_kwargs"):
+            self.model_kwargs["num_classes"] = num_classes
+        return new
+
+    @property
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """The feature stages in input-to-output order (what ``freeze N`` counts)."""
+        return list(self.features.named_children())
+
+
+@torch.compiler.disable
+def _probe_min_size(model: nn.Module) -> int:
+    tensors = {
+        name: torch.empty_like(t, device="meta")
+        for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
+    }
+    in_channels = model.in_channels
+
+    def works(size: int) -> bool:
+        x = torch.empty(2, in_channels, size, size, device="meta")
+        try:
+            torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=False)
+        except (RuntimeError, ValueError, IndexError):
+            return False
+        return True
+
+    was_training = model.training
+    model.eval()  # batch-norm needs > 1 value per channel in training; shapes are the same
+    forward = type(model).forward
+    try:
+        # probe the layers, not the input check that depends on this very probe
+        model.forward = lambda x: model.forward_head(model.forward_features(x))  # type: ignore[method-assign]
+        hi = 1
+        while not works(hi):
+            if hi >= _PROBE_LIMIT:
+                raise RuntimeError(f"{type(model).__name__} fails at every size up to {hi}")
+            hi *= 2
+        lo = hi // 2  # fails (or 0)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if works(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+    finally:
+        del model.forward
+        assert type(model).forward is forward
+        model.train(was_training)

@@ -1,0 +1,94 @@
+"""Model registry: ``@register_model`` builders, :func:`create_model`, :func:`list_models`."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..errors import ConvzooError, UnknownNameError
+
+
+class ModelOptionError(ConvzooError, ValueError):
+    """A model option with a value the family does not accept."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows of a model before building it."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    #: input size (H = W, pixels) the book trains this network at on Fashion-MNIST
+    default_image_size: int
+    family: str
+    doc: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str, *, image_size: int, family: str, tags: tuple[str, ...] = ()
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under ``name``; duplicate names are a programming error."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} is registered twice")
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+        _REGISTRY[name] = ModelEntry(name, fn, image_size, family, doc, tuple(tags))
+        return fn
+
+    return deco
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; unknown names list the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown model {name!r}; known models: {', '.join(list_models())}"
+        ) from None
+
+
+def create_model(
+    name: str, *, num_classes: int = 10, in_channels: int = 1, **kwargs: Any
+) -> nn.Module:
+    """Build the registered model ``name``.
+
+    ``kwargs`` are the family's options (for example ``width_ratio=4`` for ``vgg11``); an
+    option the builder does not take is reported with the ones it does.
+    """
+    entry = get_model_entry(name)
+    if num_classes < 1:
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
+    if in_channels < 1:
+        raise ModelOptionError(f"in_channels must be >= 1, got {in_channels}")
+    params = inspect.signature(entry.builder).parameters
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        accepted = [p for p in params if p not in ("num_classes", "in_channels")]
+        raise UnknownNameError(
+            f"model {name!r} takes no option {', '.join(map(repr, unknown))}; "
+            f"its options are: {', '.join(accepted) or 'none'}"
+        )
+    try:
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except (ValueError, TypeError) as e:  # an option value the family rejects
+        raise ModelOptionError(f"model {name!r}: {e}") from None
+    # Enough to rebuild the same network later (saved with weights and checkpoints).
+    model.model_name = name
+    model.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    return model

@@ -1,0 +1,89 @@
+"""Layers the book builds from scratch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BatchNorm(nn.Module):
+    """Batch normalization written out as in the book's section on batch norm.
+
+    Training: normalise each channel with the mean and (biased) variance of the current batch,
+    then scale by ``weight`` (the book's gamma) and shift by ``bias`` (beta), and move the running
+    estimates towards the batch statistics. Evaluation: normalise with the running estimates.
+
+    Works on fully connected outputs (N x C) and on feature maps (N x C x H x W). Parameter and
+    buffer names are those of ``nn.BatchNorm1d/2d`` so state dicts are interchangeable.
+
+    Two conventions follow PyTorch rather than the book's code so that the module matches
+    ``nn.BatchNorm2d`` exactly: ``momentum`` is the weight of the *new* batch (PyTorch's 0.1 is
+    the book's ``momentum=0.9``), and the running variance is updated with the unbiased batch
+    variance (the book uses the biased one; both normalise the batch with the biased one).
+    Statistics are computed in float32 even under bf16/fp16 autocast.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm({self.num_features}) expects N x {self.num_features} or "
+                f"N x {self.num_features} x H x W, got {tuple(x.shape)}"
+            )
+        dims = (0,) if x.dim() == 2 else (0, 2, 3)
+        shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
+        xf = x.float()
+        if self.training:
+            mean = xf.mean(dim=dims, keepdim=True)
+            var = ((xf - mean) ** 2).mean(dim=dims, keepdim=True)
+            n = xf.numel() // self.num_features
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.flatten().to(self.running_mean.dtype), self.momentum)
+                unbiased = var.flatten() * (n / max(n - 1, 1))
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked.add_(1)
+        else:
+            mean = self.running_mean.view(shape).float()
+            var = self.running_var.view(shape).float()
+        x_hat = (xf - mean) / torch.sqrt(var + self.eps)
+        y = self.weight.view(shape) * x_hat + self.bias.view(shape)
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+def make_norm(kind: str | None, num_features: int, dims: int) -> nn.Module | None:
+    """A normalization layer by name: ``"scratch"`` (ours), ``"torch"`` (nn.BatchNorm), or
+    ``None`` for none (so that layer tables show only real layers)."""
+    if kind is None or kind == "none":
+        return None
+    if kind == "scratch":
+        return BatchNorm(num_features)
+    if kind == "torch":
+        return nn.BatchNorm1d(num_features) if dims == 2 else nn.BatchNorm2d(num_features)
+    raise ValueError(f"unknown norm {kind!r}; use 'scratch', 'torch' or None")
+
+
+def make_activation(kind: str) -> nn.Module:
+    acts = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+    if kind not in acts:
+        raise ValueError(f"unknown activation {kind!r}; use one of {', '.join(acts)}")
+    return acts[kind]()
+
+
+def make_pool(kind: str, kernel_size: int = 2, stride: int = 2) -> nn.Module:
+    pools = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+    if kind not in pools:
+        raise ValueError(f"unknown pool {kind!r}; use one of {', '.join(pools)}")
+    return pools[kind](kernel_size=kernel_size, stride=stride)

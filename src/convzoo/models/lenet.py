@@ -1,0 +1,109 @@
+"""LeNet (LeCun et al., 1998) as the book writes it, and the book's LeNet with batch norm."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from ._base import ZooModel
+from ._registry import register_model
+from .layers import make_activation, make_norm, make_pool
+
+
+class LeNet(ZooModel):
+    """Two conv/pool stages and three fully connected layers.
+
+    ``norm`` puts a normalization layer after each conv and hidden linear layer, as in the
+    book's batch-norm section (``"scratch"``: our :class:`BatchNorm`; ``"torch"``: nn.BatchNorm).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        activation: str = "sigmoid",
+        pool: str = "avg",
+        norm: str | None = None,
+        padding: int = 2,
+        widths: tuple[int, int] = (6, 16),
+        hidden: tuple[int, int] = (120, 84),
+    ) -> None:
+        super().__init__(num_classes=num_classes, in_channels=in_channels)
+        c1, c2 = widths
+        h1, h2 = hidden
+        # The book's spatial size before flatten: 5x5 with padding 2 (28 -> 28 -> 14 -> 10 -> 5),
+        # 4x4 without (28 -> 24 -> 12 -> 8 -> 4).
+        side = 5 if padding == 2 else 4
+        self.features = nn.Sequential()
+        self.features.add_module(
+            "b1",
+            _seq(
+                nn.Conv2d(in_channels, c1, kernel_size=5, padding=padding),
+                make_norm(norm, c1, 4),
+                make_activation(activation),
+                make_pool(pool),
+            ),
+        )
+        self.features.add_module(
+            "b2",
+            _seq(
+                nn.Conv2d(c1, c2, kernel_size=5),
+                make_norm(norm, c2, 4),
+                make_activation(activation),
+                make_pool(pool),
+            ),
+        )
+        head = {
+            "pool": nn.AdaptiveAvgPool2d((side, side)),  # identity at 28x28
+            "flatten": nn.Flatten(),
+            "fc1": nn.Linear(c2 * side * side, h1),
+            "norm1": make_norm(norm, h1, 2),
+            "act1": make_activation(activation),
+            "fc2": nn.Linear(h1, h2),
+            "norm2": make_norm(norm, h2, 2),
+            "act2": make_activation(activation),
+            "fc": nn.Linear(h2, num_classes),
+        }
+        self.head = nn.Sequential(OrderedDict((k, m) for k, m in head.items() if m is not None))
+
+
+def _seq(*layers: nn.Module | None) -> nn.Sequential:
+    return nn.Sequential(*(m for m in layers if m is not None))
+
+
+@register_model("lenet", image_size=28, family="lenet")
+def lenet(
+    *, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg"
+) -> LeNet:
+    """LeNet-5 as in the book: sigmoid, average pooling, 5x5 convs (first padded by 2).
+
+    Variant: ``activation="relu", pool="max"`` is the modern LeNet of the multi-GPU chapter.
+    """
+    return LeNet(num_classes=num_classes, in_channels=in_channels, activation=activation, pool=pool)
+
+
+@register_model("lenet_bn", image_size=28, family="lenet")
+def lenet_bn(
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    norm: str = "scratch",
+    activation: str = "sigmoid",
+    pool: str = "avg",
+) -> LeNet:
+    """LeNet with batch norm after every conv and hidden linear layer (book's BN section).
+
+    As in the book the first conv is unpadded (16 x 4 x 4 features before the classifier) and
+    the normalization is the from-scratch :class:`~convzoo.models.layers.BatchNorm`;
+    ``norm="torch"`` uses ``nn.BatchNorm1d/2d`` instead (the book's concise version).
+    """
+    return LeNet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        activation=activation,
+        pool=pool,
+        norm=norm,
+        padding=0,
+    )

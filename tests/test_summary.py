@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import torch
+
+import convzoo
+
+
+def test_alexnet_rows_shapes_params_flops():
+    s = convzoo.summary(convzoo.create_model("alexnet"), (1, 224, 224))
+    first = s.rows[0]
+    assert first.type == "Conv2d" and first.output_shape == (1, 96, 54, 54)
+    # conv FLOPs: 2 * C_out * H_out * W_out * C_in * k * k
+    assert first.flops == 2 * 96 * 54 * 54 * 1 * 11 * 11
+    assert first.params == 96 * 121 + 96
+    assert s.output_shape == (1, 10)
+    assert s.total_params == s.trainable_params == sum(r.params for r in s.rows if r.depth == 0)
+    assert s.flops == sum(r.flops for r in s.rows if r.depth == 0)
+    text = str(s)
+    assert "1 x 256 x 5 x 5" in text and "46,764,746" in text
+
+
+def test_nested_blocks_are_expanded_and_depth_limits_them():
+    net = convzoo.create_model("googlenet")
+    full = convzoo.summary(net, (1, 96, 96))
+    top = convzoo.summary(net, (1, 96, 96), depth=0)
+    assert any(r.type == "Inception" for r in top.rows)
+    assert not any(r.depth > 0 for r in top.rows)
+    assert len(full.rows) > len(top.rows)
+    assert full.flops == top.flops
+
+
+def test_frozen_parameters_are_not_trainable_and_mode_is_kept():
+    net = convzoo.create_model("lenet").train()
+    for p in net.features.parameters():
+        p.requires_grad_(False)
+    s = convzoo.summary(net, (1, 28, 28))
+    assert s.trainable_params < s.total_params
+    assert net.training
+
+
+def test_works_on_meta_models():
+    with torch.device("meta"):
+        net = convzoo.create_model("vgg11")
+    s = convzoo.summary(net, (1, 224, 224))
+    assert s.total_params == 128_806_154 and s.flops > 15e9
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_models_lists_every_model():
+    r = run_cli("models")
+    assert r.returncode == 0, r.stderr
+    for name in convzoo.list_models():
+        assert name in r.stdout
+    assert "61,706" in r.stdout  # LeNet's parameters
+
+
+def test_cli_summary_alexnet():
+    r = run_cli("summary", "alexnet", "--input-size", "1,224,224")
+    assert r.returncode == 0, r.stderr
+    assert "1 x 96 x 54 x 54" in r.stdout and "forward GFLOPs/image: 1.8763" in r.stdout
+
+
+def test_cli_user_errors_are_one_line():
+    for args in (
+        ["summary", "alexnett"],
+        ["summary", "alexnet", "--input-size", "1,32,32"],
+        ["summary", "vgg11", "-o", "stem=small"],
+    ):
+        r = run_cli(*args)
+        assert r.returncode == 2
+        assert "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
