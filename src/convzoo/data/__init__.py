@@ -1,0 +1,9 @@
+"""Data: image sets in memory, loaders that batch them on the device, augmentation.
+
+Data knows nothing of models or training.
+"""
+
+from .dataset import ImageDataset
+from .loader import Augment, Batch, DeviceLoader, derive_seed
+
+__all__ = ["Augment", "Batch", "DeviceLoader", "ImageDataset", "derive_seed"]
