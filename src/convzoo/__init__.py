@@ -3,7 +3,19 @@
 from .errors import ConvzooError
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
+from .train import History, TrainConfig, Trainer, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["BatchNorm", "ConvzooError", "__version__", "create_model", "list_models", "summary"]
+__all__ = [
+    "BatchNorm",
+    "ConvzooError",
+    "History",
+    "TrainConfig",
+    "Trainer",
+    "__version__",
+    "create_model",
+    "fit",
+    "list_models",
+    "summary",
+]

@@ -5,5 +5,14 @@ Data knows nothing of models or training.
 
 from .dataset import ImageDataset
 from .loader import Augment, Batch, DeviceLoader, derive_seed
+from .subsets import apply_subset, parse_subset
 
-__all__ = ["Augment", "Batch", "DeviceLoader", "ImageDataset", "derive_seed"]
+__all__ = [
+    "Augment",
+    "Batch",
+    "DeviceLoader",
+    "ImageDataset",
+    "apply_subset",
+    "derive_seed",
+    "parse_subset",
+]

@@ -57,7 +57,12 @@ class ImageDataset:
         indices = torch.as_tensor(indices, dtype=torch.long)
         fields = dict(images=self.images[indices], labels=self.labels[indices], _stats=None)
         fields.update(changes)
-        return replace(self, **fields)
+        out = replace(self, **fields)
+        if out.labels.numel() and not 0 <= int(out.labels.min()) <= int(out.labels.max()) < len(
+            out.classes
+        ):
+            raise ValueError("subset labels fall outside its classes")
+        return out
 
     def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the pixel values scaled to [0, 1]."""

@@ -60,14 +60,22 @@ def vgg11(
     in_channels: int = 1,
     conv_arch: Sequence[Sequence[int]] = VGG11_ARCH,
     width_ratio: int = 1,
+    hidden: int = 4096,
     dropout: float = 0.5,
 ) -> VGG:
     """VGG-11 as in the book; ``width_ratio=4`` divides every block's channels by 4, the
-    book's small VGG that it trains on Fashion-MNIST. ``conv_arch`` gives other depths.
+    book's small VGG that it trains on Fashion-MNIST. ``conv_arch`` gives other depths,
+    ``hidden`` the width of the two fully connected layers.
 
     Paper: https://arxiv.org/abs/1409.1556
     """
     if width_ratio < 1:
         raise ValueError(f"width_ratio must be >= 1, got {width_ratio}")
     arch = tuple((int(n), int(c) // width_ratio) for n, c in conv_arch)
-    return VGG(conv_arch=arch, num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+    return VGG(
+        conv_arch=arch,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        hidden=hidden,
+        dropout=dropout,
+    )

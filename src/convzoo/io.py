@@ -1,0 +1,137 @@
+"""Files that must never be half-written or unsafely read.
+
+Every file a run writes goes through :func:`atomic_write`: written to a temporary file in the
+same directory, flushed and fsynced, then moved over the target with ``os.replace`` (atomic on
+POSIX), and the directory entry fsynced. A crash at any moment leaves either the old file or
+the new one, never a torn one. Checkpoints are read only with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as _st_load
+from safetensors.torch import safe_open
+from safetensors.torch import save as _st_bytes
+
+from .errors import CheckpointError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success move it over ``path`` atomically.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(f)`` on a binary file that atomically becomes ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """``torch.save`` of a dict of tensors and plain values, atomically."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Always ``weights_only=True``: a file whose pickle would run code (or build any object that
+    is not a tensor or plain container) is refused with :class:`CheckpointError`; there is no
+    unsafe fallback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refused to load {path}: it holds objects other than tensors and plain values "
+            f"(weights_only check: {first[:160]}); only load checkpoints you trust and that "
+            f"convzoo wrote"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated or not a PyTorch file "
+            f"({type(e).__name__}); delete it or resume from another run"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a convzoo checkpoint (found {type(state).__name__})")
+    return state
+
+
+def save_weights(
+    path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]
+) -> None:
+    """Weights as safetensors, with ``metadata`` (JSON) under the key ``convzoo``."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    meta = {"convzoo": json.dumps(metadata)}
+    atomic_write(path, lambda f: f.write(_st_bytes(tensors, metadata=meta)))
+
+
+def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and convzoo metadata of a safetensors file (metadata ``{}`` when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+        tensors = _st_load(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"cannot read weights {path}: truncated or not a safetensors file ({e})"
+        ) from None
+    try:
+        meta = json.loads(raw["convzoo"]) if "convzoo" in raw else {}
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} has unreadable convzoo metadata") from None
+    return tensors, meta

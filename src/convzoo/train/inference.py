@@ -1,0 +1,161 @@
+"""Using a trained network: load it from a run or weights file, evaluate it, predict images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import ImageDataset
+from ..data.loader import DeviceLoader
+from ..errors import CheckpointError, ConvzooError, DataError
+from ..io import load_weights
+from ..models import create_model
+from .runtime import resolve_device
+from .trainer import Trainer
+
+
+def weights_path(source: str | Path) -> Path:
+    """``RUN_DIR`` -> ``RUN_DIR/model.safetensors``; a file path is taken as is."""
+    p = Path(source)
+    if p.is_dir():
+        p = p / "model.safetensors"
+        if not p.exists():
+            raise CheckpointError(
+                f"{source} has no model.safetensors: the run did not finish; resume it with "
+                f"convzoo train --resume {source}"
+            )
+    return p
+
+
+def load_trained(source: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The network saved in a run directory or ``.safetensors`` file, and its metadata."""
+    path = weights_path(source)
+    tensors, meta = load_weights(path)
+    if "model" not in meta:
+        raise CheckpointError(
+            f"{path} carries no convzoo metadata (model name, classes); it was not written by "
+            f"convzoo train — use convzoo finetune --from for foreign weights"
+        )
+    with torch.device("meta"):
+        model = create_model(
+            meta["model"],
+            num_classes=meta["num_classes"],
+            in_channels=meta["in_channels"],
+            **meta.get("model_options", {}),
+        )
+    model = model.to_empty(device=device)
+    result = model.load_state_dict(tensors, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path} does not fit {meta['model']}: missing {list(result.missing_keys)[:5]}, "
+            f"unexpected {list(result.unexpected_keys)[:5]}"
+        )
+    return model.eval(), meta
+
+
+def check_compatible(meta: dict, data: ImageDataset) -> None:
+    if data.in_channels != meta["in_channels"]:
+        raise DataError(
+            f"the model takes {meta['in_channels']}-channel images but {data.name} has "
+            f"{data.in_channels} channels"
+        )
+    if data.num_classes != meta["num_classes"]:
+        raise DataError(
+            f"the model predicts {meta['num_classes']} classes but {data.name} has "
+            f"{data.num_classes}; evaluate on the data set (and --subset) it was trained for"
+        )
+
+
+def evaluate_model(
+    model: nn.Module,
+    meta: dict,
+    data: ImageDataset,
+    *,
+    device: str = "auto",
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on ``data``."""
+    check_compatible(meta, data)
+    dev = resolve_device(device)
+    model.to(dev)
+    loader = DeviceLoader(
+        data,
+        batch_size,
+        image_size=meta["image_size"],
+        mean=meta["mean"],
+        std=meta["std"],
+        device=dev,
+    )
+    trainer = Trainer(
+        model, loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), device=dev
+    )
+    out = trainer.evaluate(loader, confusion=True)
+    cm = out["confusion"]
+    out["per_class_acc"] = dict(
+        zip(data.classes, (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist())
+    )
+    return out
+
+
+def read_image(path: str | Path, channels: int) -> torch.Tensor:
+    """An image file of any size and mode as uint8 C x H x W with ``channels`` channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image {p} does not exist")
+    try:
+        with Image.open(p) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            t = t.view(im.height, im.width, -1).permute(2, 0, 1).contiguous()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"cannot read image {p}: {e}") from None
+    if channels not in (1, 3):
+        raise ConvzooError(f"predicting needs a 1- or 3-channel model, this one has {channels}")
+    return t
+
+
+def predict_images(
+    model: nn.Module,
+    meta: dict,
+    paths: list[str],
+    *,
+    top_k: int = 3,
+    device: str = "auto",
+) -> list[list[tuple[str, float]]]:
+    """Top-``k`` (class, probability) for each image, read and converted like the training
+    data: the model's channel count, resized to its input size, normalized as in training."""
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    size = meta["image_size"]
+    batch = []
+    for p in paths:
+        x = read_image(p, meta["in_channels"]).float().div(255)[None]
+        x = F.interpolate(
+            x,
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=max(x.shape[-2:]) > size,
+        )
+        batch.append(x)
+    x = torch.cat(batch).to(dev)
+    if meta.get("mean") is not None:
+        c = meta["in_channels"]
+        x = (x - torch.tensor(meta["mean"], device=dev).view(1, c, 1, 1)) / torch.tensor(
+            meta["std"], device=dev
+        ).view(1, c, 1, 1)
+    with torch.no_grad():
+        probs = model(x).float().softmax(1).cpu()
+    k = min(top_k, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    classes = meta["classes"]
+    return [
+        [(classes[i], float(v)) for v, i in zip(vs, ix)]
+        for vs, ix in zip(values.tolist(), indices.tolist())
+    ]

@@ -1,0 +1,120 @@
+"""Recipes: the values of :class:`TrainConfig` a user did not set, per model.
+
+- ``d2l``: the book's ``train_ch6`` exactly (Xavier init, plain SGD, mean cross-entropy, no
+  augmentation, no normalization, fp32) with the book's lr / batch size / resize / 10 epochs
+  per model (``shared/REFERENCE.md``), so the book's table can be reproduced.
+- ``fast`` (default): modern settings chosen by measurement on Fashion-MNIST; each choice has
+  its figure in ``benchmarks/RESULTS.md`` ("fast recipe ablation").
+- ``speedrun``: time to accuracy with ``speednet`` (see ``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..errors import UnknownNameError
+from ..models import BatchNorm, create_model, get_model_entry
+
+#: the book's per-model settings (lr, batch size, resize; 10 epochs each), REFERENCE.md
+BOOK_SETTINGS: dict[str, dict[str, Any]] = {
+    "lenet": dict(lr=0.9, batch_size=256, image_size=28),
+    "lenet_bn": dict(lr=1.0, batch_size=256, image_size=28),
+    "alexnet": dict(lr=0.01, batch_size=128, image_size=224),
+    "vgg11": dict(lr=0.05, batch_size=128, image_size=224, model_options={"width_ratio": 4}),
+    "nin": dict(lr=0.1, batch_size=128, image_size=224),
+    "googlenet": dict(lr=0.1, batch_size=128, image_size=96),
+    "resnet18": dict(lr=0.05, batch_size=256, image_size=96),
+    "densenet": dict(lr=0.1, batch_size=256, image_size=96),
+}
+
+
+def d2l(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``train_ch6``: Xavier init, SGD without momentum or weight decay, no tricks."""
+    book = BOOK_SETTINGS.get(model, {})
+    return dict(
+        epochs=10,
+        lr=book.get("lr", 0.1),
+        batch_size=book.get("batch_size", 256),
+        image_size=book.get("image_size", get_model_entry(model).default_image_size),
+        model_options=dict(book.get("model_options", {})),
+        optimizer="sgd",
+        momentum=0.0,
+        weight_decay=0.0,
+        schedule="constant",
+        warmup=0.0,
+        label_smoothing=0.0,
+        init="xavier",
+        augment="",
+        normalize=False,
+        drop_last=False,
+        tta=False,
+        precision="fp32",
+        channels_last=False,
+    )
+
+
+#: peak learning rates of the fast recipe (per 256 examples): networks with batch norm train
+#: at 0.2; without it they diverge there and get 0.05 (benchmarks/RESULTS.md)
+FAST_LR = {"batchnorm": 0.2, "plain": 0.05}
+
+
+def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether the network normalizes batches (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        net = create_model(model, **(options or {}))
+    return any(isinstance(m, (_BatchNorm, BatchNorm)) for m in net.modules())
+
+
+def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nesterov SGD with a one-cycle schedule, label smoothing, weight decay, flips,
+    normalized inputs, bf16 + channels_last where supported."""
+    return dict(
+        epochs=10,
+        lr=FAST_LR["batchnorm" if has_batchnorm(model, options) else "plain"],
+        batch_size=256,
+        image_size=get_model_entry(model).default_image_size,
+        optimizer="nesterov",
+        momentum=0.9,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.2,
+        label_smoothing=0.1,
+        init="default",
+        augment="hflip",
+        normalize=True,
+        drop_last=True,
+        tta=False,
+        precision="auto",
+        channels_last=None,
+    )
+
+
+def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Time to accuracy: ``fast`` for few epochs, with flip test-time augmentation."""
+    cfg = fast(model, options)
+    cfg.update(epochs=4, tta=True)
+    return cfg
+
+
+RECIPES: dict[str, Callable[..., dict[str, Any]]] = {
+    "d2l": d2l,
+    "fast": fast,
+    "speedrun": speedrun,
+}
+
+#: the model each recipe trains when none is named
+DEFAULT_MODEL = {"d2l": "lenet", "fast": "speednet", "speedrun": "speednet"}
+
+
+def recipe_defaults(
+    recipe: str, model: str, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The recipe's values for ``model`` (built with ``options``)."""
+    if recipe not in RECIPES:
+        raise UnknownNameError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    get_model_entry(model)  # unknown model: one clear error listing the known ones
+    return RECIPES[recipe](model, options)

@@ -1,0 +1,339 @@
+"""The training loop: the book's ``train_ch6`` grown up, still readable top to bottom.
+
+Everything optional (printing, progress bars, checkpoints, early stopping, TensorBoard, plots)
+hangs on the loop as a :class:`Callback`; data parallelism plugs in as a strategy.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.loader import Batch
+from ..errors import TrainingError
+from .history import History
+from .runtime import Precision
+
+
+class NonFiniteLossError(TrainingError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, value: float, epoch: int, step: int, lr: float, note: str = "") -> None:
+        self.value, self.epoch, self.step, self.lr = value, epoch, step, lr
+        super().__init__(
+            f"the loss became {value} at epoch {epoch}, step {step}; training stopped.{note} "
+            f"Lower the learning rate (it was {lr:.4g}) or clip gradients (--grad-clip 1.0)"
+        )
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`; every method is optional."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+
+class SingleProcess:
+    """The default strategy: one process, one device. Others (``convzoo.parallel``) override
+    :meth:`wrap`, :meth:`forward_backward`, :meth:`after_step` and :meth:`all_reduce_`."""
+
+    rank = 0
+    world_size = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the loop calls (a DDP or DataParallel wrapper where needed)."""
+        return model
+
+    def forward_backward(self, trainer: Trainer, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward on one batch; returns this rank's per-sample losses and logits
+        of the real (non-padding) samples, detached."""
+        with trainer.precision.autocast():
+            logits = trainer.net(batch.x)
+        losses = trainer.loss_fn(logits.float(), batch.y)[: batch.valid]
+        # sum over real samples / all real samples of the step, times world size because
+        # DistributedDataParallel averages gradients over ranks: the gradient is the global mean
+        loss = losses.sum() * (self.world_size / batch.global_valid)
+        trainer.backward(loss)
+        return losses.detach(), logits.detach()[: batch.valid]
+
+    def after_step(self, trainer: Trainer) -> None:
+        """Called after every optimizer step (e.g. to broadcast weights to replicas)."""
+
+    def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum ``t`` over ranks in place (nothing to do on one process)."""
+        return t
+
+
+class Trainer:
+    """Trains ``model`` on ``train_loader``, evaluating on ``test_loader`` after every epoch.
+
+    State that a checkpoint must restore for an exact resume lives here: ``epoch`` (0-based,
+    the epoch in progress), ``step`` (optimizer steps done in it), ``global_step``, the running
+    sums of the epoch, the history and the random number generators.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_loader: Any,
+        test_loader: Any | None = None,
+        *,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        loss_fn: nn.Module | None = None,
+        device: torch.device | str = "cpu",
+        precision: Precision | None = None,
+        grad_clip: float | None = None,
+        callbacks: Sequence[Callback] = (),
+        strategy: SingleProcess | None = None,
+        tta: bool = False,
+    ) -> None:
+        self.model = model
+        self.device = torch.device(device)
+        self.train_loader = train_loader
+        self.test_loader = test_loader
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss(reduction="none")
+        if getattr(self.loss_fn, "reduction", "none") != "none":
+            raise ValueError("loss_fn must return per-sample losses (reduction='none')")
+        self.precision = precision or Precision("fp32", self.device.type)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
+        self.grad_clip = grad_clip
+        self.callbacks = list(callbacks)
+        self.strategy = strategy or SingleProcess()
+        self.net = self.strategy.wrap(model)
+        self.tta = tta
+        self.history = History()
+        self.epoch = 0
+        self.step = 0
+        self.global_step = 0
+        self.epochs = 0
+        self.should_stop = False
+        self.elapsed_before = 0.0  # training seconds of earlier processes (resumed runs)
+        self._sums = self._zero_sums()
+        self._pending_check: tuple[torch.Tensor, int, int, float] | None = None
+        self._epoch_time = 0.0
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, epochs: int) -> History:
+        """Train until ``epochs`` epochs are done (continuing a resumed state)."""
+        self.epochs = epochs
+        self._t0 = time.perf_counter()
+        self._call("on_fit_start")
+        while self.epoch < epochs and not self.should_stop:
+            self.train_loader.set_epoch(self.epoch, start_step=self.step)
+            self._call("on_epoch_start")
+            self.model.train()
+            t = time.perf_counter()
+            for batch in self.train_loader:
+                self.train_step(batch)
+                self._call("on_step_end")
+                if self.should_stop:
+                    break
+            self.check_finite()
+            self._epoch_time += time.perf_counter() - t
+            if self.should_stop:
+                break
+            record = self.end_epoch()
+            self._call("on_epoch_end", record)
+        self._call("on_fit_end")
+        return self.history
+
+    def train_step(self, batch: Batch) -> None:
+        losses, logits = self.strategy.forward_backward(self, batch)
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.after_step(self)
+        lr = self.lr
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        self.global_step += 1
+        total = losses.sum()
+        self._sums[0] += total
+        self._sums[1] += (logits.argmax(1) == batch.y[: batch.valid]).sum()
+        self._sums[2] += batch.valid
+        self._guard_nonfinite(total, lr)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def end_epoch(self) -> dict[str, float]:
+        """Close the epoch: reduce the running sums over ranks, evaluate, record."""
+        sums = self.strategy.all_reduce_(self._sums.clone())
+        loss_sum, correct, count = sums.tolist()
+        t = time.perf_counter()
+        test = self.evaluate(self.test_loader) if self.test_loader is not None else {}
+        eval_time = time.perf_counter() - t
+        record = {
+            "epoch": self.epoch + 1,
+            "loss": loss_sum / max(count, 1),
+            "train_acc": correct / max(count, 1),
+            "test_loss": test.get("loss", math.nan),
+            "test_acc": test.get("acc", math.nan),
+            "lr": self.lr,
+            "examples_per_sec": count / max(self._epoch_time, 1e-9),
+            "epoch_time_s": self._epoch_time,
+            "eval_time_s": eval_time,
+            "elapsed_s": self.elapsed,
+        }
+        self.history.append(record)
+        self.epoch += 1
+        self.step = 0
+        self._sums = self._zero_sums()
+        self._epoch_time = 0.0
+        return record
+
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable[Batch], *, confusion: bool = False) -> dict[str, Any]:
+        """Mean loss and accuracy (and the confusion matrix) over ``loader``; padding is ignored
+        and the sums are reduced over ranks, so every rank gets the exact global figures."""
+        was_training = self.model.training
+        self.model.eval()
+        num_classes = getattr(self.model, "num_classes", None)
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        cm = None
+        for batch in loader:
+            logits = self.predict_logits(batch.x)[: batch.valid].float()
+            y = batch.y[: batch.valid]
+            pred = logits.argmax(1)
+            sums[0] += F.cross_entropy(logits, y, reduction="sum")
+            sums[1] += (pred == y).sum()
+            sums[2] += batch.valid
+            if confusion:
+                k = num_classes or logits.shape[1]
+                counts = torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+                cm = counts if cm is None else cm + counts
+        self.model.train(was_training)
+        self.strategy.all_reduce_(sums)
+        loss_sum, correct, count = sums.tolist()
+        out: dict[str, Any] = {
+            "loss": loss_sum / max(count, 1),
+            "acc": correct / max(count, 1),
+            "count": int(count),
+        }
+        if confusion and cm is not None:
+            out["confusion"] = self.strategy.all_reduce_(cm).cpu()
+        return out
+
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            logits = self.model(x).float()
+            if self.tta:  # the mirror image too (test-time augmentation), logits averaged
+                logits = (logits + self.model(x.flip(-1)).float()) / 2
+        return logits
+
+    # -- non-finite loss guard ------------------------------------------------------------
+    def _guard_nonfinite(self, loss_sum: torch.Tensor, lr: float) -> None:
+        """Stop within one step of a NaN/inf loss. On the CPU the check is immediate; on a GPU
+        the step before is checked once this one is queued, so the check costs no stall."""
+        pending = (loss_sum, self.epoch + 1, self.step, lr)
+        if self.device.type == "cpu":
+            self._pending_check = pending
+            self.check_finite()
+        else:
+            self.check_finite()
+            self._pending_check = pending
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a checked step had a non-finite loss.
+
+        Checkpoints call this before saving, so a saved checkpoint never holds a diverged model.
+        """
+        if self._pending_check is None:
+            return
+        loss_sum, epoch, step, lr = self._pending_check
+        self._pending_check = None
+        value = float(loss_sum)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value, epoch, step, lr)
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training and evaluation, over all processes of this run."""
+        return self.elapsed_before + time.perf_counter() - self._t0
+
+    @property
+    def is_main(self) -> bool:
+        return self.strategy.is_main
+
+    def _zero_sums(self) -> torch.Tensor:
+        # loss sum, correct predictions, examples: kept on the device, read once per epoch
+        return torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs (tensors and plain values only)."""
+        self.check_finite()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "global_step": self.global_step,
+            "sums": self._sums.cpu(),
+            "epoch_time": self._epoch_time,
+            "elapsed": self.elapsed,
+            "history": self.history.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.global_step = int(state["global_step"])
+        self._sums = state["sums"].to(self.device, torch.float64)
+        self._epoch_time = float(state.get("epoch_time", 0.0))
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self.history = History.from_records(state["history"])
+        set_rng_state(state["rng"])
+
+
+def rng_state() -> dict[str, Any]:
+    """The random states a training step can draw from (dropout, python ``random``)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
