@@ -137,8 +137,8 @@ class Trainer:
         self._call("on_fit_start")
         while self.epoch < epochs and not self.should_stop:
             self.train_loader.set_epoch(self.epoch, start_step=self.step)
+            self.model.train()  # before the callbacks, which may put parts in eval mode
             self._call("on_epoch_start")
-            self.model.train()
             t = time.perf_counter()
             for batch in self.train_loader:
                 self.train_step(batch)
