@@ -1,0 +1,624 @@
+"""The book's training path, re-implemented: the reference convzoo's speed is measured against.
+
+*Dive into Deep Learning* trains every network of its CNN chapters with two functions of
+``d2l.torch`` (d2l-ai/d2l-en, ``d2l/torch.py``); this file mirrors them and nothing else:
+
+- ``load_data_fashion_mnist(batch_size, resize)``: ``torchvision.datasets.FashionMNIST``,
+  transforms ``[Resize(resize)] + ToTensor()`` (pixels in [0, 1], no normalization), one
+  ``DataLoader`` per split with ``num_workers=4`` (``get_dataloader_workers``), shuffling the
+  training split only, no ``pin_memory``, no ``drop_last``, workers restarted every epoch.
+- ``train_ch6(net, train_iter, test_iter, num_epochs, lr, device)``: Xavier-uniform weights for
+  every ``nn.Linear`` and ``nn.Conv2d`` (exact type test, biases left at PyTorch's default), plain
+  ``SGD(lr)``, mean ``CrossEntropyLoss``, the ``Accumulator``/``Timer`` bookkeeping with the
+  Python-float conversions (device syncs) inside each timed batch body, and
+  ``evaluate_accuracy_gpu`` (eval mode, autograd left on, as in the book) after every epoch.
+
+Two deliberate differences, both needed for short benchmarks and both off-path for the book's
+own numbers: ``max_batches`` stops each epoch after that many timed batches, and the first
+``warmup`` batches of the run (one-time costs: worker start-up, allocator growth, oneDNN/cuDNN
+kernel selection) are trained but not timed. ``Timer`` uses ``time.perf_counter`` where the book
+uses ``time.time`` (same intervals, finer clock). The networks are convzoo's: at the book's input
+sizes they are the book's layers exactly (``tests/test_models.py`` checks it).
+
+What each reported number measures (``run_reference`` returns them, the CLI prints them):
+
+- ``examples_per_sec_book``: the book's ``examples/sec`` — timed examples divided by the sum of
+  the timed batch bodies (host-to-device copy, forward, loss, backward, SGD step and the
+  accumulator update). Waiting for the DataLoader and evaluation are excluded, so this is the
+  rate the model computes at, not the rate it trains at.
+- ``examples_per_sec_wall``: timed examples divided by ``seconds``, the wall clock from the
+  moment the first timed batch is requested from the loader (right after the warm-up batches;
+  in an epoch without warm-up, from the creation of the epoch's iterator, which starts its
+  workers) to the end of the epoch's last timed batch body, summed over epochs; data loading
+  included, evaluation excluded. It is never above the book's rate: the timed bodies are a
+  subset of that interval.
+- ``loss``, ``train_acc``: the book's running mean loss and accuracy over the last epoch's
+  trained batches (warm-up batches included: they are training steps).
+- ``test_acc``: ``evaluate_accuracy_gpu`` on the whole test split after the last epoch; ``None``
+  when evaluation is off (the default when ``max_batches`` limits the epoch).
+- ``peak_rss_mb`` / ``peak_pss_mb``: peak resident memory of this process and its DataLoader
+  workers together (see :class:`PeakMemory` for how and why both).
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/reference_d2l.py --model lenet --max-batches 100
+    PYTHONPATH=src python benchmarks/reference_d2l.py --model alexnet --max-batches 10 \\
+        --warmup 2 --json alexnet_ref.json
+
+Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist``
+(``/usr/share/datasets/fashion-mnist``), decompressed once into torchvision's layout under
+``~/.cache/convzoo-reference`` (``--data-dir``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils import data
+from torchvision import transforms
+
+try:  # optional: without it, peak memory falls back to resource.getrusage
+    import psutil
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    psutil = None
+
+# ---- the book's settings (REFERENCE.md; Fashion-MNIST, one V100) ----------------------------
+#: d2l.get_dataloader_workers(): worker processes per DataLoader
+NUM_WORKERS = 4
+#: per model: SGD learning rate, examples per batch, input side in pixels (None: native 28 px),
+#: the book's epoch count, and the options that make convzoo's network the book's
+BOOK_SETTINGS: dict[str, dict[str, Any]] = {
+    "lenet": dict(lr=0.9, batch_size=256, resize=None, epochs=10),
+    "lenet_bn": dict(lr=1.0, batch_size=256, resize=None, epochs=10),
+    "alexnet": dict(lr=0.01, batch_size=128, resize=224, epochs=10),
+    "vgg11": dict(lr=0.05, batch_size=128, resize=224, epochs=10, model_kwargs={"width_ratio": 4}),
+    "nin": dict(lr=0.1, batch_size=128, resize=224, epochs=10),
+    "googlenet": dict(lr=0.1, batch_size=128, resize=96, epochs=10),
+    "resnet18": dict(lr=0.05, batch_size=256, resize=96, epochs=10),
+    "densenet": dict(lr=0.1, batch_size=256, resize=96, epochs=10),
+}
+#: benchmark defaults (not the book's): timed batches skipped at the start of a run
+WARMUP_BATCHES = 2
+#: seconds between two samples of the process tree's RSS (about 1 ms of one core each)
+RSS_SAMPLE_INTERVAL_S = 0.05
+#: seconds between two samples of its PSS (reading smaps_rollup costs ~8 ms per process here)
+PSS_SAMPLE_INTERVAL_S = 1.0
+
+DEFAULT_SOURCE_DIR = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_DATA_DIR = Path("~/.cache/convzoo-reference")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+#: marks "use the book's value" where None already means something (resize=None: no resize)
+BOOK = "book"
+MB = 2**20
+
+
+# ---- data: load_data_fashion_mnist ----------------------------------------------------------
+def _idx_expected_size(path: Path) -> int | None:
+    """Bytes an IDX file must have according to its header; None if the header is unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:2] != b"\x00\x00" or head[2] != 0x08:
+                return None
+            ndim = head[3]
+            dims = f.read(4 * ndim)
+    except OSError:
+        return None
+    if len(dims) != 4 * ndim:
+        return None
+    n = 1
+    for i in range(ndim):
+        n *= int.from_bytes(dims[4 * i : 4 * i + 4], "big")
+    return 4 + 4 * ndim + n
+
+
+def _idx_complete(path: Path) -> bool:
+    return path.is_file() and _idx_expected_size(path) == path.stat().st_size
+
+
+def prepare_fashion_mnist(
+    data_dir: str | os.PathLike | None = None,
+    source_dir: str | os.PathLike = DEFAULT_SOURCE_DIR,
+) -> Path:
+    """Make Fashion-MNIST readable by ``torchvision.datasets.FashionMNIST`` without a download.
+
+    Decompresses the four IDX files (``NAME.gz`` or ``NAME`` in ``source_dir``) into
+    ``data_dir/FashionMNIST/raw/NAME``, torchvision's layout, and returns ``data_dir`` (the
+    ``root`` to give torchvision). Each file is written to a private temporary name, checked
+    against its IDX header and renamed into place, so concurrent or interrupted runs never
+    leave a truncated file; complete files are kept.
+    """
+    root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    source = Path(source_dir).expanduser()
+    for name in IDX_FILES:
+        dst = raw / name
+        if _idx_complete(dst):
+            continue
+        src = next((p for p in (source / f"{name}.gz", source / name) if p.is_file()), None)
+        if src is None:
+            raise FileNotFoundError(
+                f"Fashion-MNIST file {name}(.gz) not found in {source} (install the Debian "
+                f"package dataset-fashion-mnist or pass --source-dir), and {dst} is not there"
+            )
+        tmp = raw / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            opener = gzip.open if src.suffix == ".gz" else open
+            with opener(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, length=MB)
+            if not _idx_complete(tmp):
+                raise ValueError(f"{src} is not a complete IDX file")
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return root
+
+
+def load_data_fashion_mnist(
+    batch_size: int,
+    resize: int | None = None,
+    root: str | os.PathLike | None = None,
+    *,
+    num_workers: int = NUM_WORKERS,
+    source_dir: str | os.PathLike = DEFAULT_SOURCE_DIR,
+) -> tuple[data.DataLoader, data.DataLoader]:
+    """The book's loaders: PIL images, ``[Resize] + ToTensor``, ``num_workers`` processes."""
+    root = prepare_fashion_mnist(root, source_dir)
+    trans: list[Any] = [transforms.ToTensor()]
+    if resize:
+        trans.insert(0, transforms.Resize(resize))
+    trans = transforms.Compose(trans)
+    mnist_train = torchvision.datasets.FashionMNIST(root=root, train=True, transform=trans)
+    mnist_test = torchvision.datasets.FashionMNIST(root=root, train=False, transform=trans)
+    return (
+        data.DataLoader(mnist_train, batch_size, shuffle=True, num_workers=num_workers),
+        data.DataLoader(mnist_test, batch_size, shuffle=False, num_workers=num_workers),
+    )
+
+
+# ---- the book's bookkeeping -----------------------------------------------------------------
+class Timer:
+    """Record several running times (the book's ``Timer``, on ``perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.start()
+
+    def start(self) -> None:
+        self.tik = time.perf_counter()
+
+    def stop(self) -> float:
+        self.times.append(time.perf_counter() - self.tik)
+        return self.times[-1]
+
+    def sum(self) -> float:
+        return sum(self.times)
+
+
+class Accumulator:
+    """Sums over ``n`` variables; ``float()`` of a tensor waits for the device, as in the book."""
+
+    def __init__(self, n: int) -> None:
+        self.data = [0.0] * n
+
+    def add(self, *args: Any) -> None:
+        self.data = [a + float(b) for a, b in zip(self.data, args)]
+
+    def __getitem__(self, idx: int) -> float:
+        return self.data[idx]
+
+
+def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
+    """Number of correct predictions."""
+    if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
+        y_hat = y_hat.argmax(dim=1)
+    cmp = y_hat.type(y.dtype) == y
+    return float(cmp.type(y.dtype).sum())
+
+
+def evaluate_accuracy_gpu(
+    net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None
+) -> float:
+    """The book's test accuracy: eval mode, and (as in the book) autograd left on."""
+    net.eval()
+    if not device:
+        device = next(iter(net.parameters())).device
+    metric = Accumulator(2)  # correct predictions, predictions
+    for X, y in data_iter:
+        X, y = X.to(device), y.to(device)
+        metric.add(accuracy(net(X), y), y.numel())
+    return metric[0] / metric[1]
+
+
+def init_weights(m: nn.Module) -> None:
+    """The book's initialisation: Xavier-uniform weights of exactly ``Linear`` and ``Conv2d``."""
+    if type(m) is nn.Linear or type(m) is nn.Conv2d:
+        nn.init.xavier_uniform_(m.weight)
+
+
+# ---- peak memory of the process tree --------------------------------------------------------
+class PeakMemory:
+    """Peak memory of this process plus its children (the DataLoader workers), while active.
+
+    With psutil, a background thread sums the RSS of the process tree every ``interval_s``
+    seconds and its PSS every ``pss_interval_s`` seconds (PSS needs ``smaps_rollup``, which
+    costs milliseconds per process), plus both on entry and on exit. Two sums, because the
+    workers are forked: right after ``fork`` a worker maps the parent's pages copy-on-write,
+    and RSS counts every such shared page in *each* process that maps it.
+
+    - ``peak_rss_mb``: peak of the summed RSS — the figure ``top`` users would add up; an
+      upper bound that counts the model, the data set and the libraries once per worker.
+    - ``peak_pss_mb``: peak of the summed PSS (each shared page divided among its sharers,
+      from ``/proc/PID/smaps_rollup``): the tree's actual footprint. ``None`` where the
+      platform has no PSS.
+    - ``peak_main_rss_mb``: the kernel's high-water mark of this process alone (ru_maxrss;
+      over the process's whole life, not only the measured span).
+
+    Sampling can miss a peak shorter than the interval; training holds its memory for the
+    length of a batch, far longer. ``resource.getrusage(RUSAGE_CHILDREN)`` is not used when
+    psutil is there because it reports only the *largest* reaped child, not a sum, and only
+    once the workers have exited. Without psutil that is the fallback all the same:
+    ``peak_rss_mb`` = own ru_maxrss + ``workers`` x the children's ru_maxrss (an upper bound).
+    """
+
+    def __init__(
+        self,
+        workers: int = 0,
+        interval_s: float = RSS_SAMPLE_INTERVAL_S,
+        pss_interval_s: float = PSS_SAMPLE_INTERVAL_S,
+    ) -> None:
+        self.workers = workers
+        self.interval_s = interval_s
+        self.pss_interval_s = pss_interval_s
+        self.peak_rss = 0
+        self.peak_pss: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc = psutil.Process() if psutil is not None else None
+        self._has_pss = False
+        if self._proc is not None:
+            with contextlib.suppress(psutil.Error):
+                self._has_pss = hasattr(self._proc.memory_full_info(), "pss")
+
+    def _sample(self, with_pss: bool) -> None:
+        assert self._proc is not None
+        rss = pss = 0
+        try:
+            procs = [self._proc, *self._proc.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in procs:
+            try:
+                if with_pss:
+                    full = p.memory_full_info()
+                    rss, pss = rss + full.rss, pss + full.pss
+                else:
+                    rss += p.memory_info().rss
+            except psutil.Error:  # a worker exiting between listing and reading
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+        if with_pss:
+            self.peak_pss = max(self.peak_pss or 0, pss)
+
+    def _loop(self) -> None:
+        next_pss = time.monotonic() + self.pss_interval_s
+        while not self._stop.wait(self.interval_s):
+            with_pss = self._has_pss and time.monotonic() >= next_pss
+            self._sample(with_pss)
+            if with_pss:
+                next_pss = time.monotonic() + self.pss_interval_s
+
+    def __enter__(self) -> PeakMemory:
+        if self._proc is not None:
+            self._sample(self._has_pss)
+            self._thread = threading.Thread(target=self._loop, name="PeakMemory", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._sample(self._has_pss)
+
+    def result(self) -> dict[str, Any]:
+        main = _maxrss_bytes("self")
+        if self._proc is not None:
+            return dict(
+                peak_rss_mb=self.peak_rss / MB,
+                peak_pss_mb=None if self.peak_pss is None else self.peak_pss / MB,
+                peak_main_rss_mb=main / MB,
+                memory_method=(
+                    f"psutil, process tree: RSS every {self.interval_s:g} s, "
+                    f"PSS every {self.pss_interval_s:g} s"
+                ),
+            )
+        children = _maxrss_bytes("children")
+        return dict(
+            peak_rss_mb=(main + self.workers * children) / MB,
+            peak_pss_mb=None,
+            peak_main_rss_mb=main / MB,
+            memory_method="getrusage: own ru_maxrss + workers x largest child's ru_maxrss",
+        )
+
+
+def _maxrss_bytes(who: str) -> int:
+    import resource  # Unix only; imported here so that the module loads everywhere
+
+    flag = resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN
+    kb_or_bytes = resource.getrusage(flag).ru_maxrss
+    return kb_or_bytes if sys.platform == "darwin" else kb_or_bytes * 1024
+
+
+# ---- training: train_ch6 --------------------------------------------------------------------
+def train_ch6(
+    net: nn.Module,
+    train_iter: data.DataLoader,
+    test_iter: data.DataLoader | None,
+    num_epochs: int,
+    lr: float,
+    device: torch.device | str,
+    max_batches: int | None = None,
+    *,
+    warmup: int = 0,
+    evaluate: bool = True,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """The book's ``train_ch6`` with two benchmark limits; returns the figures it prints.
+
+    ``max_batches`` timed batches per epoch at most (``None``: whole epochs); the first
+    ``warmup`` batches of the run are trained before them, untimed. ``evaluate`` runs the
+    book's test accuracy after every epoch (never timed).
+    """
+    device = torch.device(device)
+    net.apply(init_weights)
+    if verbose:
+        print("training on", device)
+    net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loss = nn.CrossEntropyLoss()
+    timer = Timer()  # the book's: batch bodies only
+    warmup_left = warmup
+    timed_examples = timed_batches = 0
+    wall = 0.0
+    train_l = train_acc = float("nan")
+    test_acc: float | None = None
+    for _ in range(num_epochs):
+        metric = Accumulator(3)  # sum of training loss, sum of correct predictions, examples
+        net.train()
+        epoch_timed = 0
+        wall_start = time.perf_counter() if warmup_left == 0 else None
+        wall_end = wall_start
+        for X, y in train_iter:
+            timed = warmup_left == 0
+            if timed:
+                timer.start()
+            # -- the book's batch body --
+            optimizer.zero_grad()
+            X, y = X.to(device), y.to(device)
+            y_hat = net(X)
+            l = loss(y_hat, y)
+            l.backward()
+            optimizer.step()
+            with torch.no_grad():
+                metric.add(l * X.shape[0], accuracy(y_hat, y), X.shape[0])
+            # -- end of the batch body --
+            if timed:
+                timer.stop()
+                wall_end = time.perf_counter()
+                timed_examples += X.shape[0]
+                epoch_timed += 1
+            else:
+                warmup_left -= 1
+                if warmup_left == 0:
+                    wall_start = time.perf_counter()  # the next batch request is timed
+            train_l = metric[0] / metric[2]
+            train_acc = metric[1] / metric[2]
+            if max_batches is not None and epoch_timed >= max_batches:
+                break
+        if wall_start is not None and wall_end is not None and epoch_timed:
+            wall += wall_end - wall_start
+        timed_batches += epoch_timed
+        if evaluate and test_iter is not None:
+            test_acc = evaluate_accuracy_gpu(net, test_iter)
+    book_seconds = timer.sum()
+    rate_book = timed_examples / book_seconds if book_seconds > 0 else float("nan")
+    rate_wall = timed_examples / wall if wall > 0 else float("nan")
+    if verbose:
+        test = f"{test_acc:.3f}" if test_acc is not None else "n/a (not evaluated)"
+        print(f"loss {train_l:.3f}, train acc {train_acc:.3f}, test acc {test}")
+        print(f"{rate_book:.1f} examples/sec on {device}")
+        print(
+            f"{rate_wall:.1f} examples/sec on {device}, wall clock with data loading "
+            f"({timed_batches} batches, {timed_examples} examples in {wall:.2f} s; "
+            f"{warmup - warmup_left} warm-up batches before them not timed)"
+        )
+    return dict(
+        examples_per_sec_wall=rate_wall,
+        examples_per_sec_book=rate_book,
+        loss=train_l,
+        train_acc=train_acc,
+        test_acc=test_acc,
+        batches=timed_batches,
+        examples=timed_examples,
+        warmup_batches=warmup - warmup_left,
+        seconds=wall,
+        book_seconds=book_seconds,
+    )
+
+
+# ---- the API: one call per measurement ------------------------------------------------------
+def book_settings(name: str) -> dict[str, Any]:
+    """The book's lr, batch_size, resize, epochs (and model options) for ``name``."""
+    if name not in BOOK_SETTINGS:
+        raise KeyError(f"no book settings for {name!r}; known: {', '.join(BOOK_SETTINGS)}")
+    return dict(BOOK_SETTINGS[name])
+
+
+def run_reference(
+    model: str | nn.Module,
+    *,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    resize: int | str | None = BOOK,
+    epochs: int = 1,
+    max_batches: int | None = None,
+    warmup: int = WARMUP_BATCHES,
+    device: str | torch.device = "cpu",
+    num_workers: int = NUM_WORKERS,
+    data_dir: str | os.PathLike | None = None,
+    source_dir: str | os.PathLike = DEFAULT_SOURCE_DIR,
+    evaluate: bool | None = None,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Train ``model`` the book's way and return the figures (see the module docstring).
+
+    ``model`` is a convzoo name (built with the book's options) or a module; ``batch_size``,
+    ``lr`` (``None``) and ``resize`` (``"book"``; ``None`` means 28 px) default to the book's
+    values for that name (a module made by ``convzoo.create_model`` carries its name).
+    ``evaluate`` defaults to "only when whole epochs are trained".
+    """
+    if seed is not None:
+        torch.manual_seed(seed)  # Xavier init and shuffling
+    if isinstance(model, str):
+        import convzoo  # only needed to build by name
+
+        name: str | None = model
+        kwargs = BOOK_SETTINGS.get(model, {}).get("model_kwargs", {})
+        net = convzoo.create_model(model, **kwargs)
+    else:
+        name, net = getattr(model, "model_name", None), model
+    book = BOOK_SETTINGS.get(name or "", {})
+    batch_size = batch_size if batch_size is not None else book.get("batch_size")
+    lr = lr if lr is not None else book.get("lr")
+    resize = book.get("resize") if resize == BOOK else resize
+    if batch_size is None or lr is None:
+        raise ValueError(f"no book settings for {name!r}: pass batch_size and lr")
+    if evaluate is None:
+        evaluate = max_batches is None
+
+    train_iter, test_iter = load_data_fashion_mnist(
+        batch_size, resize, data_dir, num_workers=num_workers, source_dir=source_dir
+    )
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with PeakMemory(workers=num_workers) as memory:
+        figures = train_ch6(
+            net,
+            train_iter,
+            test_iter,
+            epochs,
+            lr,
+            device,
+            max_batches,
+            warmup=warmup,
+            evaluate=evaluate,
+            verbose=verbose,
+        )
+    figures.update(memory.result())
+    if device.type == "cuda":
+        figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MB
+    figures["config"] = dict(
+        model=name or type(net).__name__,
+        batch_size=batch_size,
+        lr=lr,
+        resize=resize,
+        epochs=epochs,
+        max_batches=max_batches,
+        warmup=warmup,
+        device=str(device),
+        num_workers=num_workers,
+        evaluate=evaluate,
+        seed=seed,
+        torch_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        python=platform.python_version(),
+    )
+    return figures
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+def _resize_arg(text: str) -> int | str | None:
+    if text == BOOK:
+        return BOOK
+    if text.lower() in ("none", "0"):
+        return None
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="lenet", help=f"one of {', '.join(BOOK_SETTINGS)}")
+    p.add_argument("--epochs", type=int, default=1, help="the book trains 10")
+    p.add_argument("--max-batches", type=int, default=None, help="timed batches per epoch")
+    p.add_argument("--warmup", type=int, default=WARMUP_BATCHES, help="untimed first batches")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the book's")
+    p.add_argument("--lr", type=float, default=None, help="default: the book's")
+    p.add_argument("--resize", type=_resize_arg, default=BOOK, help="pixels, none, or book")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-workers", type=int, default=NUM_WORKERS)
+    p.add_argument("--data-dir", default=None, help=f"default {DEFAULT_DATA_DIR}")
+    p.add_argument("--source-dir", default=str(DEFAULT_SOURCE_DIR))
+    p.add_argument(
+        "--eval",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test accuracy after each epoch (default: only without --max-batches)",
+    )
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", default=None, help="write the figures and config here")
+    args = p.parse_args(argv)
+    figures = run_reference(
+        args.model,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        resize=args.resize,
+        epochs=args.epochs,
+        max_batches=args.max_batches,
+        warmup=args.warmup,
+        device=args.device,
+        num_workers=args.num_workers,
+        data_dir=args.data_dir,
+        source_dir=args.source_dir,
+        evaluate=args.eval,
+        seed=args.seed,
+    )
+    pss = figures["peak_pss_mb"]
+    print(
+        f"peak memory: {figures['peak_rss_mb']:.0f} MB RSS summed over the process and its "
+        f"{args.num_workers} workers"
+        + (f", {pss:.0f} MB PSS" if pss is not None else "")
+        + f"; main process {figures['peak_main_rss_mb']:.0f} MB ({figures['memory_method']})"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
