@@ -1,0 +1,188 @@
+"""Training speed, convzoo against the book's code: same model, same batch size, same run.
+
+For each case the book's path (``reference_d2l.py``: per-sample ``ToTensor``/``Resize`` in a
+4-worker DataLoader, ``train_ch6``'s loop, fp32) and convzoo's path (the in-memory device
+loader, resize on the device per batch, the :class:`convzoo.Trainer` step) train the same
+network with the book's SGD learning rate and batch size for the same number of batches,
+each side in a fresh subprocess (no shared caches, threads or memory high-water marks).
+
+Reported per case (examples per second, wall clock over the timed batches, loading included):
+- ``book``: the reference's own metric (batch bodies only, data waits excluded)
+- ``ref``: the reference's wall-clock rate — the one a user waits for, and the ratio's base
+- ``fp32``: convzoo in fp32 (what ``--recipe d2l`` runs: the book's numerics)
+- ``fast``: convzoo with ``--precision auto`` (bf16 autocast + channels_last where the device
+  has native bf16), what ``--recipe fast`` runs
+- ``ratio``: fast / ref; ``GFLOP/s``: achieved by ``fast`` (forward FLOPs from
+  ``torch.utils.flop_counter`` x 3 for forward + backward)
+
+Targets (issue 6): >= 4x on lenet and lenet_bn, >= 2x on resnet18@96 and alexnet@224 on the
+2-core CPU; >= 5x on resnet18@96 and alexnet@224 on an H100.
+
+    PYTHONPATH=src python benchmarks/bench_train.py            # the four cases, ~5 min on CPU
+    PYTHONPATH=src python benchmarks/bench_train.py --smoke    # a few batches, for CI
+    convzoo bench                                              # the same, from a checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    image_size: int
+    batch_size: int
+    lr: float
+    batches: int  #: timed batches per side (after WARMUP untimed ones)
+
+
+#: the book's lr / batch size / resize (REFERENCE.md); batches sized for ~1 min per side on CPU
+CASES = [
+    Case("lenet", 28, 256, 0.9, 100),
+    Case("lenet_bn", 28, 256, 1.0, 100),
+    Case("resnet18", 96, 256, 0.05, 6),
+    Case("alexnet", 224, 128, 0.01, 6),
+]
+WARMUP = 2
+
+
+def run_convzoo(case: Case, *, precision: str, device: str, batches: int,
+                warmup: int = WARMUP) -> dict[str, Any]:
+    """convzoo's training path on Fashion-MNIST for ``batches`` timed batches."""
+    import torch
+
+    import convzoo
+    from convzoo.data import DeviceLoader, load_dataset
+    from convzoo.train import Trainer
+    from convzoo.train.optim import xavier_init
+    from convzoo.train.runtime import resolve_device, resolve_precision
+
+    sys.path.insert(0, str(HERE))
+    from reference_d2l import PeakMemory
+
+    torch.manual_seed(0)
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    channels_last = prec.dtype is not None
+    with PeakMemory() as memory:
+        train = load_dataset("fashion-mnist", split="train")
+        model = convzoo.create_model(case.model)
+        xavier_init(model)
+        model.to(dev)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        # the book's inputs: pixels in [0, 1], no normalization, resized to the book's size
+        loader = DeviceLoader(train, case.batch_size, shuffle=True, image_size=case.image_size,
+                              device=dev, channels_last=channels_last)
+        trainer = Trainer(model, loader, optimizer=torch.optim.SGD(model.parameters(), case.lr),
+                          device=dev, precision=prec)
+        model.train()
+        batches_iter = iter(loader)
+        for _ in range(warmup):
+            trainer.train_step(next(batches_iter))
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        sync()
+        t = time.perf_counter()
+        for _ in range(batches):
+            trainer.train_step(next(batches_iter))
+        trainer.check_finite()
+        sync()
+        seconds = time.perf_counter() - t
+    flops = convzoo.summary(convzoo.create_model(case.model).to(dev),
+                            (1, case.image_size, case.image_size), depth=0).flops
+    rate = batches * case.batch_size / seconds
+    return dict(examples_per_sec=rate, seconds=seconds, precision=prec.name,
+                gflops_per_sec=3 * flops * rate / 1e9, device=str(dev), **memory.result())
+
+
+def run_reference(case: Case, *, device: str, batches: int) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from reference_d2l import run_reference as ref
+
+    return ref(case.model, batch_size=case.batch_size, lr=case.lr, resize=case.image_size
+               if case.image_size != 28 else None, max_batches=batches, warmup=WARMUP,
+               device=device, seed=0, verbose=False)
+
+
+def _child(args: argparse.Namespace) -> None:
+    case = next(c for c in CASES if c.model == args.model)
+    if args.side == "reference":
+        out = run_reference(case, device=args.device, batches=args.batches)
+    else:
+        out = run_convzoo(case, precision=args.side, device=args.device, batches=args.batches)
+    print("RESULT " + json.dumps(out, default=str))
+
+
+def measure(case: Case, side: str, device: str, batches: int) -> dict[str, Any]:
+    """One side of one case in a fresh interpreter."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--model", case.model,
+           "--batches", str(batches), "--device", device]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{side} {case.model} failed:\n{proc.stderr[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(c.model for c in CASES))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--smoke", action="store_true", help="2 timed batches per side (CI)")
+    p.add_argument("--batches", type=int, default=None, help="timed batches (default per case)")
+    p.add_argument("--json", default=None, help="write all figures here")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        args.side = args.child
+        _child(args)
+        return []
+
+    names = args.models.split(",")
+    unknown = [n for n in names if n not in {c.model for c in CASES}]
+    if unknown:
+        raise SystemExit(f"bench: unknown case {unknown}; cases: {[c.model for c in CASES]}")
+    sides = ("reference", "fp32", "auto")
+    head = (f"{'model':<9} {'input':>5} {'batch':>5} {'book':>8} {'ref':>8} {'fp32':>8} "
+            f"{'fast':>8} {'ratio':>6} {'GFLOP/s':>8}  (examples/sec, {args.device})")
+    print(head, flush=True)
+    rows = []
+    for case in (c for c in CASES if c.model in names):
+        batches = 2 if args.smoke else args.batches or case.batches
+        r = {side: measure(case, side, args.device, batches) for side in sides}
+        ref, fp32, fast = r["reference"], r["fp32"], r["auto"]
+        ratio = fast["examples_per_sec"] / ref["examples_per_sec_wall"]
+        print(f"{case.model:<9} {case.image_size:>5} {case.batch_size:>5} "
+              f"{ref['examples_per_sec_book']:>8.0f} {ref['examples_per_sec_wall']:>8.0f} "
+              f"{fp32['examples_per_sec']:>8.0f} {fast['examples_per_sec']:>8.0f} "
+              f"{ratio:>5.1f}x {fast['gflops_per_sec']:>8.1f}", flush=True)
+        rows.append(dict(case=case.__dict__, batches=batches, ratio=ratio, **r))
+    mem = [x for x in rows if x["case"]["model"] == "alexnet"]
+    if mem:
+        m = mem[0]
+        print(f"\npeak memory, alexnet@224 slice: reference {m['reference']['peak_pss_mb']:.0f} "
+              f"MB PSS ({m['reference']['peak_rss_mb']:.0f} MB RSS summed over 4 workers), "
+              f"convzoo {m['auto']['peak_rss_mb']:.0f} MB RSS")
+    print(f"\n'fast' = convzoo with --precision auto ({rows[0]['auto']['precision'] if rows else ''}"
+          f"); ratio = fast / ref (wall clock, loading included)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Why the fast recipe is what it is: each choice switched off (or swapped) in turn.
+
+Trains ``speednet`` on the real Fashion-MNIST with ``--recipe fast`` and one change per row,
+for the same number of epochs and seeds, and prints test accuracy and training time against
+the recipe as it stands. Every value of ``convzoo.train.recipes.fast`` has its row here; the
+figures are recorded in ``benchmarks/RESULTS.md`` ("fast recipe ablation").
+
+    PYTHONPATH=src python benchmarks/recipe_ablation.py                 # ~12 min on 2 cores
+    PYTHONPATH=src python benchmarks/recipe_ablation.py --epochs 1 --rows fast,fp32   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+#: row name -> the change against the fast recipe (TrainConfig fields)
+ROWS: dict[str, dict[str, Any]] = {
+    "fast": {},
+    "sgd momentum, no nesterov": {"optimizer": "sgd"},
+    "adamw lr 2e-3 wd 0.05": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05},
+    "constant lr, no warm-up": {"schedule": "constant", "warmup": 0.0, "lr": 0.05},
+    "cosine schedule": {"schedule": "cosine"},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "no weight decay": {"weight_decay": 0.0},
+    "no normalization": {"normalize": False},
+    "no augmentation": {"augment": ""},
+    "hflip + crop:2": {"augment": "hflip,crop:2"},
+    "fp32": {"precision": "fp32", "channels_last": False},
+    "bf16, no channels_last": {"channels_last": False},
+    "batch 128, lr 0.1": {"batch_size": 128, "lr": 0.1},
+    "batch 512, lr 0.4": {"batch_size": 512, "lr": 0.4},
+}
+
+
+def run(change: dict[str, Any], epochs: int, seed: int, data: Any) -> dict[str, float]:
+    import convzoo
+
+    t = time.perf_counter()
+    h = convzoo.fit("speednet", data, recipe="fast", epochs=epochs, seed=seed, verbose=False,
+                    device="cpu", **change)
+    return {"test_acc": h.last["test_acc"], "train_s": sum(h.column("epoch_time_s")),
+            "total_s": time.perf_counter() - t}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    from convzoo.data import load_dataset
+
+    data = (load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test"))
+    rows = [r.strip() for r in args.rows.split(",")]
+    print(f"speednet, Fashion-MNIST, {args.epochs} epochs, {args.seeds} seed(s), CPU")
+    print(f"{'change':<28} {'test acc':>9} {'spread':>7} {'train s':>8} {'vs fast':>8}")
+    results: dict[str, Any] = {}
+    for name in rows:
+        runs = [run(ROWS[name], args.epochs, s, data) for s in range(args.seeds)]
+        acc = [r["test_acc"] for r in runs]
+        secs = statistics.mean(r["train_s"] for r in runs)
+        results[name] = {"runs": runs, "mean_acc": statistics.mean(acc), "train_s": secs}
+        base = results.get("fast")
+        rel = f"{secs / base['train_s']:.2f}x" if base else ""
+        print(f"{name:<28} {statistics.mean(acc):>9.4f} {max(acc) - min(acc):>7.4f} "
+              f"{secs:>8.1f} {rel:>8}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
