@@ -1,9 +1,18 @@
 """convzoo: the classic CNNs of *Dive into Deep Learning* as fast, inspectable software."""
 
+from .data import load_dataset
 from .errors import ConvzooError
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
 
 __version__ = "0.1.0"
 
-__all__ = ["BatchNorm", "ConvzooError", "__version__", "create_model", "list_models", "summary"]
+__all__ = [
+    "BatchNorm",
+    "ConvzooError",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_dataset",
+    "summary",
+]

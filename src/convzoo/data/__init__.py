@@ -6,13 +6,18 @@ Data knows nothing of models or training.
 from .augment import folder_transforms, parse_augment
 from .dataset import ImageDataset
 from .loader import Augment, Batch, DeviceLoader, derive_seed
+from .sources import dataset_names, default_root, fetch_dataset, load_dataset
 
 __all__ = [
     "Augment",
     "Batch",
     "DeviceLoader",
     "ImageDataset",
+    "dataset_names",
+    "default_root",
     "derive_seed",
+    "fetch_dataset",
     "folder_transforms",
+    "load_dataset",
     "parse_augment",
 ]
