@@ -5,6 +5,7 @@ Data knows nothing of models or training.
 
 from .augment import folder_transforms, parse_augment
 from .dataset import ImageDataset
+from .folder import FolderIndex, FolderLoader, index_folder, load_folder
 from .loader import Augment, Batch, DeviceLoader, derive_seed
 from .sources import dataset_names, default_root, fetch_dataset, load_dataset
 
@@ -12,12 +13,16 @@ __all__ = [
     "Augment",
     "Batch",
     "DeviceLoader",
+    "FolderIndex",
+    "FolderLoader",
     "ImageDataset",
     "dataset_names",
     "default_root",
     "derive_seed",
     "fetch_dataset",
     "folder_transforms",
+    "index_folder",
     "load_dataset",
+    "load_folder",
     "parse_augment",
 ]
