@@ -1,35 +1,14 @@
 """Image folders written by the tests: in memory (load_dataset("folder:...")) and streamed."""
 
-import io
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from convzoo.data import FolderLoader, index_folder, load_dataset, load_folder
 from convzoo.errors import DataError
-
-RNG = np.random.default_rng(0)
-
-
-def save(path: Path, mode: str = "RGB", size=(8, 8), fmt=None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
-    arr = RNG.integers(0, 256, (size[0], size[1], channels), dtype=np.uint8)
-    Image.fromarray(arr.squeeze(-1) if channels == 1 else arr, mode).save(path, fmt)
-    return path
-
-
-def truncated_jpeg(path: Path) -> Path:
-    """A JPEG whose header reads but whose data stops short (found only when decoded)."""
-    buf = io.BytesIO()
-    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) * 6 // 10])
-    return path
+from data_files import save_image, truncated_jpeg
 
 
 @pytest.fixture
@@ -37,14 +16,14 @@ def folder(tmp_path) -> Path:
     """train/ and test/ with two classes; mostly RGB 8x8, one gray, one RGBA, one 10x12."""
     root = tmp_path / "pets"
     for k in range(3):
-        save(root / "train" / "cat" / f"c{k}.png")
-        save(root / "train" / "dog" / f"d{k}.jpg")
-    save(root / "train" / "cat" / "gray.png", "L")
-    save(root / "train" / "cat" / "alpha.png", "RGBA")
-    save(root / "train" / "dog" / "big.jpg", size=(10, 12))
+        save_image(root / "train" / "cat" / f"c{k}.png")
+        save_image(root / "train" / "dog" / f"d{k}.jpg")
+    save_image(root / "train" / "cat" / "gray.png", "L")
+    save_image(root / "train" / "cat" / "alpha.png", "RGBA")
+    save_image(root / "train" / "dog" / "big.jpg", size=(10, 12))
     for k in range(2):
-        save(root / "test" / "cat" / f"c{k}.png")
-        save(root / "test" / "dog" / f"d{k}.png")
+        save_image(root / "test" / "cat" / f"c{k}.png")
+        save_image(root / "test" / "dog" / f"d{k}.png")
     return root
 
 
@@ -62,9 +41,9 @@ def test_folder_loads_into_memory_uniformly(folder):
 def test_channel_majority_and_override(tmp_path):
     root = tmp_path / "digits"
     for k in range(3):
-        save(root / "a" / f"{k}.png", "L")
-    save(root / "b" / "0.png", "RGB")
-    save(root / "b" / "1.png", "L")
+        save_image(root / "a" / f"{k}.png", "L")
+    save_image(root / "b" / "0.png", "RGB")
+    save_image(root / "b" / "1.png", "L")
     assert index_folder(root).channels == 1
     assert load_folder(root, channels=3).images.shape[1] == 3
     assert load_folder(root, image_size=5).images.shape[-2:] == (5, 5)
@@ -73,9 +52,9 @@ def test_channel_majority_and_override(tmp_path):
 def test_seeded_stratified_split_without_train_test(tmp_path):
     root = tmp_path / "flat"
     for k in range(10):
-        save(root / "cat" / f"{k}.png")
+        save_image(root / "cat" / f"{k}.png")
     for k in range(5):
-        save(root / "dog" / f"{k}.png")
+        save_image(root / "dog" / f"{k}.png")
     train, test = index_folder(root, "train"), index_folder(root, "test")
     assert [label for _, label in test.samples].count(0) == 2  # 20% of 10
     assert [label for _, label in test.samples].count(1) == 1  # 20% of 5
@@ -87,7 +66,7 @@ def test_empty_folder_and_class_without_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no class folders"):
         load_dataset(f"folder:{tmp_path / 'empty'}")
-    save(tmp_path / "some" / "cat" / "0.png")
+    save_image(tmp_path / "some" / "cat" / "0.png")
     (tmp_path / "some" / "dog").mkdir()
     (tmp_path / "some" / "dog" / "notes.txt").write_text("no images here")
     with pytest.raises(DataError, match="class folder without images") as e:
@@ -113,7 +92,7 @@ def test_corrupt_images_are_named_or_skipped_with_a_list(folder, caplog):
         ds = load_dataset(f"folder:{folder}", skip_bad_images=True)
     assert len(ds) == 9
     text = caplog.text
-    assert "skipped 1 unreadable image" in text and str(junk) in text and str(bad) in text
+    assert "skipped 2 unreadable image(s)" in text and str(junk) in text and str(bad) in text
 
 
 def test_too_big_for_memory_points_to_the_streaming_loader(folder):

@@ -4,7 +4,6 @@ copies: CONVZOO_SYSTEM_DATA points at a folder of the test's own)."""
 import gzip
 import hashlib
 import pickle
-import struct
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 import convzoo
 from convzoo.data import fetch_dataset, load_dataset
 from convzoo.errors import ConvzooError, DataError, UnknownNameError
+from data_files import idx_bytes, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -29,28 +29,6 @@ def hermetic(tmp_path, monkeypatch):
     for cls in (MNIST, FashionMNIST):  # port 9 (discard) on localhost: refused at once
         monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"])
     monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    magic = 0x0800 | array.ndim  # unsigned bytes, rank
-    return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
-
-
-def write_idx(folder: Path, split: str, n: int = 20, labels=None, gz=False, size=28) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = "train" if split == "train" else "t10k"
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
-    labels = np.arange(n) % 10 if labels is None else np.asarray(labels)
-    for name, arr in (
-        (f"{prefix}-images-idx3-ubyte", images),
-        (f"{prefix}-labels-idx1-ubyte", labels),
-    ):
-        data = idx_bytes(arr)
-        if gz:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
 
 
 def raw(tmp_path, cls="FashionMNIST") -> Path:

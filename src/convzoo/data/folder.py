@@ -79,7 +79,10 @@ class BadImage(DataError):
     """One image file that cannot be read."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: cannot read the image ({reason})")
+        super().__init__(
+            f"{path}: cannot read the image ({reason}); remove or replace it, or leave "
+            "unreadable images out with skip_bad_images=True (--skip-bad-images)"
+        )
         self.path, self.reason = path, reason
 
 
@@ -236,6 +239,18 @@ def index_folder(
     size and to find files that are not images; with both ``channels`` and ``image_size``
     given the scan is skipped and bad files show up only when they are decoded.
     """
+    index = _index(path, split, channels, image_size, skip_bad_images)
+    _log_skipped(index.bad_images, index.root)
+    return index
+
+
+def _index(
+    path: str | os.PathLike,
+    split: str,
+    channels: int | None,
+    image_size: int | tuple[int, int] | None,
+    skip_bad_images: bool,
+) -> FolderIndex:
     root = Path(path).expanduser()
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
@@ -263,7 +278,6 @@ def index_folder(
             counts = Counter(s for _, s in headers)
             top = max(counts.values())
             size = min((s for s, n in counts.items() if n == top), key=lambda s: (s[0] * s[1], s))
-    _log_skipped(bad, root)
     return FolderIndex(root, split, classes, samples, channels, size, bad)
 
 
@@ -286,9 +300,7 @@ def load_folder(
 ) -> ImageDataset:
     """Decode one split of an image folder into an :class:`ImageDataset` (uint8, common size
     and channels), refusing splits over ``max_bytes`` (default :data:`MEMORY_LIMIT_BYTES`)."""
-    index = index_folder(
-        path, split, channels=channels, image_size=image_size, skip_bad_images=skip_bad_images
-    )
+    index = _index(path, split, channels, image_size, skip_bad_images)
     h, w = index.size
     need = len(index) * index.channels * h * w
     limit = MEMORY_LIMIT_BYTES if max_bytes is None else max_bytes
@@ -309,9 +321,8 @@ def load_folder(
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
         results = list(pool.map(one, index.samples))
-    bad = {r.path: r.reason for r in results if isinstance(r, BadImage)}
-    _log_skipped(bad, index.root)
-    index.bad_images.update(bad)
+    index.bad_images.update({r.path: r.reason for r in results if isinstance(r, BadImage)})
+    _log_skipped(index.bad_images, index.root)  # one message for the scan and the decoding
     keep = [i for i, r in enumerate(results) if not isinstance(r, BadImage)]
     if not keep:
         raise DataError(f"{index.root}: none of the image files of {split} can be read")
@@ -497,11 +508,7 @@ class FolderLoader:
     def _batch(self, step, x, y, ok, bad, valid, global_valid) -> Batch:
         if bad:
             if not self.skip_bad_images:
-                path, reason = bad[0]
-                raise DataError(
-                    f"{path}: cannot read the image ({reason}); remove it, or skip unreadable "
-                    "images with skip_bad_images=True (--skip-bad-images)"
-                )
+                raise BadImage(*bad[0])
             new = {p: r for p, r in bad if p not in self.bad_images}
             self.bad_images.update(new)
             _log_skipped(new, self.data.root)
