@@ -1,5 +1,6 @@
 """convzoo: the classic CNNs of *Dive into Deep Learning* as fast, inspectable software."""
 
+from .data import load_dataset
 from .errors import ConvzooError
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
@@ -17,5 +18,6 @@ __all__ = [
     "create_model",
     "fit",
     "list_models",
+    "load_dataset",
     "summary",
 ]

@@ -27,11 +27,15 @@ def benchmarks_dir() -> Path:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench", add_help=False,
+        "bench",
+        add_help=False,
         help="training speed against the book's code, side by side (from a checkout)",
     )
-    p.add_argument("bench_args", nargs=argparse.REMAINDER,
-                   help="arguments of benchmarks/bench_train.py (--models, --smoke, --json, ...)")
+    p.add_argument(
+        "bench_args",
+        nargs=argparse.REMAINDER,
+        help="arguments of benchmarks/bench_train.py (--models, --smoke, --json, ...)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -43,4 +47,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
     spec.loader.exec_module(module)
     module.main(args.bench_args)
     return 0
-

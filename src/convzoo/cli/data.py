@@ -1,0 +1,128 @@
+"""``convzoo data fetch`` and ``convzoo data info``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import torch
+
+from ..data.dataset import ImageDataset
+from ..data.sources import (
+    DEFAULT_DATASET,
+    FOLDER_PREFIX,
+    SPLITS,
+    dataset_names,
+    fetch_dataset,
+    load_dataset,
+)
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="data directory (default: $CONVZOO_DATA or ~/.cache/convzoo)",
+    )
+
+
+def add_skip_bad_images(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="folder: data sets: leave out unreadable image files (listed) instead of stopping",
+    )
+
+
+def load(name: str, split: str, args: argparse.Namespace) -> ImageDataset:
+    """``load_dataset`` with the common flags (folder-only ones only for folder sets)."""
+    extra = {}
+    if name.startswith(FOLDER_PREFIX) and getattr(args, "skip_bad_images", False):
+        extra["skip_bad_images"] = True
+    return load_dataset(name, split, root=args.data_dir, **extra)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch data sets and describe them")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    known = ", ".join(dataset_names())
+
+    f = dsub.add_parser("fetch", help="make sure a data set's files are in the data directory")
+    f.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
+    add_data_dir(f)
+    f.set_defaults(func=cmd_fetch)
+
+    i = dsub.add_parser(
+        "info", help="split sizes, classes, image size, pixel statistics, a grid of samples"
+    )
+    i.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
+    add_data_dir(i)
+    i.add_argument("--out", default=None, help="sample grid PNG (default: data-NAME.png)")
+    i.add_argument("--rows", type=int, default=2)
+    i.add_argument("--cols", type=int, default=5)
+    add_skip_bad_images(i)
+    i.set_defaults(func=cmd_info)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    where = fetch_dataset(args.name, root=args.data_dir)
+    print(f"{args.name}: files in {where}")
+    return 0
+
+
+def _default_png(name: str) -> str:
+    if name.startswith(FOLDER_PREFIX):
+        name = name[len(FOLDER_PREFIX) :].rstrip("/").rsplit("/", 1)[-1]
+    return f"data-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name) or 'folder'}.png"
+
+
+def sample_indices(labels: torch.Tensor, count: int, seed: int = 0) -> list[int]:
+    """``count`` indices going round the classes (one random image of each class in turn), so
+    a grid shows every class before it shows one twice."""
+    g = torch.Generator().manual_seed(seed)
+    per_class = [
+        (labels == c).nonzero().squeeze(1)[torch.randperm(int((labels == c).sum()), generator=g)]
+        for c in range(int(labels.max()) + 1)
+    ]
+    out, k = [], 0
+    while len(out) < count and any(k < len(p) for p in per_class):
+        out += [int(p[k]) for p in per_class if k < len(p)][: count - len(out)]
+        k += 1
+    return out
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..viz import image_grid
+
+    splits = {s: load(args.name, s, args) for s in SPLITS}
+    train = splits["train"]
+    c, h, w = train.in_channels, *train.image_size
+    print(f"{args.name}  ({train.source})")
+    print(f"images:  {c} x {h} x {w} uint8 ({'gray' if c == 1 else 'RGB'})")
+    print("splits:  " + ", ".join(f"{s} {len(d):,}" for s, d in splits.items()))
+    mean, std = train.stats()
+    print(
+        "pixels:  mean "
+        + ", ".join(f"{m:.4f}" for m in mean)
+        + "  std "
+        + ", ".join(f"{s:.4f}" for s in std)
+        + "  (train, in [0, 1])"
+    )
+    counts = {s: d.class_counts() for s, d in splits.items()}
+    width = max(len("class"), *(len(n) for n in train.classes))
+    print(f"\n{'#':>3}  {'class':<{width}}" + "".join(f"  {s:>8}" for s in splits))
+    for k, name in enumerate(train.classes):
+        print(f"{k:>3}  {name:<{width}}" + "".join(f"  {counts[s][k]:>8,}" for s in splits))
+    idx = sample_indices(train.labels, args.rows * args.cols)
+    out = image_grid(
+        train.images[idx],
+        [train.classes[int(train.labels[i])] for i in idx],
+        rows=args.rows,
+        cols=args.cols,
+        path=args.out or _default_png(args.name),
+        title=f"{args.name} (train)",
+    )
+    print(f"\nwrote {out}")
+    return 0

@@ -1,0 +1,463 @@
+"""The chapter's image augmentations as batched, per-sample operations on the device.
+
+Why our own: torchvision's transforms (v1 and v2) draw ONE set of random parameters per call, so
+applied to a batch every image gets the same flip and the same crop (pytorch/vision #2929,
+#8484); per-sample randomness with torchvision means one call per image in DataLoader workers,
+which on small images costs far more than the training step. Here each image of a batch gets
+its own parameters, drawn from the ``torch.Generator`` passed in (so a batch is reproducible
+from the loader's seed), and a whole batch takes a handful of kernels: ``torch.where`` with
+per-sample masks for flips, one ``gather`` for padded crops, two batched matrix products for
+resized crops, broadcasting for color jitter. No Python loop runs over samples.
+
+Every op takes float images in [0, 1], N x C x H x W, and a generator, and returns a batch
+(the :data:`~convzoo.data.loader.Augment` type). The parameter distributions are
+torchvision's: the same probability for flips, the same offsets for a padded crop, the same
+area/aspect-ratio sampling (10 tries, then a central crop) for ``RandomResizedCrop``, the same
+factor ranges and per-image random order for ``ColorJitter``.
+
+Spec grammar (one string for the CLI ``--ops``/``--augment`` and the API)::
+
+    SPEC     := "" | "none" | OP ("," OP)*        applied left to right
+    hflip[:P]                      horizontal flip with probability P (default 0.5)
+    vflip[:P]                      vertical flip with probability P (default 0.5)
+    crop[:PAD]                     pad PAD pixels of zeros on each side (default 4), then crop a
+                                   random window of the original size (RandomCrop(size, PAD))
+    rrc[:SIZE[:SMIN-SMAX[:RMIN-RMAX]]]
+                                   RandomResizedCrop: a window of SMIN..SMAX of the area
+                                   (default 0.08-1) and aspect ratio RMIN..RMAX (default
+                                   0.75-1.3333), resized to SIZE (N or HxW; empty or omitted:
+                                   the input's size)
+    jitter:B[:C[:S[:H]]]           ColorJitter(brightness=B, contrast=C, saturation=S, hue=H),
+                                   missing ones 0; H <= 0.5; S and H do nothing on 1 channel
+
+For example the chapter's ``Compose([RandomHorizontalFlip(), color_aug, shape_aug])`` is
+``"hflip,jitter:0.5:0.5:0.5:0.5,rrc:200:0.1-1:0.5-2"``.
+
+The same spec builds torchvision ``transforms.v2`` per-sample transforms with
+:func:`folder_transforms`, for image folders read by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms import v2
+
+from ..errors import ConvzooError, UnknownNameError
+from .loader import Augment
+
+__all__ = [
+    "AugmentSpecError",
+    "ColorJitter",
+    "Compose",
+    "Flip",
+    "PadCrop",
+    "ResizedCrop",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+    "folder_transforms",
+    "parse_augment",
+]
+
+
+class AugmentSpecError(ConvzooError, ValueError):
+    """An augmentation spec that does not parse."""
+
+
+def _uniform(g: torch.Generator, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    # Drawn on the generator's device (a CPU generator may drive a CUDA batch), then moved.
+    return torch.rand(shape, generator=g, device=g.device).to(device)
+
+
+def _randint(
+    g: torch.Generator, high: torch.Tensor, shape: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Per-element uniform integers in ``[0, high]`` (``high`` inclusive, int tensor)."""
+    u = _uniform(g, shape or tuple(high.shape), high.device)
+    return (u * (high + 1)).floor().long().clamp_max_(high)
+
+
+# -- flips ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flip:
+    """Flip each image with probability ``p``: ``dim=-1`` horizontal, ``dim=-2`` vertical."""
+
+    dim: int = -1
+    p: float = 0.5
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        flip = _uniform(g, (len(x),), x.device) < self.p
+        return torch.where(flip.view(-1, 1, 1, 1), x.flip(self.dim), x)
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        cls = v2.RandomHorizontalFlip if self.dim == -1 else v2.RandomVerticalFlip
+        return cls(p=self.p)
+
+    def __str__(self) -> str:
+        return f"{'h' if self.dim == -1 else 'v'}flip:{self.p:g}"
+
+
+# -- crop with padding ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PadCrop:
+    """torchvision ``RandomCrop(size=(H, W), padding=pad)``: zero-pad ``pad`` pixels on every
+    side, then take an H x W window at a uniformly random offset in ``[0, 2 * pad]`` (per image,
+    per axis). One ``gather`` for the whole batch."""
+
+    pad: int = 4
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.pad
+        if p == 0 or n == 0:
+            return x
+        wp = w + 2 * p
+        top = _randint(g, torch.tensor(2 * p, device=x.device), (n,))
+        left = _randint(g, torch.tensor(2 * p, device=x.device), (n,))
+        rows = top[:, None] + torch.arange(h, device=x.device)  # N x H, rows of the padded image
+        cols = left[:, None] + torch.arange(w, device=x.device)  # N x W
+        idx = (rows[:, :, None] * wp + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+        padded = torch.nn.functional.pad(x, (p, p, p, p))
+        return padded.flatten(2).gather(2, idx).view(n, c, h, w)
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        return v2.RandomCrop(size, padding=self.pad)
+
+    def __str__(self) -> str:
+        return f"crop:{self.pad}"
+
+
+# -- RandomResizedCrop ------------------------------------------------------------------------
+def resize_weights(
+    start: torch.Tensor, length: torch.Tensor, out: int, full: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """Per-image resampling matrices (N x out x full) that take the window
+    ``[start, start + length)`` of an axis of ``full`` pixels to ``out`` pixels.
+
+    They are PyTorch's antialiased bilinear weights (``interpolate(..., antialias=True)``, what
+    torchvision's ``resize`` uses): a triangle filter widened by the shrink factor, cut to the
+    window and normalized — so cropping then resizing with torchvision gives the same numbers.
+    """
+    device = start.device
+    length = length.to(dtype).view(-1, 1, 1)
+    scale = length / out  # input pixels per output pixel
+    support = scale.clamp_min(1.0)  # the triangle's half-width, in input pixels
+    inv = 1.0 / support
+    center = scale * (torch.arange(out, device=device, dtype=dtype).view(1, -1, 1) + 0.5)
+    lo = (center - support + 0.5).trunc().clamp_min(0)
+    hi = torch.minimum((center + support + 0.5).trunc(), length)
+    u = torch.arange(full, device=device, dtype=dtype).view(1, 1, -1) - start.to(dtype).view(
+        -1, 1, 1
+    )
+    w = (1 - ((u - center + 0.5) * inv).abs()).clamp_min(0) * ((u >= lo) & (u < hi))
+    return w / w.sum(dim=2, keepdim=True)
+
+
+@dataclass(frozen=True)
+class ResizedCrop:
+    """torchvision ``RandomResizedCrop(size, scale, ratio, antialias=True)`` per image.
+
+    Parameters are drawn as torchvision's ``get_params`` does (up to 10 tries of an area
+    fraction in ``scale`` and a log-uniform aspect ratio in ``ratio``; the first window that fits
+    wins, else a central crop with the ratio clamped), all tries of all images at once. Each
+    window is cut and resized by two batched matrix products with :func:`resize_weights`, which
+    equals torchvision's crop-then-resize (antialiased bilinear) to float rounding. The cost is
+    O(out x in) per axis and image: nothing for 28-96 px images, heavy for large ones.
+    ``size=None`` keeps the input's size.
+    """
+
+    size: tuple[int, int] | None = None
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    tries: int = 10
+
+    def params(self, n: int, h: int, w: int, g: torch.Generator, device=None) -> torch.Tensor:
+        """Windows as an N x 4 int64 tensor of (top, left, height, width) in pixels."""
+        device = device or g.device
+        u = _uniform(g, (3, n, self.tries), device)
+        area = h * w * (self.scale[0] + u[0] * (self.scale[1] - self.scale[0]))
+        lo, hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(lo + u[1] * (hi - lo))
+        cw = torch.sqrt(area * aspect).round().long()
+        ch = torch.sqrt(area / aspect).round().long()
+        fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+        first = fits.int().argmax(dim=1, keepdim=True)  # first try that fits
+        cw, ch = cw.gather(1, first)[:, 0], ch.gather(1, first)[:, 0]
+        # torchvision's fallback: the whole image, cut to the nearest allowed aspect ratio
+        in_ratio = w / h
+        if in_ratio < min(self.ratio):
+            fw, fh = w, round(w / min(self.ratio))
+        elif in_ratio > max(self.ratio):
+            fw, fh = round(h * max(self.ratio)), h
+        else:
+            fw, fh = w, h
+        ok = fits.any(dim=1)
+        cw = torch.where(ok, cw, fw)
+        ch = torch.where(ok, ch, fh)
+        top = torch.where(ok, _randint(g, h - ch), (h - fh) // 2)
+        left = torch.where(ok, _randint(g, w - cw), (w - fw) // 2)
+        return torch.stack([top, left, ch, cw], dim=1)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        oh, ow = self.size or (h, w)
+        if n == 0:
+            return x.new_empty((0, x.shape[1], oh, ow))
+        top, left, ch, cw = self.params(n, h, w, g, x.device).unbind(1)
+        rows = resize_weights(top, ch, oh, h, x.dtype)  # N x oh x H
+        cols = resize_weights(left, cw, ow, w, x.dtype)  # N x ow x W
+        return rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # N x C x oh x ow
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        return v2.RandomResizedCrop(
+            self.size or size, scale=self.scale, ratio=self.ratio, antialias=True
+        )
+
+    def __str__(self) -> str:
+        size = "" if self.size is None else "x".join(map(str, self.size))
+        return f"rrc:{size}:{self.scale[0]:g}-{self.scale[1]:g}:{self.ratio[0]:g}-{self.ratio[1]:g}"
+
+
+# -- color ------------------------------------------------------------------------------------
+# Each takes images N x C x H x W in [0, 1] and one factor per image (N,); each matches
+# torchvision.transforms.v2.functional's adjust_* applied image by image (see the tests).
+def _per_image(f: torch.Tensor) -> torch.Tensor:
+    return f.view(-1, 1, 1, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma N x 1 x H x W with torchvision's weights (ITU-R 601-2)."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(1)
+    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    f = _per_image(f)
+    return (x * f + other * (1 - f)).clamp_(0, 1)
+
+
+def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return (x * _per_image(f)).clamp_(0, 1)
+
+
+def adjust_contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f)
+
+
+def adjust_saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return x if x.shape[1] == 1 else _blend(x, _gray(x), f)
+
+
+def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of each image by ``f`` (in turns, [-0.5, 0.5])."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(1)
+    maxc, minc = x.amax(1), x.amin(1)
+    delta = maxc - minc
+    flat = delta == 0
+    s = delta / torch.where(flat, torch.ones_like(maxc), maxc)
+    d = torch.where(flat, torch.ones_like(delta), delta)
+    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(flat, torch.zeros_like(h), h)
+    h = (h / 6.0 + 1.0 + f.view(-1, 1, 1)).remainder(1.0)
+    # HSV -> RGB in closed form: channel n (5 = R, 3 = G, 1 = B) is v - v s clamp(min(k, 4 - k))
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = (n + 6.0 * h.unsqueeze(1)).remainder(6.0)
+    v, s = maxc.unsqueeze(1), s.unsqueeze(1)
+    return (v - v * s * torch.minimum(k, 4.0 - k).clamp(0, 1)).clamp_(0, 1)
+
+
+_JITTER_OPS: tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...] = (
+    adjust_brightness,
+    adjust_contrast,
+    adjust_saturation,
+    adjust_hue,
+)
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """torchvision ``ColorJitter(brightness, contrast, saturation, hue)`` per image: factors
+    uniform in ``[max(0, 1 - b), 1 + b]`` (hue: ``[-hue, hue]``), the four adjustments applied
+    in a random order drawn per image, as torchvision does per call. Saturation and hue leave
+    1-channel images alone (as torchvision and PIL do)."""
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+
+    def _ranges(self, channels: int) -> list[tuple[int, float, float]]:
+        out = []
+        for i, v in enumerate((self.brightness, self.contrast, self.saturation)):
+            if v > 0 and (i < 2 or channels > 1):
+                out.append((i, max(0.0, 1 - v), 1 + v))
+        if self.hue > 0 and channels > 1:
+            out.append((3, -self.hue, self.hue))
+        return out
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        ranges = self._ranges(x.shape[1])
+        n, k = len(x), len(ranges)
+        if k == 0 or n == 0:
+            return x
+        lo = torch.tensor([r[1] for r in ranges], device=x.device, dtype=x.dtype)
+        hi = torch.tensor([r[2] for r in ranges], device=x.device, dtype=x.dtype)
+        factors = lo + _uniform(g, (n, k), x.device).to(x.dtype) * (hi - lo)  # N x k
+        order = _uniform(g, (n, k), x.device).argsort(dim=1)  # a random permutation per image
+        x = x.clone()
+        # Stage s applies, to each image, the op its permutation puts at s: k * k subset updates
+        # (not a loop over samples), each image visiting each op once.
+        for stage in range(k):
+            for j, (op, _, _) in enumerate(ranges):
+                idx = (order[:, stage] == j).nonzero().squeeze(1)
+                if len(idx):
+                    fn = _JITTER_OPS[op]
+                    x.index_copy_(0, idx, fn(x.index_select(0, idx), factors[idx, j]))
+        return x
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        return v2.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
+
+    def __str__(self) -> str:
+        return f"jitter:{self.brightness:g}:{self.contrast:g}:{self.saturation:g}:{self.hue:g}"
+
+
+# -- composition and the spec -----------------------------------------------------------------
+class Compose:
+    """Ops applied left to right, all drawing from the same generator."""
+
+    def __init__(self, ops: Sequence[Augment]) -> None:
+        self.ops = list(ops)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for op in self.ops:
+            x = op(x, g)
+        return x
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        out, cur = [], size
+        for op in self.ops:
+            out.append(op.to_torchvision(cur))
+            cur = getattr(op, "size", None) or cur
+        return v2.Compose(out)
+
+    def __str__(self) -> str:
+        return ",".join(map(str, self.ops))
+
+    def __repr__(self) -> str:
+        return f"Compose({self!s})"
+
+
+def _prob(text: str) -> float:
+    p = float(text)
+    if not 0 <= p <= 1:
+        raise ValueError("the probability must be in [0, 1]")
+    return p
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = [int(t) for t in text.lower().split("x")]
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise ValueError("SIZE must be N or HxW with positive integers")
+    return (parts[0], parts[-1])
+
+
+def _range(text: str, positive: bool) -> tuple[float, float]:
+    lo, sep, hi = text.partition("-")
+    a, b = float(lo), float(hi if sep else lo)
+    if not 0 < a <= b or (not positive and b > 1):
+        raise ValueError(
+            f"{text!r} must be LO-HI with 0 < LO <= HI" + ("" if positive else " <= 1")
+        )
+    return (a, b)
+
+
+def _crop(args: list[str]) -> PadCrop:
+    pad = int(args[0]) if args and args[0] else 4
+    if pad < 0:
+        raise ValueError("PAD must be >= 0")
+    return PadCrop(pad)
+
+
+def _rrc(args: list[str]) -> ResizedCrop:
+    if len(args) > 3:
+        raise ValueError("takes at most SIZE:SCALE:RATIO")
+    op = ResizedCrop(_size(args[0]) if args else None)
+    if len(args) > 1 and args[1]:
+        op = ResizedCrop(op.size, _range(args[1], positive=False), op.ratio)
+    if len(args) > 2 and args[2]:
+        op = ResizedCrop(op.size, op.scale, _range(args[2], positive=True))
+    return op
+
+
+def _jitter(args: list[str]) -> ColorJitter:
+    if not args or len(args) > 4:
+        raise ValueError("needs B[:C[:S[:H]]]")
+    values = [float(a) if a else 0.0 for a in args]
+    if min(values) < 0 or (len(values) == 4 and values[3] > 0.5):
+        raise ValueError("factors must be >= 0 and the hue at most 0.5")
+    return ColorJitter(*values)
+
+
+def _flip(dim: int) -> Callable[[list[str]], Flip]:
+    def build(args: list[str]) -> Flip:
+        if len(args) > 1:
+            raise ValueError("takes at most one probability")
+        return Flip(dim, _prob(args[0]) if args and args[0] else 0.5)
+
+    return build
+
+
+#: op name -> builder from the ``:``-separated arguments, and its grammar for messages
+_OPS: dict[str, tuple[Callable[[list[str]], Augment], str]] = {
+    "hflip": (_flip(-1), "hflip[:P]"),
+    "vflip": (_flip(-2), "vflip[:P]"),
+    "crop": (_crop, "crop[:PAD]"),
+    "rrc": (_rrc, "rrc[:SIZE[:SMIN-SMAX[:RMIN-RMAX]]]"),
+    "jitter": (_jitter, "jitter:B[:C[:S[:H]]]"),
+}
+
+
+def parse_augment(spec: str | None) -> Compose | None:
+    """The augmentation a spec string describes (grammar in the module docstring); ``None``
+    for ``""``/``"none"``. Bad parts raise :class:`AugmentSpecError` naming them."""
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return None
+    ops = []
+    for part in spec.split(","):
+        name, *args = part.strip().split(":")
+        if name not in _OPS:
+            raise UnknownNameError(
+                f"unknown augmentation {name!r} in {spec!r}; known: "
+                + ", ".join(g for _, g in _OPS.values())
+            )
+        build, grammar = _OPS[name]
+        try:
+            ops.append(build(args))
+        except ValueError as e:
+            reason = str(e) if not str(e).startswith(("could not", "invalid literal")) else ""
+            raise AugmentSpecError(
+                f"bad augmentation {part.strip()!r} in {spec!r}: expected {grammar}"
+                + (f" ({reason})" if reason else "")
+            ) from None
+    return Compose(ops)
+
+
+def folder_transforms(spec: str | None, size: tuple[int, int]) -> v2.Transform | None:
+    """The same spec as torchvision ``transforms.v2`` per-sample transforms (for image folders
+    read one file at a time in DataLoader workers). ``size`` is the (H, W) of the images the
+    transforms receive (``crop:PAD`` crops back to it, ``rrc`` without a size resizes to it)."""
+    aug = parse_augment(spec)
+    return None if aug is None else aug.to_torchvision(tuple(size))
