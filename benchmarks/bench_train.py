@@ -57,8 +57,9 @@ CASES = [
 WARMUP = 2
 
 
-def run_convzoo(case: Case, *, precision: str, device: str, batches: int,
-                warmup: int = WARMUP) -> dict[str, Any]:
+def run_convzoo(
+    case: Case, *, precision: str, device: str, batches: int, warmup: int = WARMUP
+) -> dict[str, Any]:
     """convzoo's training path on Fashion-MNIST for ``batches`` timed batches."""
     import torch
 
@@ -83,10 +84,21 @@ def run_convzoo(case: Case, *, precision: str, device: str, batches: int,
         if channels_last:
             model.to(memory_format=torch.channels_last)
         # the book's inputs: pixels in [0, 1], no normalization, resized to the book's size
-        loader = DeviceLoader(train, case.batch_size, shuffle=True, image_size=case.image_size,
-                              device=dev, channels_last=channels_last)
-        trainer = Trainer(model, loader, optimizer=torch.optim.SGD(model.parameters(), case.lr),
-                          device=dev, precision=prec)
+        loader = DeviceLoader(
+            train,
+            case.batch_size,
+            shuffle=True,
+            image_size=case.image_size,
+            device=dev,
+            channels_last=channels_last,
+        )
+        trainer = Trainer(
+            model,
+            loader,
+            optimizer=torch.optim.SGD(model.parameters(), case.lr),
+            device=dev,
+            precision=prec,
+        )
         model.train()
         batches_iter = iter(loader)
         for _ in range(warmup):
@@ -99,20 +111,35 @@ def run_convzoo(case: Case, *, precision: str, device: str, batches: int,
         trainer.check_finite()
         sync()
         seconds = time.perf_counter() - t
-    flops = convzoo.summary(convzoo.create_model(case.model).to(dev),
-                            (1, case.image_size, case.image_size), depth=0).flops
+    flops = convzoo.summary(
+        convzoo.create_model(case.model).to(dev), (1, case.image_size, case.image_size), depth=0
+    ).flops
     rate = batches * case.batch_size / seconds
-    return dict(examples_per_sec=rate, seconds=seconds, precision=prec.name,
-                gflops_per_sec=3 * flops * rate / 1e9, device=str(dev), **memory.result())
+    return dict(
+        examples_per_sec=rate,
+        seconds=seconds,
+        precision=prec.name,
+        gflops_per_sec=3 * flops * rate / 1e9,
+        device=str(dev),
+        **memory.result(),
+    )
 
 
 def run_reference(case: Case, *, device: str, batches: int) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     from reference_d2l import run_reference as ref
 
-    return ref(case.model, batch_size=case.batch_size, lr=case.lr, resize=case.image_size
-               if case.image_size != 28 else None, max_batches=batches, warmup=WARMUP,
-               device=device, seed=0, verbose=False)
+    return ref(
+        case.model,
+        batch_size=case.batch_size,
+        lr=case.lr,
+        resize=case.image_size if case.image_size != 28 else None,
+        max_batches=batches,
+        warmup=WARMUP,
+        device=device,
+        seed=0,
+        verbose=False,
+    )
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -126,14 +153,26 @@ def _child(args: argparse.Namespace) -> None:
 
 def measure(case: Case, side: str, device: str, batches: int) -> dict[str, Any]:
     """One side of one case in a fresh interpreter."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--model", case.model,
-           "--batches", str(batches), "--device", device]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"),
-                                                       os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        side,
+        "--model",
+        case.model,
+        "--batches",
+        str(batches),
+        "--device",
+        device,
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise RuntimeError(f"{side} {case.model} failed:\n{proc.stderr[-3000:]}")
 
 
@@ -157,8 +196,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if unknown:
         raise SystemExit(f"bench: unknown case {unknown}; cases: {[c.model for c in CASES]}")
     sides = ("reference", "fp32", "auto")
-    head = (f"{'model':<9} {'input':>5} {'batch':>5} {'book':>8} {'ref':>8} {'fp32':>8} "
-            f"{'fast':>8} {'ratio':>6} {'GFLOP/s':>8}  (examples/sec, {args.device})")
+    head = (
+        f"{'model':<9} {'input':>5} {'batch':>5} {'book':>8} {'ref':>8} {'fp32':>8} "
+        f"{'fast':>8} {'ratio':>6} {'GFLOP/s':>8}  (examples/sec, {args.device})"
+    )
     print(head, flush=True)
     rows = []
     for case in (c for c in CASES if c.model in names):
@@ -166,19 +207,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         r = {side: measure(case, side, args.device, batches) for side in sides}
         ref, fp32, fast = r["reference"], r["fp32"], r["auto"]
         ratio = fast["examples_per_sec"] / ref["examples_per_sec_wall"]
-        print(f"{case.model:<9} {case.image_size:>5} {case.batch_size:>5} "
-              f"{ref['examples_per_sec_book']:>8.0f} {ref['examples_per_sec_wall']:>8.0f} "
-              f"{fp32['examples_per_sec']:>8.0f} {fast['examples_per_sec']:>8.0f} "
-              f"{ratio:>5.1f}x {fast['gflops_per_sec']:>8.1f}", flush=True)
+        print(
+            f"{case.model:<9} {case.image_size:>5} {case.batch_size:>5} "
+            f"{ref['examples_per_sec_book']:>8.0f} {ref['examples_per_sec_wall']:>8.0f} "
+            f"{fp32['examples_per_sec']:>8.0f} {fast['examples_per_sec']:>8.0f} "
+            f"{ratio:>5.1f}x {fast['gflops_per_sec']:>8.1f}",
+            flush=True,
+        )
         rows.append(dict(case=case.__dict__, batches=batches, ratio=ratio, **r))
     mem = [x for x in rows if x["case"]["model"] == "alexnet"]
     if mem:
         m = mem[0]
-        print(f"\npeak memory, alexnet@224 slice: reference {m['reference']['peak_pss_mb']:.0f} "
-              f"MB PSS ({m['reference']['peak_rss_mb']:.0f} MB RSS summed over 4 workers), "
-              f"convzoo {m['auto']['peak_rss_mb']:.0f} MB RSS")
-    print(f"\n'fast' = convzoo with --precision auto ({rows[0]['auto']['precision'] if rows else ''}"
-          f"); ratio = fast / ref (wall clock, loading included)")
+        print(
+            f"\npeak memory, alexnet@224 slice: reference {m['reference']['peak_pss_mb']:.0f} "
+            f"MB PSS ({m['reference']['peak_rss_mb']:.0f} MB RSS summed over 4 workers), "
+            f"convzoo {m['auto']['peak_rss_mb']:.0f} MB RSS"
+        )
+    print(
+        f"\n'fast' = convzoo with --precision auto ({rows[0]['auto']['precision'] if rows else ''}"
+        f"); ratio = fast / ref (wall clock, loading included)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, default=str) + "\n")
     return rows

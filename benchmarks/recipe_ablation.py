@@ -41,10 +41,21 @@ def run(change: dict[str, Any], epochs: int, seed: int, data: Any) -> dict[str, 
     import convzoo
 
     t = time.perf_counter()
-    h = convzoo.fit("speednet", data, recipe="fast", epochs=epochs, seed=seed, verbose=False,
-                    device="cpu", **change)
-    return {"test_acc": h.last["test_acc"], "train_s": sum(h.column("epoch_time_s")),
-            "total_s": time.perf_counter() - t}
+    h = convzoo.fit(
+        "speednet",
+        data,
+        recipe="fast",
+        epochs=epochs,
+        seed=seed,
+        verbose=False,
+        device="cpu",
+        **change,
+    )
+    return {
+        "test_acc": h.last["test_acc"],
+        "train_s": sum(h.column("epoch_time_s")),
+        "total_s": time.perf_counter() - t,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,8 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = {"runs": runs, "mean_acc": statistics.mean(acc), "train_s": secs}
         base = results.get("fast")
         rel = f"{secs / base['train_s']:.2f}x" if base else ""
-        print(f"{name:<28} {statistics.mean(acc):>9.4f} {max(acc) - min(acc):>7.4f} "
-              f"{secs:>8.1f} {rel:>8}", flush=True)
+        print(
+            f"{name:<28} {statistics.mean(acc):>9.4f} {max(acc) - min(acc):>7.4f} "
+            f"{secs:>8.1f} {rel:>8}",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -31,12 +31,26 @@ EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/(\d+)\s.*test acc ([0-9.]+)")
 
 def one_run(seed: int, device: str, thresholds: list[float], extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "convzoo", "train", "--recipe", "speedrun", "--seed",
-               str(seed), "--device", device, "--out", str(Path(tmp) / "run"), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "convzoo",
+            "train",
+            "--recipe",
+            "speedrun",
+            "--seed",
+            str(seed),
+            "--device",
+            device,
+            "--out",
+            str(Path(tmp) / "run"),
+            *extra,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         reached: dict[str, float | None] = {f"{t:.2f}": None for t in thresholds}
         accs = []
         assert proc.stdout is not None
@@ -55,8 +69,13 @@ def one_run(seed: int, device: str, thresholds: list[float], extra: list[str]) -
         if rc != 0:
             raise RuntimeError(f"seed {seed}: convzoo train exited with {rc}")
         metrics = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
-    return {"seed": seed, "final_acc": metrics["test_acc"], "total_s": round(total, 2),
-            "reached_s": reached, "epochs": accs}
+    return {
+        "seed": seed,
+        "final_acc": metrics["test_acc"],
+        "total_s": round(total, 2),
+        "reached_s": reached,
+        "epochs": accs,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -74,20 +93,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for seed in range(args.seeds):
         r = one_run(seed, args.device, thresholds, extra)
         runs.append(r)
-        hit = ", ".join(f">= {k}: {v if v is not None else 'not reached'} s"
-                        for k, v in r["reached_s"].items())
-        print(f"seed {seed}: final test acc {r['final_acc']:.4f} in {r['total_s']:.1f} s "
-              f"end to end ({hit})", flush=True)
+        hit = ", ".join(
+            f">= {k}: {v if v is not None else 'not reached'} s" for k, v in r["reached_s"].items()
+        )
+        print(
+            f"seed {seed}: final test acc {r['final_acc']:.4f} in {r['total_s']:.1f} s "
+            f"end to end ({hit})",
+            flush=True,
+        )
     finals = [r["final_acc"] for r in runs]
     totals = [r["total_s"] for r in runs]
-    print(f"\nfinal accuracy {statistics.mean(finals):.4f} (min {min(finals):.4f}, max "
-          f"{max(finals):.4f}); wall {statistics.mean(totals):.1f} s (min {min(totals):.1f}, max "
-          f"{max(totals):.1f}) over {len(runs)} seed(s)")
+    print(
+        f"\nfinal accuracy {statistics.mean(finals):.4f} (min {min(finals):.4f}, max "
+        f"{max(finals):.4f}); wall {statistics.mean(totals):.1f} s (min {min(totals):.1f}, max "
+        f"{max(totals):.1f}) over {len(runs)} seed(s)"
+    )
     for t in thresholds:
         times = [r["reached_s"][f"{t:.2f}"] for r in runs]
         got = [x for x in times if x is not None]
-        summary = (f"mean {statistics.mean(got):.1f} s (min {min(got):.1f}, max {max(got):.1f})"
-                   if got else "never")
+        summary = (
+            f"mean {statistics.mean(got):.1f} s (min {min(got):.1f}, max {max(got):.1f})"
+            if got
+            else "never"
+        )
         print(f"time to {t:.0%}: reached by {len(got)}/{len(runs)} seeds, {summary}")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=2) + "\n")
