@@ -156,12 +156,13 @@ class DeviceLoader:
 
     # -- batches ------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
-        order = self.order()
+        # one host-to-device copy of the epoch's order, not one small copy per batch
+        order = self.order().to(self.device)
         b = self.global_batch_size
         for step in range(self.start_step, len(self)):
             step_indices = order[step * b : (step + 1) * b]
             idx, valid = self.shard(step_indices)
-            yield self.make_batch(idx.to(self.device), valid, len(step_indices), step)
+            yield self.make_batch(idx, valid, len(step_indices), step)
 
     def make_batch(self, idx: torch.Tensor, valid: int, global_valid: int, step: int) -> Batch:
         x = self.images[idx].float().div_(255.0)
