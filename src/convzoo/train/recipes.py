@@ -57,9 +57,14 @@ def d2l(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     )
 
 
-#: peak learning rates of the fast recipe (per 256 examples): networks with batch norm train
-#: at 0.2; without it they diverge there and get 0.05 (benchmarks/RESULTS.md)
-FAST_LR = {"batchnorm": 0.2, "plain": 0.05}
+#: the fast recipe's optimizer by kind of network (benchmarks/RESULTS.md, "fast recipe
+#: ablation"): with batch norm, Nesterov SGD at a peak lr of 0.2 per 256 examples trains fastest;
+#: without it (LeNet's sigmoids, AlexNet, VGG, NiN, GoogLeNet) SGD at that lr diverges or stalls
+#: (the sigmoid LeNet stays at 10% for 5 epochs at lr 0.05), AdamW does not
+FAST_OPTIMIZER: dict[str, dict[str, Any]] = {
+    "batchnorm": dict(optimizer="nesterov", lr=0.2, momentum=0.9, weight_decay=5e-4),
+    "plain": dict(optimizer="adamw", lr=2e-3, momentum=0.9, weight_decay=0.05),
+}
 
 
 def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
@@ -70,16 +75,13 @@ def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
 
 
 def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Nesterov SGD with a one-cycle schedule, label smoothing, weight decay, flips,
-    normalized inputs, bf16 + channels_last where supported."""
+    """Nesterov SGD (AdamW without batch norm) with a one-cycle schedule, label smoothing,
+    weight decay, flips, normalized inputs, bf16 + channels_last where supported."""
     return dict(
+        **FAST_OPTIMIZER["batchnorm" if has_batchnorm(model, options) else "plain"],
         epochs=10,
-        lr=FAST_LR["batchnorm" if has_batchnorm(model, options) else "plain"],
         batch_size=256,
         image_size=get_model_entry(model).default_image_size,
-        optimizer="nesterov",
-        momentum=0.9,
-        weight_decay=5e-4,
         schedule="onecycle",
         warmup=0.2,
         label_smoothing=0.1,
