@@ -401,7 +401,8 @@ class FolderLoader:
     Order and sharding are DeviceLoader's own code, so both loaders split and resume alike.
 
     ``augment``: a spec string (:mod:`convzoo.data.augment`) runs as torchvision ``v2``
-    transforms per sample in the workers, each sample seeded from ``(seed, epoch, position)``;
+    transforms per sample in the workers, each sample seeded from (seed, epoch, rank, step,
+    place in the batch);
     an :data:`Augment` callable runs batched on the device, like DeviceLoader's. Each file is
     decoded, converted to ``channels`` and resized to ``load_size`` (the folder's common size
     by default) before augmentation; ``image_size`` resizes the batch on the device after it.

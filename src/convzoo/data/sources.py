@@ -37,7 +37,7 @@ import struct
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -145,14 +145,13 @@ def _move_into(src_dir: Path, dst_dir: Path, names: list[str]) -> None:
             os.replace(src_dir / name, dst_dir / name)
 
 
-def _download(fetch, root: Path, what: str) -> str | None:
+def _download(fetch: Callable[[Path], None], root: Path) -> str | None:
     """Run ``fetch(tmp_dir)`` (a torchvision download into a temporary folder of ``root``);
     ``None`` on success, else the reason in one line. The temporary folder always goes, so a
     failed or interrupted download leaves nothing behind."""
     tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_writable_dir(root)))
-    print(f"downloading {what} into {root} ...", file=sys.stderr)
     try:
-        # torchvision prints progress on stdout; keep stdout for our results
+        # torchvision prints what it extracts on stdout; keep stdout for our results
         with _socket_timeout(DOWNLOAD_TIMEOUT_S), contextlib.redirect_stdout(sys.stderr):
             fetch(tmp)
         return None
@@ -258,7 +257,7 @@ class IdxSource:
                 self.tv_class(tmp, train=True, download=True)
                 _move_into(self.folder(tmp), raw, missing)
 
-            reason = _download(get, root, self.name) or "the download lacked them"
+            reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (raw / f).exists()]
         if missing:
             places = [str(raw)] + [str(r / self.system_dir) for r in system_roots()]
@@ -325,7 +324,7 @@ class CifarSource:
                 self.tv_class(tmp, train=True, download=True)
                 _move_into(self.folder(tmp), folder, missing)
 
-            reason = _download(get, root, self.name) or "the download lacked them"
+            reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (folder / f).exists()]
         if missing:
             raise DataError(
