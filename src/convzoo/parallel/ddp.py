@@ -4,7 +4,8 @@ One machine, 8 GPUs::
 
     torchrun --nproc-per-node 8 -m convzoo train --strategy ddp --out runs/r18 --auto-resume
 
-Two machines (run on each; ``HOST`` is the first machine's address)::
+Two machines (run on each; ``HOST`` is the first machine's address; ``/shared`` a disk both
+mount, since the c10d rendezvous may put rank 0 on either machine after a restart)::
 
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-id r18 --rdzv-backend c10d \\
         --rdzv-endpoint HOST:29400 --max-restarts 3 \\

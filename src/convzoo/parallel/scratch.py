@@ -64,10 +64,11 @@ def allreduce(data: list[torch.Tensor]) -> None:
 def scatter(t: torch.Tensor, devices: Sequence[torch.device]) -> list[torch.Tensor]:
     """``nn.parallel.scatter``: ``t`` cut along dim 0 into ``len(devices)`` chunks, chunk ``i``
     on ``devices[i]`` (fewer chunks when the batch is shorter than the device list)."""
-    if all(d.type == "cuda" for d in devices):
+    if all(d.type == "cuda" for d in devices) and len(set(devices)) == len(devices):
         return list(nn.parallel.scatter(t, list(devices)))
-    # nn.parallel.scatter only takes CUDA devices ("Expected a non cpu device"); its split is
-    # torch.chunk, so that and a copy per chunk is the same thing on the CPU.
+    # nn.parallel.scatter only takes CUDA devices ("Expected a non cpu device") and is meant
+    # for distinct GPUs (as nn.DataParallel uses it); its split is torch.chunk, so that and a
+    # copy per chunk is the same thing for the CPU and for a device listed twice.
     return [c.to(d) for c, d in zip(t.chunk(len(devices)), devices)]
 
 
