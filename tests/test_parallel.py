@@ -170,7 +170,8 @@ def test_sharded_loader_serves_every_sample_once_per_epoch(world_size, shuffle):
     "argv, match",
     [
         (["--strategy", "dp"], "has none; use --strategy single --device cpu"),
-        (["--strategy", "scratch", "--devices", "cpu,cuda:3"], "'cuda:3'"),
+        (["--strategy", "scratch", "--devices", "cpu,cuda:3"], "names cuda:3, but this machine"),
+        (["--strategy", "scratch", "--devices", "cpu,tpu"], "unknown device 'tpu'"),
         (["--strategy", "scratch"], "needs --devices"),
         (["--strategy", "ddp"], "torchrun --nproc-per-node"),
         (["--devices", "cpu,cpu"], "--strategy scratch or dp"),
@@ -184,6 +185,19 @@ def test_bad_parallel_setups_are_one_line(argv, match, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("convzoo: error:") and err.count("\n") == 1, err
     assert match in err
+
+
+def test_dp_with_one_gpu_trains_unwrapped_after_a_notice(monkeypatch, capsys):
+    from convzoo.parallel import DataParallelStrategy
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    strategy = DataParallelStrategy.from_config(job_config(strategy="dp"), torch.device("cuda"))
+    assert strategy.device == torch.device("cuda", 0)
+    model = torch.nn.Linear(2, 2)
+    assert strategy.wrap(model) is model
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one GPU (cuda:0): training on it alone" in err
 
 
 def test_sync_bn_on_the_cpu_and_on_scratch_batch_norm_is_refused(monkeypatch):
