@@ -38,3 +38,8 @@ class TrainingError(ConvzooError):
     """Training cannot go on (for example a non-finite loss)."""
 
     exit_code = 3
+
+
+class ParallelError(ConvzooError):
+    """A multi-device or multi-process setup that cannot work here (no GPU for a GPU strategy,
+    a launch without torchrun, a checkpoint that another world size cannot resume exactly)."""

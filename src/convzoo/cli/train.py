@@ -122,6 +122,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="continue the run in RUN_DIR from its last checkpoint",
     )
+    p.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="with --out DIR: resume DIR if it holds a checkpoint, else start there (the same "
+        "command then survives torchrun --max-restarts)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix")
@@ -148,14 +154,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..train.config import ConfigError
     from ..train.run import resolve_config, resume_config, train
 
     overrides = config_overrides(args)
+    if args.resume and args.auto_resume:
+        raise ConfigError("give either --resume RUN_DIR or --auto-resume --out RUN_DIR, not both")
     if args.resume:
         cfg = resume_config(args.resume, overrides)
         train(cfg, resume=args.resume)
     else:
-        train(resolve_config(overrides))
+        train(resolve_config(overrides), auto_resume=args.auto_resume)
     return 0
 
 

@@ -96,18 +96,12 @@ class Checkpointer(Callback):
         self.every_steps = every_steps
 
     def save(self, trainer: Trainer) -> None:
+        state = trainer.state_dict()  # on every rank: it reduces the epoch's sums over ranks
         if trainer.is_main:
             save_checkpoint(
                 self.path,
-                {
-                    "format": "convzoo-checkpoint",
-                    "version": 1,
-                    **self.extra,
-                    "trainer": trainer.state_dict(),
-                },
+                {"format": "convzoo-checkpoint", "version": 1, **self.extra, "trainer": state},
             )
-        else:
-            trainer.check_finite()
 
     def on_step_end(self, trainer: Trainer) -> None:
         due = self.every_steps and trainer.global_step % self.every_steps == 0

@@ -89,6 +89,14 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
             (self.image_size is None or self.image_size >= 1, "image size must be >= 1"),
+            (
+                not self.devices or self.strategy in ("scratch", "dp"),
+                "--devices lists the devices of --strategy scratch or dp; add one of them",
+            ),
+            (
+                not self.sync_bn or self.strategy == "ddp",
+                "--sync-bn synchronises batch norm across processes: it needs --strategy ddp",
+            ),
         ]
         for ok, msg in checks:
             if not ok:

@@ -11,9 +11,10 @@ import datetime as _dt
 import json
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -33,6 +34,8 @@ from .trainer import Callback, NonFiniteLossError, SingleProcess, Trainer
 
 #: fields a resumed run may change (they do not alter what is computed)
 RESUMABLE_CHANGES = {"epochs", "device", "ckpt_every", "tensorboard", "patience", "out"}
+
+T = TypeVar("T")
 
 
 def resolve_config(overrides: dict[str, Any], recipe: str | None = None) -> TrainConfig:
@@ -61,11 +64,15 @@ class RunResult:
     model: nn.Module
 
 
-def make_run_dir(cfg: TrainConfig) -> Path:
+def make_run_dir(cfg: TrainConfig, *, reuse: bool = False) -> Path:
+    """A new run directory. ``reuse``: a convzoo run directory without a checkpoint (an attempt
+    that died before its first one, restarted by ``--auto-resume``) is started over."""
     if cfg.out:
         path = Path(cfg.out)
         if path.exists() and any(path.iterdir()):
-            if (path / Checkpointer.FILENAME).exists():
+            if reuse and (path / "config.json").exists():
+                pass
+            elif (path / Checkpointer.FILENAME).exists():
                 raise ConvzooError(
                     f"{path} already holds a run; resume it with --resume {path} "
                     f"or choose another --out"
@@ -140,31 +147,100 @@ def make_strategy(cfg: TrainConfig, device: torch.device) -> SingleProcess:
     return parallel_strategy(cfg, device)
 
 
+def on_main(strategy: SingleProcess, fn: Callable[[], T]) -> T:
+    """``fn()`` run on rank 0 alone, its result (or its one-line error) given to every rank:
+    for what only rank 0 may touch (creating the run directory, reading a checkpoint that
+    other machines may not see) and that every rank must agree on."""
+    result: Any = None
+    if strategy.is_main:
+        try:
+            result = fn()
+        except ConvzooError as e:
+            result = e
+    result = strategy.broadcast_object(result)
+    if isinstance(result, ConvzooError):
+        raise result
+    return result
+
+
+def read_resume_state(
+    cfg: TrainConfig, resume: str | Path | None, auto_resume: bool
+) -> tuple[Path | None, dict | None]:
+    """The run directory to resume and its checkpoint, or ``(None, None)`` for a new run.
+
+    ``auto_resume``: resume ``cfg.out`` when it holds a checkpoint (the same command, re-run by
+    ``torchrun --max-restarts`` after a failure, continues where the group stopped).
+    """
+    if resume is None and auto_resume and (Path(cfg.out) / Checkpointer.FILENAME).exists():
+        resume = cfg.out
+    if resume is None:
+        return None, None
+    run_dir = Path(resume)
+    state = load_checkpoint(run_dir / Checkpointer.FILENAME)
+    for stale in run_dir.glob(".*.tmp"):  # a save interrupted by a crash: never complete
+        stale.unlink(missing_ok=True)
+    if state.get("format") != "convzoo-checkpoint":
+        raise CheckpointError(f"{run_dir / Checkpointer.FILENAME} is not a convzoo checkpoint")
+    if auto_resume:  # the command may change only what does not alter the computation
+        apply_resume_changes(TrainConfig.from_dict(state["config"]), cfg.to_dict(), run_dir)
+    return run_dir, state
+
+
 def train(
     cfg: TrainConfig,
     *,
     model: nn.Module | None = None,
     data: tuple[ImageDataset, ImageDataset | None] | None = None,
     resume: str | Path | None = None,
+    auto_resume: bool = False,
     callbacks: list[Callback] | None = None,
     save: bool = True,
     stdout: Any = None,
     param_groups: Any = None,
 ) -> RunResult:
-    """Run (or resume) training as ``cfg`` says; write the run directory when ``save``."""
+    """Run (or resume) training as ``cfg`` says; write the run directory when ``save``.
+
+    ``auto_resume`` (needs ``cfg.out``): resume ``cfg.out`` if it holds a checkpoint, else start
+    there. Under ``--strategy ddp`` every process of the group calls this; rank 0 alone reads
+    the checkpoint and writes files, and the process group is closed at the end.
+    """
+    if auto_resume and not cfg.out:
+        raise ConfigError("--auto-resume needs --out DIR (the run directory to resume or start)")
+    strategy = make_strategy(cfg, resolve_device(cfg.device))
+    try:
+        return _train(
+            cfg,
+            strategy,
+            model=model,
+            data=data,
+            resume=resume,
+            auto_resume=auto_resume,
+            callbacks=callbacks,
+            save=save,
+            stdout=stdout,
+            param_groups=param_groups,
+        )
+    finally:
+        strategy.close()
+
+
+def _train(
+    cfg: TrainConfig,
+    strategy: SingleProcess,
+    *,
+    model: nn.Module | None,
+    data: tuple[ImageDataset, ImageDataset | None] | None,
+    resume: str | Path | None,
+    auto_resume: bool,
+    callbacks: list[Callback] | None,
+    save: bool,
+    stdout: Any,
+    param_groups: Any,
+) -> RunResult:
     out = stdout or sys.stdout
-    state = None
-    if resume is not None:
-        run_dir = Path(resume)
-        state = load_checkpoint(run_dir / Checkpointer.FILENAME)
-        for stale in run_dir.glob(".*.tmp"):  # a save interrupted by a crash: never complete
-            stale.unlink(missing_ok=True)
-        if state.get("format") != "convzoo-checkpoint":
-            raise CheckpointError(f"{run_dir / Checkpointer.FILENAME} is not a convzoo checkpoint")
-    device = resolve_device(cfg.device)
+    resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
+    device = getattr(strategy, "device", None) or resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    strategy = make_strategy(cfg, device)
-    device = getattr(strategy, "device", device)
     main = strategy.is_main
 
     train_data, test_data = data if data is not None else load_data(cfg)
@@ -217,10 +293,8 @@ def train(
     if save:
         if resume is not None:
             run_dir = Path(resume)
-        elif main:
-            run_dir = make_run_dir(cfg)
-        else:
-            run_dir = Path(cfg.out) if cfg.out else None
+        else:  # rank 0 names the directory (a time stamp without --out); all ranks agree
+            run_dir = on_main(strategy, lambda: make_run_dir(cfg, reuse=auto_resume))
         if run_dir is not None:
             cbs.append(HistoryWriter(run_dir, title=f"{cfg.model} on {cfg.dataset}"))
             cbs.append(
@@ -267,7 +341,8 @@ def train(
                 f"\nresuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}"
                 if state is not None
                 else ""
-            ),
+            )
+            + world_size_note(state, strategy.world_size, cfg.batch_size),
             file=out,
             flush=True,
         )
@@ -293,6 +368,19 @@ def train(
         )
     history.run_dir = run_dir
     return RunResult(run_dir, history, metrics, model)
+
+
+def world_size_note(state: dict | None, world_size: int, batch_size: int) -> str:
+    """A resume at an epoch boundary with another world size is allowed (mid-epoch it is
+    refused): say that the global batch, hence the steps per epoch, change."""
+    saved = int(state["trainer"].get("world_size", 1)) if state is not None else world_size
+    if saved == world_size:
+        return ""
+    return (
+        f"\nnote: the checkpoint was written by {saved} process(es), resumed by {world_size}: "
+        f"the remaining epochs use a global batch of {batch_size * world_size} "
+        f"(was {batch_size * saved}); the lr schedule continues from its step count"
+    )
 
 
 def final_metrics(history: History, test_eval: dict[str, Any], classes: list[str]) -> dict:
@@ -361,7 +449,12 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
     """The saved config of ``run_dir`` with the allowed ``changes``; others are refused."""
-    cfg = load_run_config(run_dir)
+    return apply_resume_changes(load_run_config(run_dir), changes, run_dir)
+
+
+def apply_resume_changes(
+    cfg: TrainConfig, changes: dict[str, Any], run_dir: str | Path
+) -> TrainConfig:
     saved = cfg.to_dict()
     for key, value in changes.items():
         if key in ("recipe",) and value == saved.get(key):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.loader import Batch
-from ..errors import TrainingError
+from ..errors import ParallelError, TrainingError
 from .history import History
 from .runtime import Precision
 
@@ -45,7 +45,8 @@ class Callback:
 
 class SingleProcess:
     """The default strategy: one process, one device. Others (``convzoo.parallel``) override
-    :meth:`wrap`, :meth:`forward_backward`, :meth:`after_step` and :meth:`all_reduce_`."""
+    :meth:`wrap`, :meth:`forward_backward`, :meth:`after_step`, :meth:`all_reduce_`,
+    :meth:`broadcast_object` and :meth:`close`."""
 
     rank = 0
     world_size = 1
@@ -76,6 +77,14 @@ class SingleProcess:
     def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` over ranks in place (nothing to do on one process)."""
         return t
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a picklable value: a path, a checkpoint, an error),
+        so that decisions taken on rank 0 alone (the run directory, whether to resume) agree."""
+        return obj
+
+    def close(self) -> None:
+        """Release what the strategy holds (a process group) once the run is over."""
 
 
 class Trainer:
@@ -290,8 +299,13 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs (tensors and plain values only)."""
+        """Everything an exact resume needs (tensors and plain values only).
+
+        Every rank must call it: the epoch's running sums are reduced over ranks, so that a
+        mid-epoch checkpoint written by rank 0 holds the global figures.
+        """
         self.check_finite()
+        sums = self.strategy.all_reduce_(self._sums.clone())
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -300,7 +314,8 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "global_step": self.global_step,
-            "sums": self._sums.cpu(),
+            "sums": sums.cpu(),
+            "world_size": self.strategy.world_size,
             "epoch_time": self._epoch_time,
             "elapsed": self.elapsed,
             "history": self.history.state_dict(),
@@ -308,6 +323,16 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved_world = int(state.get("world_size", 1))
+        if int(state["step"]) and saved_world != self.strategy.world_size:
+            # a step's batch is the next batch_size * world_size samples of the epoch's order:
+            # another world size would split the rest of the epoch differently
+            raise ParallelError(
+                f"the checkpoint was written in the middle of epoch {int(state['epoch']) + 1} "
+                f"(step {int(state['step'])}) by {saved_world} process(es); resuming it with "
+                f"{self.strategy.world_size} cannot replay the same batches: resume with "
+                f"{saved_world} process(es) (the world size may change at an epoch boundary)"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
@@ -316,7 +341,9 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.global_step = int(state["global_step"])
-        self._sums = state["sums"].to(self.device, torch.float64)
+        # the saved sums are global (see state_dict): count them on one rank only
+        sums = state["sums"].to(self.device, torch.float64)
+        self._sums = sums if self.strategy.is_main else torch.zeros_like(sums)
         self._epoch_time = float(state.get("epoch_time", 0.0))
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self.history = History.from_records(state["history"])

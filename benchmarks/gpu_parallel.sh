@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# GPU check of the data-parallel paths on ONE GPU (about 2-3 minutes on an H100):
+#   single (baseline), dp (one GPU: the notice, then plain training), scratch on cuda:0,cuda:0
+#   (two replicas on one GPU), ddp with NCCL at world size 1 via torchrun (plain and --sync-bn),
+#   and ddp whose only rank is SIGKILLed once under --max-restarts 1 with --auto-resume.
+# Each prints one RESULT line (examples/sec of the last epoch, test accuracy ~1.0, wall time).
+#
+#   PYTHONPATH=src bash benchmarks/gpu_parallel.sh          # run dirs under $OUT or a temp dir
+#
+# Synthetic 28 px images (benchmarks/parallel_check.py): no data set needed. With Fashion-MNIST
+# installed, the real thing is: torchrun --nproc-per-node 1 -m convzoo train --strategy ddp --out DIR
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="${PYTHONPATH:-src}"
+PY="${PYTHON:-python}"
+DIR="${OUT:-$(mktemp -d)}/parallel"
+mkdir -p "$DIR"
+CHECK=benchmarks/parallel_check.py
+TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc-per-node 1)
+failed=0
+
+run() {  # run LIMIT_S CMD...: one check, never longer than LIMIT_S, never stops the script
+  local limit=$1
+  shift
+  echo "== $*"
+  timeout -k 10 "$limit" "$@" 2>&1 | grep -v "^\s*$" | tail -n 15
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then echo "FAILED (exit $rc)"; failed=$((failed + 1)); fi
+}
+
+"$PY" -c "import torch; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|', \
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO GPU')"
+
+run 60 "$PY" $CHECK --strategy single --out "$DIR/single"
+run 60 "$PY" $CHECK --strategy dp --out "$DIR/dp"
+run 60 "$PY" $CHECK --strategy scratch --devices cuda:0,cuda:0 --out "$DIR/scratch"
+run 90 "${TORCHRUN[@]}" $CHECK --strategy ddp --out "$DIR/ddp"
+run 90 "${TORCHRUN[@]}" $CHECK --strategy ddp --sync-bn --out "$DIR/ddp-syncbn"
+run 120 "${TORCHRUN[@]}" --max-restarts 1 $CHECK --strategy ddp --auto-resume --kill-at 150 \
+  --out "$DIR/ddp-restart"
+ls "$DIR/ddp-restart"
+echo "== $failed check(s) failed"
+exit "$failed"
