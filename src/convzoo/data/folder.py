@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from torchvision.transforms import v2
@@ -421,6 +420,7 @@ class FolderLoader:
     set_epoch = DeviceLoader.set_epoch
     order = DeviceLoader.order
     shard = DeviceLoader.shard
+    finish_batch = DeviceLoader.finish_batch
 
     def __init__(
         self,
@@ -523,22 +523,6 @@ class FolderLoader:
                 x = torch.cat([x, x[:1].expand(fill, *x.shape[1:])])
                 y = torch.cat([y, y[:1].expand(fill)])
             valid, global_valid = valid - real_bad, global_valid - real_bad
-        x = x.to(self.device, non_blocking=True).float().div_(255.0)
+        x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
-        if self.augment is not None:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 1))
-            x = self.augment(x, gen)
-        if self.image_size is not None and x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(
-                x,
-                size=(self.image_size, self.image_size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=x.shape[-1] > self.image_size,
-            )
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return Batch(x, y, valid, global_valid)
+        return self.finish_batch(x, y, valid, global_valid, step)

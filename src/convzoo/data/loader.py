@@ -165,7 +165,14 @@ class DeviceLoader:
             yield self.make_batch(idx, valid, len(step_indices), step)
 
     def make_batch(self, idx: torch.Tensor, valid: int, global_valid: int, step: int) -> Batch:
-        x = self.images[idx].float().div_(255.0)
+        return self.finish_batch(self.images[idx], self.labels[idx], valid, global_valid, step)
+
+    def finish_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, valid: int, global_valid: int, step: int
+    ) -> Batch:
+        """uint8 images on the device -> the training batch: scale to [0, 1], augment (seeded
+        by epoch, step and rank), resize, normalize, memory format. Shared with FolderLoader."""
+        x = images.float().div_(255.0)
         if self.augment is not None:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 1))
@@ -182,4 +189,4 @@ class DeviceLoader:
             x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return Batch(x, self.labels[idx], valid, global_valid)
+        return Batch(x, labels, valid, global_valid)
