@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `convzoo bench ARGS` hands ARGS to benchmarks/bench_train.py untouched
+    extra: list[str] = []
+    if argv[:1] == ["bench"]:
+        argv, extra = argv[:1], argv[1:]
     args = parser.parse_args(argv)
+    args.extra = extra
     try:
         return int(args.func(args) or 0)
     except ConvzooError as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 from ..errors import ConvzooError
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         add_help=False,
-        help="training speed against the book's code, side by side (from a checkout)",
+        help="training speed against the book's code, side by side (from a checkout); "
+        "takes the arguments of benchmarks/bench_train.py (--models, --smoke, --json, ...)",
     )
     p.add_argument(
         "bench_args",
@@ -43,7 +45,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     path = benchmarks_dir() / "bench_train.py"
     spec = importlib.util.spec_from_file_location("convzoo_bench_train", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    module.main(args.bench_args)
+    module.main(args.extra)
     return 0
