@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,19 @@ def make_run_dir(cfg: TrainConfig) -> Path:
                 )
             raise ConvzooError(f"{path} exists and is not empty; choose another --out")
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{stamp}-{cfg.model}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path("runs") / f"{stamp}-{cfg.model}-{n}"
+        path = default_run_dir(cfg.model)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_run_dir(name: str) -> Path:
+    """``runs/<time>-<name>``, not yet taken (created by :func:`make_run_dir`)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{stamp}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{stamp}-{name}-{n}"
     return path
 
 
@@ -150,8 +157,13 @@ def train(
     save: bool = True,
     stdout: Any = None,
     param_groups: Any = None,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> RunResult:
-    """Run (or resume) training as ``cfg`` says; write the run directory when ``save``."""
+    """Run (or resume) training as ``cfg`` says; write the run directory when ``save``.
+
+    ``normalization``: the per-channel (mean, std) that inputs are normalized with when
+    ``cfg.normalize`` (a fine-tuned network keeps its source's); default: the training set's.
+    """
     out = stdout or sys.stdout
     state = None
     if resume is not None:
@@ -177,7 +189,7 @@ def train(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    mean, std = train_data.stats() if cfg.normalize else (None, None)
+    mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
 
     if cfg.augment:
         from ..data import parse_augment
