@@ -3,7 +3,7 @@
 from .errors import ConvzooError
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
-from .train import History, TrainConfig, Trainer, fit
+from .train import History, TrainConfig, Trainer, finetune, fit
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "create_model",
+    "finetune",
     "fit",
     "list_models",
     "summary",

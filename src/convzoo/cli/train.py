@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ..errors import ConvzooError
 from ..train.config import TrainConfig
 from ._common import parse_kwargs
 
@@ -17,7 +18,7 @@ HELP = {
     "model": "model name (default: the recipe's; `convzoo models` lists them)",
     "dataset": "fashion-mnist (default), mnist, cifar10 or folder:PATH",
     "data_dir": "where data sets are kept (default $CONVZOO_DATA or ~/.cache/convzoo)",
-    "subset": "class / few-shot subset, e.g. classes=5-9,shots=50 (see README)",
+    "subset": "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (see README)",
     "recipe": "fast (default): measured modern settings; d2l: the book's train_ch6 exactly; "
     "speedrun: time to accuracy",
     "epochs": "epochs to train",
@@ -152,6 +153,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = config_overrides(args)
     if args.resume:
+        if (Path(args.resume) / "finetune.json").exists():  # needs its head lr and freezing
+            raise ConvzooError(
+                f"{args.resume} is a fine-tuning run; resume it with "
+                f"convzoo finetune --resume {args.resume}"
+            )
         cfg = resume_config(args.resume, overrides)
         train(cfg, resume=args.resume)
     else:
