@@ -24,6 +24,16 @@ examples:
 """
 
 
+#: config flags whose default differs from convzoo train's
+HELPS = {
+    "recipe": "finetune (default): small lr, few epochs, cosine; or fast, d2l, speedrun",
+    "image_size": "resize images to this side in pixels (default: the source's input size)",
+    "normalize": "normalize inputs as the source's were (its mean and std; default on when "
+    "the source was trained so)",
+    "lr": "base learning rate (the new head's is --head-lr-mult times it)",
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..models.tv import TORCHVISION_ARCHS
 
@@ -89,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="continue the fine-tuning run in RUN_DIR from its last checkpoint",
     )
-    add_config_flags(p, skip=("model", "model_options"))
+    add_config_flags(p, skip=("model", "model_options"), helps=HELPS)
     p.set_defaults(func=cmd_finetune)
 
 

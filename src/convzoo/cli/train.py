@@ -20,7 +20,7 @@ HELP = {
     "data_dir": "where data sets are kept (default $CONVZOO_DATA or ~/.cache/convzoo)",
     "subset": "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (see README)",
     "recipe": "fast (default): measured modern settings; d2l: the book's train_ch6 exactly; "
-    "speedrun: time to accuracy",
+    "speedrun: time to accuracy; finetune: convzoo finetune's",
     "epochs": "epochs to train",
     "batch_size": "examples per batch (per process)",
     "lr": "peak learning rate",
@@ -65,8 +65,12 @@ def _flag_type(annotation: str):
     return str
 
 
-def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per config field; unset flags stay absent from the namespace."""
+def add_config_flags(
+    p: argparse.ArgumentParser, skip: tuple[str, ...] = (), helps: dict[str, str] | None = None
+) -> None:
+    """One flag per config field; unset flags stay absent from the namespace. ``helps``
+    replaces the help of some fields (another sub-command's defaults)."""
+    helps = {**HELP, **(helps or {})}
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
@@ -88,7 +92,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=HELP.get(f.name),
+                help=helps.get(f.name),
             )
         else:
             p.add_argument(
@@ -97,7 +101,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                 type=kind,
                 default=argparse.SUPPRESS,
                 metavar=f.name.upper(),
-                help=HELP.get(f.name),
+                help=helps.get(f.name),
             )
 
 

@@ -145,8 +145,9 @@ def _register(arch_name: str, arch: TorchvisionArch) -> None:
 
     build.__name__ = build.__qualname__ = PREFIX + arch_name
     build.__doc__ = (
-        f"torchvision's {arch_name} (ImageNet architecture) with the zoo's interface, for "
-        f"fine-tuning torchvision's weights (``convzoo finetune --from torchvision:{arch_name}``)."
+        f"torchvision's {arch_name}, to fine-tune its ImageNet weights.\n\n"
+        f"``convzoo finetune --from torchvision:{arch_name} --weights FILE|DEFAULT``; built "
+        f"with torchvision's layers and state-dict keys, and the zoo's interface."
     )
     register_model(PREFIX + arch_name, image_size=224, family="torchvision", tags=("torchvision",))(
         build

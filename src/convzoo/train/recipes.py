@@ -105,8 +105,8 @@ def finetune(model: str, options: dict[str, Any] | None = None) -> dict[str, Any
     """``convzoo finetune``'s defaults, the chapter's recipe: a small learning rate (0.01, the
     new head 10x that, ``--head-lr-mult``) for few epochs at the book's fine-tuning batch size,
     cosine decay without warm-up (the features are already trained), no dropped batch
-    (few-shot sets are small). 0.01 was the best of 0.003 / 0.01 / 0.03 in the few-shot
-    demonstration (``benchmarks/RESULTS.md``)."""
+    (few-shot sets are small). 0.01 beat 0.003 and 0.03 in the few-shot demonstration's
+    tuning runs (``benchmarks/RESULTS.md``)."""
     cfg = fast(model, options)
     cfg.update(
         epochs=5,
