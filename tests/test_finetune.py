@@ -220,6 +220,8 @@ def test_resume_with_gradual_unfreezing_is_bitwise_identical(source_run, tmp_pat
     # the train command refuses it: it would lose the head lr and the freezing
     assert cli_main(["train", "--resume", str(tmp_path / "crashed")]) == 2
     assert "convzoo finetune --resume" in capsys.readouterr().err
+    assert cli_main(["finetune", "--resume", str(tmp_path / "crashed"), "--freeze", "1"]) == 2
+    assert "drop --freeze" in capsys.readouterr().err
 
 
 # -- bad input: one clear line each --------------------------------------------------------

@@ -104,10 +104,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ..train.finetuning import FinetuneConfig, resume_finetune, run_finetune
+    from ..train.finetuning import FinetuneConfig, FinetuneError, resume_finetune, run_finetune
 
     overrides = config_overrides(args)
     if args.resume:
+        given = [
+            flag
+            for flag, value in [
+                ("--from", args.source),
+                ("--weights", args.weights),
+                ("--freeze", args.freeze),
+                ("--freeze-until", args.freeze_until),
+                ("--unfreeze-at", args.unfreeze_at),
+                ("--head-lr-mult", args.head_lr_mult != 10.0),
+                ("--reset-head", args.reset_head),
+                ("--strict", args.strict),
+            ]
+            if value
+        ]
+        if given:
+            raise FinetuneError(
+                f"--resume continues {args.resume} as it was started; drop {', '.join(given)}"
+            )
         resume_finetune(args.resume, overrides)
         return 0
     ft = FinetuneConfig(

@@ -630,6 +630,8 @@ def finetune(
         overrides["out"] = str(out)
     stream = None if verbose else io.StringIO()
     if resume is not None:
+        if source is not None:
+            raise FinetuneError("give a source to start from or a run to resume, not both")
         return resume_finetune(resume, overrides, data=data, callbacks=callbacks, stdout=stream)
     ft = FinetuneConfig(
         source=str(source) if source is not None else "",
