@@ -36,7 +36,14 @@ from ..data import ImageDataset, apply_subset
 from ..errors import CheckpointError, ConvzooError, UnknownNameError
 from ..io import atomic_write_json, load_state_dict_file, load_weights
 from ..models import create_model
-from ..models.tv import PREFIX, TORCHVISION_ARCHS, first_conv, pretrained_weights, weights_names
+from ..models.tv import (
+    PREFIX,
+    TORCHVISION_ARCHS,
+    PretrainedWeights,
+    first_conv,
+    pretrained_weights,
+    weights_names,
+)
 from .callbacks import Checkpointer
 from .config import TrainConfig
 from .inference import weights_path
@@ -273,7 +280,7 @@ def load_torchvision(arch: str, weights: str | None, *, strict: bool = False) ->
     )
 
 
-def torchvision_weights_file(info: Any, timeout_s: float = 60.0) -> Path:
+def torchvision_weights_file(info: PretrainedWeights, timeout_s: float = 60.0) -> Path:
     """torchvision's weights file in torch's hub cache, downloaded there if absent.
 
     Offline the error says which file to fetch and that ``--weights PATH`` takes it.
