@@ -37,10 +37,18 @@ ROWS: dict[str, dict[str, Any]] = {
     "batch 512, lr 0.4": {"batch_size": 512, "lr": 0.4},
     # a network without batch norm: the book's sigmoid LeNet gets AdamW (see FAST_OPTIMIZER)
     "lenet: fast (adamw 2e-3)": {"model": "lenet"},
-    "lenet: nesterov lr 0.05": {"model": "lenet", "optimizer": "nesterov", "lr": 0.05,
-                                "weight_decay": 5e-4},
-    "lenet: nesterov lr 0.2": {"model": "lenet", "optimizer": "nesterov", "lr": 0.2,
-                               "weight_decay": 5e-4},
+    "lenet: nesterov lr 0.05": {
+        "model": "lenet",
+        "optimizer": "nesterov",
+        "lr": 0.05,
+        "weight_decay": 5e-4,
+    },
+    "lenet: nesterov lr 0.2": {
+        "model": "lenet",
+        "optimizer": "nesterov",
+        "lr": 0.2,
+        "weight_decay": 5e-4,
+    },
 }
 
 

@@ -4,7 +4,7 @@ from .data import load_dataset
 from .errors import ConvzooError
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
-from .train import History, TrainConfig, Trainer, fit
+from .train import History, TrainConfig, Trainer, finetune, fit
 
 __version__ = "0.1.0"
 
@@ -16,6 +16,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "create_model",
+    "finetune",
     "fit",
     "list_models",
     "load_dataset",

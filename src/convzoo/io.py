@@ -86,26 +86,70 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     is not a tensor or plain container) is refused with :class:`CheckpointError`; there is no
     unsafe fallback.
     """
+    state = _torch_load(
+        path,
+        map_location,
+        what="checkpoint",
+        trust="only load checkpoints you trust and that convzoo wrote",
+        fix="delete it or resume from another run",
+    )
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a convzoo checkpoint (found {type(state).__name__})")
+    return state
+
+
+def _torch_load(path: str | os.PathLike, map_location: Any, *, what: str, trust: str, fix: str):
+    """``torch.load(weights_only=True)`` with every failure turned into one clear line."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"{what} {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"refused to load {path}: it holds objects other than tensors and plain values "
-            f"(weights_only check: {first[:160]}); only load checkpoints you trust and that "
-            f"convzoo wrote"
+            f"(weights_only check: {first[:160]}); {trust}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(
-            f"cannot read checkpoint {path}: it is truncated or not a PyTorch file "
-            f"({type(e).__name__}); delete it or resume from another run"
+            f"cannot read {what} {path}: it is truncated or not a PyTorch file "
+            f"({type(e).__name__}); {fix}"
         ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a convzoo checkpoint (found {type(state).__name__})")
-    return state
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file from anywhere (torchvision's ``resnet18-f37072fd.pth``,
+    a ``.safetensors`` file, a convzoo ``checkpoint.pt``), keyed by parameter name.
+
+    ``.safetensors`` files are read as data; any other file with ``torch.load(weights_only=True)``
+    only, so a pickle that would run code is refused before anything runs. Usual wrappers are
+    taken off: ``{"state_dict": ...}``, ``{"model": ...}``, a convzoo checkpoint's trainer state,
+    and the ``module.`` prefix that ``DataParallel``/DDP add.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_weights(path)[0]
+    state = _torch_load(
+        path,
+        "cpu",
+        what="weights file",
+        trust="only load weights you trust",
+        fix="download it again",
+    )
+    for key in ("trainer", "state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            if key == "trainer":
+                state = state.get("model", state)
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path} holds no state dict (found {type(state).__name__})")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != len(state) or not all(isinstance(k, str) for k in tensors):
+        raise CheckpointError(f"{path} is not a state dict: it maps names to other things")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+    return tensors
 
 
 def save_weights(

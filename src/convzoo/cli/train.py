@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ..errors import ConvzooError
 from ..train.config import TrainConfig
 from ._common import parse_kwargs
 
@@ -17,9 +18,9 @@ HELP = {
     "model": "model name (default: the recipe's; `convzoo models` lists them)",
     "dataset": "fashion-mnist (default), mnist, cifar10 or folder:PATH",
     "data_dir": "where data sets are kept (default $CONVZOO_DATA or ~/.cache/convzoo)",
-    "subset": "class / few-shot subset, e.g. classes=5-9,shots=50 (see README)",
+    "subset": "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (see README)",
     "recipe": "fast (default): measured modern settings; d2l: the book's train_ch6 exactly; "
-    "speedrun: time to accuracy",
+    "speedrun: time to accuracy; finetune: convzoo finetune's",
     "epochs": "epochs to train",
     "batch_size": "examples per batch (per process)",
     "lr": "peak learning rate",
@@ -64,8 +65,12 @@ def _flag_type(annotation: str):
     return str
 
 
-def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per config field; unset flags stay absent from the namespace."""
+def add_config_flags(
+    p: argparse.ArgumentParser, skip: tuple[str, ...] = (), helps: dict[str, str] | None = None
+) -> None:
+    """One flag per config field; unset flags stay absent from the namespace. ``helps``
+    replaces the help of some fields (another sub-command's defaults)."""
+    helps = {**HELP, **(helps or {})}
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
@@ -87,7 +92,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=HELP.get(f.name),
+                help=helps.get(f.name),
             )
         else:
             p.add_argument(
@@ -96,7 +101,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                 type=kind,
                 default=argparse.SUPPRESS,
                 metavar=f.name.upper(),
-                help=HELP.get(f.name),
+                help=helps.get(f.name),
             )
 
 
@@ -161,6 +166,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.auto_resume:
         raise ConfigError("give either --resume RUN_DIR or --auto-resume --out RUN_DIR, not both")
     if args.resume:
+        if (Path(args.resume) / "finetune.json").exists():  # needs its head lr and freezing
+            raise ConvzooError(
+                f"{args.resume} is a fine-tuning run; resume it with "
+                f"convzoo finetune --resume {args.resume}"
+            )
         cfg = resume_config(args.resume, overrides)
         train(cfg, resume=args.resume)
     else:

@@ -7,9 +7,11 @@ Grammar: comma-separated ``key=value`` items.
   names follow.
 - ``shots=50``: at most 50 images per class in the *training* split (the test split keeps
   all its images of the chosen classes, so accuracy is measured on the full test set).
-- ``seed=0``: which images ``shots`` picks (default 0).
+- ``seed=0``: which images ``shots`` picks (default 0). For the same classes and seed, a
+  smaller ``shots`` picks a subset of a larger one's images (10 of the 20, 20 of the 50).
 
-Examples: ``classes=0-4`` (pretraining half), ``classes=5-9,shots=20`` (few-shot transfer).
+Examples: ``classes=0-4`` (pretraining half), ``classes=5-9,shots=20`` (few-shot transfer),
+``classes=5-9,shots=20,seed=1`` (another draw of the same size).
 """
 
 from __future__ import annotations
@@ -25,14 +27,22 @@ class SubsetError(ConvzooError, ValueError):
 
 
 def parse_subset(spec: str) -> dict[str, str]:
+    """``"classes=5-9,shots=20"`` -> ``{"classes": "5-9", "shots": "20"}``, checked."""
     items: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
         if not sep or key not in ("classes", "shots", "seed") or not value:
             raise SubsetError(
                 f"bad subset item {part!r} in {spec!r}; use classes=A-B|A+B+..., shots=N, seed=N"
             )
+        if key in items:
+            raise SubsetError(f"subset {spec!r} gives {key} twice")
+        if key in ("shots", "seed") and not value.isdigit():
+            raise SubsetError(f"{key} must be a whole number in {spec!r}, got {value!r}")
         items[key] = value
+    if not items:
+        raise SubsetError(f"empty subset spec {spec!r}; e.g. classes=5-9,shots=20")
     return items
 
 
@@ -50,6 +60,8 @@ def _class_ids(value: str, classes: list[str]) -> list[int]:
                 f"unknown class {token!r}; classes are 0-{len(classes) - 1} or names: "
                 f"{', '.join(classes)}"
             ) from None
+        if not span:
+            raise SubsetError(f"class range {token!r} is empty; write it low-high")
         ids.extend(span)
     bad = [i for i in ids if not 0 <= i < len(classes)]
     if bad or not ids:
@@ -71,10 +83,7 @@ def apply_subset(data: ImageDataset, spec: str | None) -> ImageDataset:
     keep[ids] = True
     index = torch.nonzero(keep[labels]).flatten()
     if "shots" in items and data.split == "train":
-        try:
-            shots, seed = int(items["shots"]), int(items.get("seed", 0))
-        except ValueError:
-            raise SubsetError(f"shots and seed must be integers in {spec!r}") from None
+        shots, seed = int(items["shots"]), int(items.get("seed", 0))
         if shots < 1:
             raise SubsetError(f"shots must be >= 1, got {shots}")
         g = torch.Generator().manual_seed(seed)

@@ -11,6 +11,7 @@ from torch import nn
 from ..data.dataset import ImageDataset
 from .callbacks import Checkpointer, ConsoleLogger, EarlyStopping, HistoryWriter
 from .config import TrainConfig
+from .finetuning import FinetuneConfig, finetune
 from .history import History
 from .recipes import BOOK_SETTINGS, RECIPES
 from .run import RunResult, resolve_config, train
@@ -90,6 +91,7 @@ __all__ = [
     "Checkpointer",
     "ConsoleLogger",
     "EarlyStopping",
+    "FinetuneConfig",
     "History",
     "HistoryWriter",
     "NonFiniteLossError",
@@ -97,6 +99,7 @@ __all__ = [
     "SingleProcess",
     "TrainConfig",
     "Trainer",
+    "finetune",
     "fit",
     "resolve_config",
     "train",

@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,13 +79,19 @@ def make_run_dir(cfg: TrainConfig, *, reuse: bool = False) -> Path:
                 )
             raise ConvzooError(f"{path} exists and is not empty; choose another --out")
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{stamp}-{cfg.model}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path("runs") / f"{stamp}-{cfg.model}-{n}"
+        path = default_run_dir(cfg.model)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_run_dir(name: str) -> Path:
+    """``runs/<time>-<name>``, not yet taken (created by :func:`make_run_dir`)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{stamp}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{stamp}-{name}-{n}"
     return path
 
 
@@ -197,12 +203,16 @@ def train(
     save: bool = True,
     stdout: Any = None,
     param_groups: Any = None,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> RunResult:
     """Run (or resume) training as ``cfg`` says; write the run directory when ``save``.
 
     ``auto_resume`` (needs ``cfg.out``): resume ``cfg.out`` if it holds a checkpoint, else start
     there. Under ``--strategy ddp`` every process of the group calls this; rank 0 alone reads
     the checkpoint and writes files, and the process group is closed at the end.
+
+    ``normalization``: the per-channel (mean, std) that inputs are normalized with when
+    ``cfg.normalize`` (a fine-tuned network keeps its source's); default: the training set's.
     """
     if auto_resume and not cfg.out:
         raise ConfigError("--auto-resume needs --out DIR (the run directory to resume or start)")
@@ -219,6 +229,7 @@ def train(
             save=save,
             stdout=stdout,
             param_groups=param_groups,
+            normalization=normalization,
         )
     finally:
         strategy.close()
@@ -236,6 +247,7 @@ def _train(
     save: bool,
     stdout: Any,
     param_groups: Any,
+    normalization: tuple[Sequence[float], Sequence[float]] | None,
 ) -> RunResult:
     out = stdout or sys.stdout
     resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
@@ -253,7 +265,7 @@ def _train(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    mean, std = train_data.stats() if cfg.normalize else (None, None)
+    mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
 
     if cfg.augment:
         from ..data import parse_augment
