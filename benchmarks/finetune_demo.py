@@ -15,83 +15,34 @@
    ± standard deviation [range] over the seeds and the per-seed gain of fine-tuning.
 
 The two tasks share no class, so what transfers is the features (edges, textures, shapes),
-not the labels. Fashion-MNIST is read straight from its IDX files (``--data-dir``, default the
-Debian package's ``/usr/share/datasets/fashion-mnist``). The pretrained run is kept in
+not the labels. Fashion-MNIST comes from ``convzoo.load_dataset`` (the Debian package's copy
+when present, ``--data-dir`` otherwise). The pretrained run is kept in
 ``--out`` and reused by later invocations.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import convzoo
-from convzoo.data import ImageDataset, apply_subset
+from convzoo.data import ImageDataset, apply_subset, load_dataset
 from convzoo.io import load_weights
 from convzoo.train import resolve_config, train
 from convzoo.train.inference import evaluate_model
 
-CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
 #: both arms train this long on the few-shot set (10 images of 5 classes: 5 steps per epoch)
 EPOCHS = 20
 BATCH_SIZE = 10
 #: the from-scratch baseline tries these peak learning rates (the fast recipe's is 0.2) and
 #: keeps the best on the test set for each seed, which can only favour it
 SCRATCH_LRS = [0.02, 0.05, 0.2]
-FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-
-
-def read_fashion_mnist(root: str | Path, split: str) -> ImageDataset:
-    """One split from the IDX files, with torchvision's IDX reader.
-
-    Stands in for ``convzoo.data.load_dataset("fashion-mnist", split=split, root=root)``,
-    which replaces this function once the data sets are on this branch.
-    """
-    from torchvision.datasets.mnist import read_image_file, read_label_file
-
-    images_gz, labels_gz = (Path(root) / f for f in FILES[split])
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for gz in (images_gz, labels_gz):
-            raw = Path(tmp) / gz.stem
-            with gzip.open(gz, "rb") as src, open(raw, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            paths.append(raw)
-        images = read_image_file(str(paths[0])).unsqueeze(1)  # N x 1 x 28 x 28 uint8
-        labels = read_label_file(str(paths[1]))
-    return ImageDataset(
-        images, labels, list(CLASSES), name="fashion-mnist", split=split, source=str(root)
-    )
-
-
-def fashion_mnist(split: str, root: str) -> ImageDataset:
-    """The data set (the one line to change for ``convzoo.data.load_dataset``)."""
-    return read_fashion_mnist(root, split)
-
-
 def test_accuracy(model: torch.nn.Module, test: ImageDataset, image_size: int, norm) -> float:
     """Accuracy on ``test`` with the input size and normalization the model trained with."""
     meta = dict(
@@ -106,7 +57,7 @@ def test_accuracy(model: torch.nn.Module, test: ImageDataset, image_size: int, n
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--data-dir", default=None, help="convzoo's data folder (default: as train)")
     p.add_argument("--model", default="speednet")
     p.add_argument("--pretrain", default="classes=0-4", help="subset to pretrain on")
     p.add_argument("--target", default="classes=5-9", help="classes to transfer to")
@@ -136,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet = io.StringIO()
     t0 = time.perf_counter()
 
-    full_train = fashion_mnist("train", args.data_dir)
-    full_test = fashion_mnist("test", args.data_dir)
+    full_train = load_dataset("fashion-mnist", "train", root=args.data_dir)
+    full_test = load_dataset("fashion-mnist", "test", root=args.data_dir)
     pretrained = Path(args.out) / "pretrain"
     if not (pretrained / "model.safetensors").exists():
         cfg = resolve_config(
