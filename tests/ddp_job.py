@@ -39,6 +39,7 @@ def job_config(**kw):
         epochs=2,
         batch_size=16,
         lr=0.05,
+        optimizer="nesterov",  # the fast recipe gives BN-free nets AdamW; compare plain steps
         precision="fp32",
         image_size=16,
         augment="",

@@ -31,6 +31,7 @@ def small_cfg(tmp_path: Path, **kw) -> TrainConfig:
         epochs=3,
         batch_size=32,
         lr=0.05,
+        optimizer="nesterov",
         precision="fp32",
         image_size=16,
         augment="",
@@ -145,8 +146,9 @@ if len(sys.argv) > 2:
     train(resume_config(out, {{}}), data=data, resume=out)
 else:
     cfg = resolve_config(dict(model="vgg11", model_options={{"conv_arch": [[1, 8], [1, 16]],
-        "hidden": 32}}, epochs=3, batch_size=16, lr=0.05, precision="fp32", image_size=16,
-        augment="", out=out, dataset="toy", device="cpu", ckpt_every=1))
+        "hidden": 32}}, epochs=3, batch_size=16, lr=0.05, optimizer="nesterov",
+        precision="fp32", image_size=16, augment="", out=out, dataset="toy", device="cpu",
+        ckpt_every=1))
     train(cfg, data=data)
 """
 
