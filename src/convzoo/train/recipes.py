@@ -99,7 +99,7 @@ def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
 def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Time to accuracy: ``fast`` for few epochs, with flip test-time augmentation."""
     cfg = fast(model, options)
-    cfg.update(epochs=4, tta=True)
+    cfg.update(epochs=5, tta=True)
     return cfg
 
 
