@@ -6,6 +6,7 @@ from torch import nn
 
 from ._base import ZooModel
 from ._registry import register_model
+from .layers import AdaptiveAvgPool2d
 
 
 class AlexNet(ZooModel):
@@ -44,7 +45,7 @@ class AlexNet(ZooModel):
             ),
         )
         self.head = nn.Sequential()
-        self.head.add_module("pool", nn.AdaptiveAvgPool2d((5, 5)))  # identity at 224 px
+        self.head.add_module("pool", AdaptiveAvgPool2d((5, 5)))  # identity at 224 px
         self.head.add_module("flatten", nn.Flatten())
         self.head.add_module("fc1", nn.Linear(256 * 5 * 5, 4096))
         self.head.add_module("act1", nn.ReLU())

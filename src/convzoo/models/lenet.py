@@ -8,7 +8,7 @@ from torch import nn
 
 from ._base import ZooModel
 from ._registry import register_model
-from .layers import make_activation, make_norm, make_pool
+from .layers import AdaptiveAvgPool2d, make_activation, make_norm, make_pool
 
 
 class LeNet(ZooModel):
@@ -56,7 +56,7 @@ class LeNet(ZooModel):
             ),
         )
         head = {
-            "pool": nn.AdaptiveAvgPool2d((side, side)),  # identity at 28x28
+            "pool": AdaptiveAvgPool2d((side, side)),  # identity at 28x28
             "flatten": nn.Flatten(),
             "fc1": nn.Linear(c2 * side * side, h1),
             "norm1": make_norm(norm, h1, 2),

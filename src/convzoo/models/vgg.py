@@ -8,6 +8,7 @@ from torch import nn
 
 from ._base import ZooModel
 from ._registry import register_model
+from .layers import AdaptiveAvgPool2d
 
 #: the book's VGG-11: (number of convs, output channels) per block
 VGG11_ARCH: tuple[tuple[int, int], ...] = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -42,7 +43,7 @@ class VGG(ZooModel):
             self.features.add_module(f"b{i}", vgg_block(num_convs, c, out_channels))
             c = out_channels
         self.head = nn.Sequential()
-        self.head.add_module("pool", nn.AdaptiveAvgPool2d((7, 7)))  # identity at 224 px
+        self.head.add_module("pool", AdaptiveAvgPool2d((7, 7)))  # identity at 224 px
         self.head.add_module("flatten", nn.Flatten())
         self.head.add_module("fc1", nn.Linear(c * 7 * 7, hidden))
         self.head.add_module("act1", nn.ReLU())
