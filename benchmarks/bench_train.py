@@ -219,9 +219,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if mem:
         m = mem[0]
         print(
-            f"\npeak memory, alexnet@224 slice: reference {m['reference']['peak_pss_mb']:.0f} "
-            f"MB PSS ({m['reference']['peak_rss_mb']:.0f} MB RSS summed over 4 workers), "
-            f"convzoo {m['auto']['peak_rss_mb']:.0f} MB RSS"
+            f"\npeak memory of the alexnet@224 slice (PSS: shared pages split among processes): "
+            f"reference {m['reference']['peak_pss_mb']:.0f} MB (process + 4 workers; "
+            f"{m['reference']['peak_rss_mb']:.0f} MB RSS summed), "
+            f"convzoo {m['auto']['peak_pss_mb']:.0f} MB"
         )
     print(
         f"\n'fast' = convzoo with --precision auto ({rows[0]['auto']['precision'] if rows else ''}"

@@ -43,6 +43,8 @@ BATCH_SIZE = 10
 #: the from-scratch baseline tries these peak learning rates (the fast recipe's is 0.2) and
 #: keeps the best on the test set for each seed, which can only favour it
 SCRATCH_LRS = [0.02, 0.05, 0.2]
+
+
 def test_accuracy(model: torch.nn.Module, test: ImageDataset, image_size: int, norm) -> float:
     """Accuracy on ``test`` with the input size and normalization the model trained with."""
     meta = dict(
