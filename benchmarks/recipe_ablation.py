@@ -7,7 +7,7 @@ the recipe as it stands. Every value of ``convzoo.train.recipes.fast`` has its r
 figures are recorded in ``benchmarks/RESULTS.md`` ("fast recipe ablation").
 
     PYTHONPATH=src python benchmarks/recipe_ablation.py                 # ~12 min on 2 cores
-    PYTHONPATH=src python benchmarks/recipe_ablation.py --epochs 1 --rows fast,fp32   # quick
+    PYTHONPATH=src python benchmarks/recipe_ablation.py --epochs 1 --rows 'fast;fp32'   # quick
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ ROWS: dict[str, dict[str, Any]] = {
         "lr": 0.05,
         "weight_decay": 5e-4,
     },
+    "lenet: no normalization": {"model": "lenet", "normalize": False},
     "lenet: nesterov lr 0.2": {
         "model": "lenet",
         "optimizer": "nesterov",
@@ -55,9 +56,11 @@ ROWS: dict[str, dict[str, Any]] = {
 def run(change: dict[str, Any], epochs: int, seed: int, data: Any) -> dict[str, float]:
     import convzoo
 
+    change = dict(change)
+    model = change.pop("model", "speednet")
     t = time.perf_counter()
     h = convzoo.fit(
-        "speednet",
+        model,
         data,
         recipe="fast",
         epochs=epochs,
@@ -77,14 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names")
+    p.add_argument("--rows", default=";".join(ROWS), help="row names separated by ';'")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     from convzoo.data import load_dataset
 
     data = (load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test"))
-    rows = [r.strip() for r in args.rows.split(",")]
-    print(f"speednet, Fashion-MNIST, {args.epochs} epochs, {args.seeds} seed(s), CPU")
+    rows = [r.strip() for r in args.rows.split(";")]
+    print(
+        f"speednet (rows starting lenet: the book's lenet), Fashion-MNIST, {args.epochs} epochs, "
+        f"{args.seeds} seed(s), CPU"
+    )
     print(f"{'change':<28} {'test acc':>9} {'spread':>7} {'train s':>8} {'vs fast':>8}")
     results: dict[str, Any] = {}
     for name in rows:

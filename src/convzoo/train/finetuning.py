@@ -478,8 +478,8 @@ def run_finetune(
         k: v for k, v in model.model_kwargs.items() if k not in ("num_classes", "in_channels")
     }
     values = {"model": model.model_name, "model_options": options, "image_size": src.image_size}
-    if src.mean is None:
-        values["normalize"] = False  # the source saw pixels in [0, 1]
+    # inputs are prepared as the source saw them: its mean/std, or pixels in [0, 1]
+    values["normalize"] = src.mean is not None
     cfg = resolve_config({**values, **overrides}, overrides.get("recipe", recipe))
     if data is not None and "dataset" not in overrides:
         cfg = dataclasses.replace(cfg, dataset=data[0].name)
