@@ -14,7 +14,7 @@ from ..data.loader import DeviceLoader
 from ..errors import CheckpointError, ConvzooError, DataError
 from ..io import load_weights
 from ..models import create_model
-from .runtime import resolve_device
+from .runtime import resolve_device, resolve_precision
 from .trainer import Trainer
 
 
@@ -90,8 +90,15 @@ def evaluate_model(
         std=meta["std"],
         device=dev,
     )
+    # tested as during training (precision, flip TTA), so that the figures agree
+    precision = resolve_precision(meta.get("precision", "fp32"), dev)
     trainer = Trainer(
-        model, loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), device=dev
+        model,
+        loader,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        device=dev,
+        precision=precision,
+        tta=bool(meta.get("tta", False)),
     )
     out = trainer.evaluate(loader, confusion=True)
     cm = out["confusion"]

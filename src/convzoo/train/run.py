@@ -128,10 +128,19 @@ def check_image_size(model: nn.Module, size: int) -> None:
 
 
 def describe_model(
-    model: nn.Module, cfg: TrainConfig, data: ImageDataset, image_size: int, mean: Any, std: Any
+    model: nn.Module,
+    cfg: TrainConfig,
+    data: ImageDataset,
+    image_size: int,
+    mean: Any,
+    std: Any,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """What rebuilding and using the trained network needs (saved with its weights)."""
     return {
+        # evaluate as it was tested during training
+        "precision": precision,
+        "tta": cfg.tta,
         "model": cfg.model,
         "model_options": cfg.model_options,
         "num_classes": data.num_classes,
@@ -298,7 +307,7 @@ def _train(
     )
     optimizer = build_optimizer(cfg, param_groups if param_groups is not None else model)
     scheduler = build_scheduler(cfg, optimizer, len(train_loader))
-    meta = describe_model(model, cfg, train_data, image_size, mean, std)
+    meta = describe_model(model, cfg, train_data, image_size, mean, std, precision.name)
 
     run_dir: Path | None = None
     cbs: list[Callback] = [ConsoleLogger(out)]
