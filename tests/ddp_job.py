@@ -113,6 +113,10 @@ def main() -> None:
     rank = int(os.environ["RANK"])
     cfg = job_config(strategy="ddp", out=args.out)
     callbacks = [KillOnce(args.kill_at, report / "killed")] if args.kill_at else []
+    # torch.optim imports torch._dynamo on first use, and that import makes its cache folder
+    # (/tmp/torchinductor_USER): PyTorch's own side effect, not a write of ours; done up front
+    import torch._dynamo  # noqa: F401
+
     spy = WriteSpy()
     if args.spy and rank != 0:
         spy.__enter__()

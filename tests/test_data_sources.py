@@ -4,6 +4,8 @@ copies: CONVZOO_SYSTEM_DATA points at a folder of the test's own)."""
 import gzip
 import hashlib
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +52,34 @@ def test_loads_valid_files_from_the_data_directory(tmp_path):
     assert ds.classes[:2] == ["T-shirt/top", "Trouser"] and ds.classes[-1] == "Ankle boot"
     assert ds.name == "fashion-mnist" and ds.split == "train"
     assert convzoo.load_dataset is load_dataset
+
+
+def test_idx_reader_and_class_names_match_torchvision(tmp_path):
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    from convzoo.data.sources import FASHION_MNIST_CLASSES, MNIST_CLASSES, read_idx
+
+    write_idx(raw(tmp_path), "test", 23)
+    images, labels = (
+        raw(tmp_path) / f"t10k-{k}-idx{n}-ubyte" for k, n in (("images", 3), ("labels", 1))
+    )
+    assert torch.equal(read_idx(images, 3), read_image_file(str(images)))
+    assert torch.equal(read_idx(labels, 1).long(), read_label_file(str(labels)))
+    assert tuple(FashionMNIST.classes) == FASHION_MNIST_CLASSES
+    assert tuple(MNIST.classes) == MNIST_CLASSES
+
+
+def test_importing_convzoo_leaves_torchvision_alone():
+    # torchvision's import costs 1 s here and more on the GPU machine: only downloads, CIFAR-10,
+    # image folders and torchvision's models may import it
+    code = (
+        "import sys, convzoo, convzoo.cli, convzoo.train.run; "
+        "convzoo.create_model('speednet').min_input_size; "
+        "heavy = ('torchvision', 'torch._dynamo', 'matplotlib'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_root_argument_wins_over_the_environment(tmp_path):

@@ -42,9 +42,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
+    from torchvision.transforms import v2
 
 from ..errors import ConvzooError, UnknownNameError
 from .loader import Augment
@@ -95,6 +98,8 @@ class Flip:
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(self.dim), x)
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         cls = v2.RandomHorizontalFlip if self.dim == -1 else v2.RandomVerticalFlip
         return cls(p=self.p)
 
@@ -126,6 +131,8 @@ class PadCrop:
         return padded.flatten(2).gather(2, idx).view(n, c, h, w)
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         return v2.RandomCrop(size, padding=self.pad)
 
     def __str__(self) -> str:
@@ -216,6 +223,8 @@ class ResizedCrop:
         return torch.einsum("ncow,npw->ncop", y, cols)  # N x C x oh x ow
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         return v2.RandomResizedCrop(
             self.size or size, scale=self.scale, ratio=self.ratio, antialias=True
         )
@@ -328,6 +337,8 @@ class ColorJitter:
         return x
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         return v2.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
 
     def __str__(self) -> str:
@@ -347,6 +358,8 @@ class Compose:
         return x
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         out, cur = [], size
         for op in self.ops:
             out.append(op.to_torchvision(cur))

@@ -35,13 +35,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
+
+if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
+    from torchvision.transforms import v2
 
 from ..errors import DataError
 from .augment import folder_transforms
@@ -114,6 +115,8 @@ def decode(path: str, channels: int) -> torch.Tensor:
 def _fit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == size:
         return img
+    from torchvision.transforms.v2 import functional as TF
+
     return TF.resize(img, list(size), antialias=True)
 
 
@@ -167,6 +170,8 @@ def _class_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
             f"{folder}: no class folders (expected {folder}/<class>/<image files>, "
             f"or train/ and test/ folders laid out so)"
         )
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
     samples = make_dataset(
         str(folder), {c: i for i, c in enumerate(classes)}, IMG_EXTENSIONS, allow_empty=True
     )
