@@ -29,7 +29,7 @@ from .config import ConfigError, TrainConfig
 from .history import History
 from .optim import build_optimizer, build_scheduler, xavier_init
 from .recipes import DEFAULT_MODEL, recipe_defaults
-from .runtime import resolve_device, resolve_precision
+from .runtime import resolve_device, resolve_precision, tune_backends
 from .trainer import Callback, NonFiniteLossError, SingleProcess, Trainer
 
 #: fields a resumed run may change (they do not alter what is computed)
@@ -262,6 +262,7 @@ def _train(
     resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
     device = getattr(strategy, "device", None) or resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
+    tune_backends(device)
     main = strategy.is_main
 
     train_data, test_data = data if data is not None else load_data(cfg)
