@@ -14,6 +14,7 @@ Reported per case (examples per second, wall clock over the timed batches, loadi
   has native bf16), what ``--recipe fast`` runs
 - ``ratio``: fast / ref; ``GFLOP/s``: achieved by ``fast`` (forward FLOPs from
   ``torch.utils.flop_counter`` x 3 for forward + backward)
+- ``compiled`` (with ``--compile MODELS``): ``fast`` with the model under ``torch.compile``
 
 Targets (issue 6): >= 4x on lenet and lenet_bn, >= 2x on resnet18@96 and alexnet@224 on the
 2-core CPU; >= 5x on resnet18@96 and alexnet@224 on an H100.
@@ -58,16 +59,24 @@ WARMUP = 2
 
 
 def run_convzoo(
-    case: Case, *, precision: str, device: str, batches: int, warmup: int = WARMUP
+    case: Case,
+    *,
+    precision: str,
+    device: str,
+    batches: int,
+    warmup: int = WARMUP,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """convzoo's training path on Fashion-MNIST for ``batches`` timed batches."""
+    """convzoo's training path on Fashion-MNIST for ``batches`` timed batches (``compile``: the
+    model under ``torch.compile``, as ``--compile`` trains it; compiling happens in the untimed
+    warm-up batches)."""
     import torch
 
     import convzoo
     from convzoo.data import DeviceLoader, load_dataset
     from convzoo.train import Trainer
     from convzoo.train.optim import xavier_init
-    from convzoo.train.runtime import resolve_device, resolve_precision
+    from convzoo.train.runtime import resolve_device, resolve_precision, tune_backends
 
     sys.path.insert(0, str(HERE))
     from reference_d2l import PeakMemory
@@ -75,6 +84,7 @@ def run_convzoo(
     torch.manual_seed(0)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    tune_backends(dev)
     channels_last = prec.dtype is not None
     with PeakMemory() as memory:
         train = load_dataset("fashion-mnist", split="train")
@@ -99,6 +109,8 @@ def run_convzoo(
             device=dev,
             precision=prec,
         )
+        if compile:
+            trainer.net = torch.compile(trainer.net)
         model.train()
         batches_iter = iter(loader)
         for _ in range(warmup):
@@ -146,13 +158,19 @@ def _child(args: argparse.Namespace) -> None:
     case = next(c for c in CASES if c.model == args.model)
     if args.side == "reference":
         out = run_reference(case, device=args.device, batches=args.batches)
+    elif args.side == "compiled":
+        out = run_convzoo(
+            case, precision="auto", device=args.device, batches=args.batches, compile=True
+        )
     else:
         out = run_convzoo(case, precision=args.side, device=args.device, batches=args.batches)
     print("RESULT " + json.dumps(out, default=str))
 
 
-def measure(case: Case, side: str, device: str, batches: int) -> dict[str, Any]:
-    """One side of one case in a fresh interpreter."""
+def measure(
+    case: Case, side: str, device: str, batches: int, timeout: float | None = None
+) -> dict[str, Any]:
+    """One side of one case in a fresh interpreter (at most ``timeout`` seconds)."""
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -169,7 +187,10 @@ def measure(case: Case, side: str, device: str, batches: int) -> dict[str, Any]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{side} {case.model} did not finish in {timeout:.0f} s") from None
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
@@ -183,6 +204,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--smoke", action="store_true", help="2 timed batches per side (CI)")
     p.add_argument("--batches", type=int, default=None, help="timed batches (default per case)")
     p.add_argument("--json", default=None, help="write all figures here")
+    p.add_argument(
+        "--compile",
+        default="",
+        metavar="MODELS",
+        help="also time fast under torch.compile ('compiled') for these cases, e.g. resnet18",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -205,6 +232,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for case in (c for c in CASES if c.model in names):
         batches = 2 if args.smoke else args.batches or case.batches
         r = {side: measure(case, side, args.device, batches) for side in sides}
+        # optional: a compiler failure or hang costs this row only
+        if case.model in args.compile.split(","):
+            try:
+                r["compiled"] = measure(case, "compiled", args.device, batches, timeout=300)
+            except RuntimeError as e:
+                print(f"{case.model}: compiled side failed: {str(e)[-500:]}", flush=True)
         ref, fp32, fast = r["reference"], r["fp32"], r["auto"]
         ratio = fast["examples_per_sec"] / ref["examples_per_sec_wall"]
         print(
@@ -214,7 +247,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{ratio:>5.1f}x {fast['gflops_per_sec']:>8.1f}",
             flush=True,
         )
+        if "compiled" in r:
+            c = r["compiled"]
+            print(
+                f"{'':<9} {'':>5} {'':>5} {'compiled':>8}: {c['examples_per_sec']:.0f} "
+                f"examples/sec = {c['examples_per_sec'] / ref['examples_per_sec_wall']:.1f}x ref, "
+                f"{c['gflops_per_sec']:.1f} GFLOP/s",
+                flush=True,
+            )
         rows.append(dict(case=case.__dict__, batches=batches, ratio=ratio, **r))
+        if args.json:  # after each case: a run stopped later keeps what it measured
+            Path(args.json).write_text(json.dumps(rows, indent=2, default=str) + "\n")
     mem = [x for x in rows if x["case"]["model"] == "alexnet"]
     if mem:
         m = mem[0]
@@ -228,8 +271,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         f"\n'fast' = convzoo with --precision auto ({rows[0]['auto']['precision'] if rows else ''}"
         f"); ratio = fast / ref (wall clock, loading included)"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2, default=str) + "\n")
     return rows
 
 

@@ -99,7 +99,17 @@ RSS_SAMPLE_INTERVAL_S = 0.05
 #: seconds between two samples of its PSS (reading smaps_rollup costs ~8 ms per process here)
 PSS_SAMPLE_INTERVAL_S = 1.0
 
-DEFAULT_SOURCE_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+def _default_source_dir() -> Path:
+    """The packaged IDX files: the first folder of ``$CONVZOO_SYSTEM_DATA`` (as convzoo reads it)
+    that holds ``fashion-mnist/``, else the Debian package's."""
+    for root in os.environ.get("CONVZOO_SYSTEM_DATA", "").split(os.pathsep):
+        if root and (Path(root) / "fashion-mnist").is_dir():
+            return Path(root) / "fashion-mnist"
+    return Path("/usr/share/datasets/fashion-mnist")
+
+
+DEFAULT_SOURCE_DIR = _default_source_dir()
 DEFAULT_DATA_DIR = Path("~/.cache/convzoo-reference")
 IDX_FILES = (
     "train-images-idx3-ubyte",

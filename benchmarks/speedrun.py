@@ -93,8 +93,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for seed in range(args.seeds):
         r = one_run(seed, args.device, thresholds, extra)
         runs.append(r)
+        if args.json:  # after each seed: a run stopped later keeps what it measured
+            Path(args.json).write_text(json.dumps(runs, indent=2) + "\n")
         hit = ", ".join(
-            f">= {k}: {v if v is not None else 'not reached'} s" for k, v in r["reached_s"].items()
+            f">= {k}: " + (f"{v} s" if v is not None else "not reached")
+            for k, v in r["reached_s"].items()
         )
         print(
             f"seed {seed}: final test acc {r['final_acc']:.4f} in {r['total_s']:.1f} s "
@@ -117,8 +120,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
             else "never"
         )
         print(f"time to {t:.0%}: reached by {len(got)}/{len(runs)} seeds, {summary}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=2) + "\n")
     return runs
 
 
