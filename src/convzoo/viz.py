@@ -112,12 +112,14 @@ def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> P
     if not all(math.isnan(v) for v in test_acc):
         ax_acc.plot(epochs, test_acc, "s--", label="test acc")
         best = max(range(len(test_acc)), key=lambda i: test_acc[i])
+        late = best >= len(test_acc) / 2  # label on the side away from the plot's edge
         ax_acc.annotate(
             f"best {test_acc[best]:.4f}",
             (epochs[best], test_acc[best]),
             textcoords="offset points",
-            xytext=(0, -14),
-            ha="center",
+            xytext=(-6 if late else 6, 6),
+            ha="right" if late else "left",
+            va="bottom",
             fontsize=9,
         )
     ax_acc.set_xlabel("epoch")
