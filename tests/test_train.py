@@ -330,6 +330,31 @@ def test_truncated_and_missing_checkpoints(tmp_path):
         load_weights(bad)
 
 
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (
+            {"model_options": {"width": 48}},
+            r"features\.b1\.0\.weight is \[8, 1, 3, 3\] in the file",
+        ),
+        ({"model_options": {"depth": 3}}, "takes no option 'depth'"),
+        ({"model_options": {"width": "wide"}}, "model 'speednet'"),
+        ({"model": "nonet"}, "unknown model"),
+    ],
+)
+def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change, match):
+    from safetensors.torch import save_file
+
+    model = convzoo.create_model("speednet", width=8)
+    meta = {"model": "speednet", "model_options": {"width": 8}, "num_classes": 10}
+    meta.update(in_channels=1, classes=[str(i) for i in range(10)], **change)
+    path = tmp_path / "model.safetensors"
+    save_file(model.state_dict(), path, metadata={"convzoo": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=match) as e:
+        load_trained(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
 def test_early_stopping(tmp_path):
     cfg = small_cfg(tmp_path, epochs=8, patience=1, lr=1e-6, schedule="constant")
     result = train(cfg, data=toy_pair(), stdout=io.StringIO())

@@ -40,12 +40,35 @@ def load_trained(source: str | Path, device: torch.device | str = "cpu") -> tupl
             f"{path} carries no convzoo metadata (model name, classes); it was not written by "
             f"convzoo train — use convzoo finetune --from for foreign weights"
         )
-    with torch.device("meta"):
-        model = create_model(
-            meta["model"],
-            num_classes=meta["num_classes"],
-            in_channels=meta["in_channels"],
-            **meta.get("model_options", {}),
+    try:
+        with torch.device("meta"):
+            model = create_model(
+                meta["model"],
+                num_classes=meta["num_classes"],
+                in_channels=meta["in_channels"],
+                **meta.get("model_options", {}),
+            )
+    except (KeyError, TypeError, ValueError) as e:  # metadata that names no buildable model
+        if isinstance(e, ConvzooError):
+            raise CheckpointError(f"{path}: {e}") from None
+        raise CheckpointError(
+            f"{path}: its metadata does not describe a zoo model ({type(e).__name__}: {e}); "
+            f"the file was altered or damaged: use the run's checkpoint or train again"
+        ) from None
+    own = model.state_dict()
+    wrong = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in tensors.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if wrong:
+        k, file_shape, model_shape = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise CheckpointError(
+            f"{path} does not fit the {meta['model']} its metadata describes "
+            f"(options {meta.get('model_options', {})}): {k} is {list(file_shape)} in the file, "
+            f"{list(model_shape)} in the model{more}; the file was altered or damaged: use the "
+            f"run's checkpoint or train again"
         )
     model = model.to_empty(device=device)
     result = model.load_state_dict(tensors, strict=False)
