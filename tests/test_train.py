@@ -335,7 +335,7 @@ def test_truncated_and_missing_checkpoints(tmp_path):
     [
         (
             {"model_options": {"width": 48}},
-            r"features\.b1\.0\.weight is \[8, 1, 3, 3\] in the file",
+            r"features\.b1\.0\.weight: file 8x1x3x3, model 48x1x3x3",
         ),
         ({"model_options": {"depth": 3}}, "takes no option 'depth'"),
         ({"model_options": {"width": "wide"}}, "model 'speednet'"),

@@ -25,7 +25,7 @@ import json
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from ..models.tv import (
 )
 from .callbacks import Checkpointer
 from .config import TrainConfig
-from .inference import weights_path
+from .inference import LoadReport, load_fitting, weights_path
 from .optim import xavier_init
 from .run import RunResult, default_run_dir, load_data, resolve_config, resume_config, train
 from .trainer import Callback, Trainer
@@ -103,42 +103,6 @@ class FinetuneConfig:
 
 
 # -- loading the source ---------------------------------------------------------------------
-@dataclass
-class LoadReport:
-    """How a weights file matched a network: what was loaded and what did not fit."""
-
-    loaded: int
-    missing: list[str] = field(default_factory=list)  #: the network's, absent from the file
-    unexpected: list[str] = field(default_factory=list)  #: the file's, unknown to the network
-    #: (name, shape in the file, shape in the network)
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def __str__(self) -> str:
-        def names(items: Sequence[str], shown: int = 3) -> str:
-            more = f", ... {len(items) - shown} more" if len(items) > shown else ""
-            return ", ".join(items[:shown]) + more
-
-        def shape(s: tuple[int, ...]) -> str:
-            return "x".join(map(str, s)) or "scalar"
-
-        parts = [f"{self.loaded} tensors loaded"]
-        if self.missing:
-            parts.append(f"{len(self.missing)} missing ({names(self.missing)})")
-        if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected ({names(self.unexpected)})")
-        if self.mismatched:
-            shown = [f"{n}: file {shape(a)}, model {shape(b)}" for n, a, b in self.mismatched]
-            parts.append(f"{len(self.mismatched)} with another shape ({names(shown, 2)})")
-        return ", ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 def load_into(
     model: nn.Module, tensors: dict[str, torch.Tensor], *, what: str, strict: bool = False
 ) -> LoadReport:
@@ -149,22 +113,8 @@ def load_into(
     network must come from the file, or the "pretrained" network would be partly random: that
     is the error a file for another architecture gets. ``strict`` refuses any difference.
     """
-    own = model.state_dict()
-    mismatched = [
-        (k, tuple(v.shape), tuple(own[k].shape))
-        for k, v in tensors.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    fits = {k: v for k, v in tensors.items() if k in own and v.shape == own[k].shape}
-    # missing batch-norm counters of old files are filled in by PyTorch, not reported
-    result = model.load_state_dict(fits, strict=False)
-    bad_shape = {k for k, _, _ in mismatched}
-    report = LoadReport(
-        loaded=len(fits),
-        missing=[k for k in result.missing_keys if k not in bad_shape],
-        unexpected=[k for k in tensors if k not in own],
-        mismatched=mismatched,
-    )
+    report = load_fitting(model, tensors)
+    bad_shape = {k for k, _, _ in report.mismatched}
     name = getattr(model, "model_name", type(model).__name__)
     if strict and not report.clean:
         raise CheckpointError(f"{what} does not fit {name} exactly (--strict): {report}")

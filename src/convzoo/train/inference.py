@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,63 @@ def weights_path(source: str | Path) -> Path:
     return p
 
 
+@dataclass
+class LoadReport:
+    """How a weights file matched a network: what was loaded and what did not fit."""
+
+    loaded: int
+    missing: list[str] = field(default_factory=list)  #: the network's, absent from the file
+    unexpected: list[str] = field(default_factory=list)  #: the file's, unknown to the network
+    #: (name, shape in the file, shape in the network)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        def names(items: Sequence[str], shown: int = 3) -> str:
+            more = f", ... {len(items) - shown} more" if len(items) > shown else ""
+            return ", ".join(items[:shown]) + more
+
+        def shape(s: tuple[int, ...]) -> str:
+            return "x".join(map(str, s)) or "scalar"
+
+        parts = [f"{self.loaded} tensors loaded"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing ({names(self.missing)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected ({names(self.unexpected)})")
+        if self.mismatched:
+            shown = [f"{n}: file {shape(a)}, model {shape(b)}" for n, a, b in self.mismatched]
+            parts.append(f"{len(self.mismatched)} with another shape ({names(shown, 2)})")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_fitting(model: nn.Module, tensors: dict[str, torch.Tensor]) -> LoadReport:
+    """Copy the tensors of ``tensors`` that fit ``model`` by name and shape into it, and report
+    the rest; what to refuse is the caller's decision."""
+    own = model.state_dict()
+    mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in tensors.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    fits = {k: v for k, v in tensors.items() if k in own and v.shape == own[k].shape}
+    # missing batch-norm counters of old files are filled in by PyTorch, not reported
+    result = model.load_state_dict(fits, strict=False)
+    bad_shape = {k for k, _, _ in mismatched}
+    return LoadReport(
+        loaded=len(fits),
+        missing=[k for k in result.missing_keys if k not in bad_shape],
+        unexpected=[k for k in tensors if k not in own],
+        mismatched=mismatched,
+    )
+
+
 def load_trained(source: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """The network saved in a run directory or ``.safetensors`` file, and its metadata."""
     path = weights_path(source)
@@ -48,34 +108,20 @@ def load_trained(source: str | Path, device: torch.device | str = "cpu") -> tupl
                 in_channels=meta["in_channels"],
                 **meta.get("model_options", {}),
             )
-    except (KeyError, TypeError, ValueError) as e:  # metadata that names no buildable model
-        if isinstance(e, ConvzooError):
-            raise CheckpointError(f"{path}: {e}") from None
+    except ConvzooError as e:  # an unknown model or option, named by the registry
+        raise CheckpointError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:  # metadata that builds no model
         raise CheckpointError(
             f"{path}: its metadata does not describe a zoo model ({type(e).__name__}: {e}); "
             f"the file was altered or damaged: use the run's checkpoint or train again"
         ) from None
-    own = model.state_dict()
-    wrong = [
-        (k, tuple(v.shape), tuple(own[k].shape))
-        for k, v in tensors.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    if wrong:
-        k, file_shape, model_shape = wrong[0]
-        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-        raise CheckpointError(
-            f"{path} does not fit the {meta['model']} its metadata describes "
-            f"(options {meta.get('model_options', {})}): {k} is {list(file_shape)} in the file, "
-            f"{list(model_shape)} in the model{more}; the file was altered or damaged: use the "
-            f"run's checkpoint or train again"
-        )
     model = model.to_empty(device=device)
-    result = model.load_state_dict(tensors, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    report = load_fitting(model, tensors)
+    if not report.clean:
         raise CheckpointError(
-            f"{path} does not fit {meta['model']}: missing {list(result.missing_keys)[:5]}, "
-            f"unexpected {list(result.unexpected_keys)[:5]}"
+            f"{path} does not fit the {meta['model']} its metadata describes (options "
+            f"{meta.get('model_options', {})}): {report}; the file was altered or damaged: use "
+            f"the run's checkpoint or train again"
         )
     return model.eval(), meta
 
