@@ -74,9 +74,9 @@ def run_convzoo(
 
     import convzoo
     from convzoo.data import DeviceLoader, load_dataset
+    from convzoo.runtime import resolve_device, resolve_precision, tune_backends
     from convzoo.train import Trainer
     from convzoo.train.optim import xavier_init
-    from convzoo.train.runtime import resolve_device, resolve_precision, tune_backends
 
     sys.path.insert(0, str(HERE))
     from reference_d2l import PeakMemory

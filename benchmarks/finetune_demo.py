@@ -33,9 +33,9 @@ import torch
 
 import convzoo
 from convzoo.data import ImageDataset, apply_subset, load_dataset
+from convzoo.inference import evaluate_model
 from convzoo.io import load_weights
 from convzoo.train import resolve_config, train
-from convzoo.train.inference import evaluate_model
 
 #: both arms train this long on the few-shot set (10 images of 5 classes: 5 steps per epoch)
 EPOCHS = 20

@@ -28,8 +28,8 @@ def step_profile(
 ) -> None:
     import convzoo
     from convzoo.data import DeviceLoader
+    from convzoo.runtime import resolve_precision, tune_backends
     from convzoo.train import Trainer
-    from convzoo.train.runtime import resolve_precision, tune_backends
 
     tune_backends(device)
     prec = resolve_precision("auto", device)

@@ -16,15 +16,15 @@ from torch import nn
 import convzoo
 from convzoo.cli import main as cli_main
 from convzoo.errors import CheckpointError, ConvzooError
-from convzoo.io import load_weights
-from convzoo.train import Callback, train
-from convzoo.train.finetuning import (
+from convzoo.finetuning import (
     FinetuneError,
     adapt_input_channels,
     adapt_normalization,
     load_source,
 )
-from convzoo.train.inference import load_trained
+from convzoo.inference import load_trained
+from convzoo.io import load_weights
+from convzoo.train import Callback, train
 from convzoo.train.run import resolve_config
 from helpers import toy_dataset, toy_pair
 

@@ -74,8 +74,12 @@ def test_shard_gradients_allreduced_equal_the_full_batch_gradient(k):
     x, y = data.images.float() / 255, data.labels
     batch = Batch(x, y, len(y), len(y))
     one, many = _trainer(), _trainer(ScratchStrategy([CPU] * k))
-    losses1, logits1 = one.strategy.forward_backward(one, batch)
-    losses_k, logits_k = many.strategy.forward_backward(many, batch)
+    losses1, logits1 = one.strategy.forward_backward(
+        one.net, batch, one.loss_fn, one.precision, one.scaler
+    )
+    losses_k, logits_k = many.strategy.forward_backward(
+        many.net, batch, many.loss_fn, many.precision, many.scaler
+    )
     torch.testing.assert_close(losses_k, losses1)
     torch.testing.assert_close(logits_k, logits1)
     for (name, p1), pk in zip(one.model.named_parameters(), many.model.parameters()):
@@ -193,7 +197,7 @@ def test_dp_with_one_gpu_trains_unwrapped_after_a_notice(monkeypatch, capsys):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    strategy = DataParallelStrategy.from_config(job_config(strategy="dp"), torch.device("cuda"))
+    strategy = DataParallelStrategy.build(torch.device("cuda"))
     assert strategy.device == torch.device("cuda", 0)
     model = torch.nn.Linear(2, 2)
     assert strategy.wrap(model) is model

@@ -12,12 +12,13 @@ import torch
 
 import convzoo
 from convzoo.errors import CheckpointError, ConvzooError, InputSizeError
+from convzoo.inference import evaluate_model, load_trained, predict_images
 from convzoo.io import load_checkpoint, load_weights
 from convzoo.train import Callback, NonFiniteLossError, TrainConfig, train
 from convzoo.train.config import ConfigError
-from convzoo.train.inference import evaluate_model, load_trained, predict_images
 from convzoo.train.recipes import BOOK_SETTINGS
-from convzoo.train.run import resolve_config, resume_config
+from convzoo.train.run import resolve_config
+from convzoo.train.rundir import resume_config
 from helpers import toy_pair
 
 # A VGG with dropout (its randomness must be restored exactly on resume), small enough for tests
@@ -139,7 +140,8 @@ KILL_SCRIPT = r"""
 import sys, os
 sys.path.insert(0, {tests!r})
 from helpers import toy_pair
-from convzoo.train.run import resolve_config, resume_config, train
+from convzoo.train.run import resolve_config, train
+from convzoo.train.rundir import resume_config
 out = sys.argv[1]
 data = toy_pair(512, 64)
 if len(sys.argv) > 2:

@@ -2,9 +2,10 @@
 
 from .data import load_dataset
 from .errors import ConvzooError
+from .finetuning import finetune
 from .models import BatchNorm, create_model, list_models
 from .summary import summary
-from .train import History, TrainConfig, Trainer, finetune, fit
+from .train import History, TrainConfig, Trainer, fit
 
 __version__ = "0.1.0"
 

@@ -34,6 +34,11 @@ class CheckpointError(ConvzooError):
     """A checkpoint or weights file that is missing, truncated, unsafe or for another model."""
 
 
+class FinetuneError(ConvzooError, ValueError):
+    """A fine-tuning option that cannot work (more frozen stages than the model has, a source
+    that cannot be adapted to the data's channels, ...)."""
+
+
 class TrainingError(ConvzooError):
     """Training cannot go on (for example a non-finite loss)."""
 

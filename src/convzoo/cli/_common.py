@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -34,3 +35,85 @@ def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _flag_type(annotation: str) -> Any:
+    if "bool" in annotation:
+        return None
+    if "dict" in annotation:
+        return "dict"
+    if annotation.startswith("int"):
+        return int
+    if annotation.startswith("float"):
+        return float
+    return str
+
+
+def field_help(f: dataclasses.Field) -> str | None:
+    """A config field's help text, with its choices appended when it has a list of them."""
+    text = f.metadata.get("help")
+    choices = f.metadata.get("choices")
+    if text and choices:
+        text = f"{text}: {' | '.join(choices)}"
+    return text
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def add_dataclass_flags(
+    p: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    helps: dict[str, str] | None = None,
+) -> None:
+    """One flag per field of the dataclass ``cls`` (``batch_size`` -> ``--batch-size``), its
+    help from the field's metadata; flags not given stay absent from the namespace, so that
+    only what the user set overrides the recipe. ``helps`` replaces some fields' help (another
+    sub-command's defaults)."""
+    helps = helps or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = flag_name(f)
+        metavar = f.metadata.get("metavar") or f.name.upper()
+        kind = _flag_type(str(f.type))
+        text = helps.get(f.name) or field_help(f)
+        if kind == "dict":
+            p.add_argument(
+                "-o",
+                "--option",
+                dest=f.name,
+                action="append",
+                metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help=f"{text} (repeatable)",
+            )
+        elif kind is None:
+            p.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=text,
+            )
+        else:
+            p.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                metavar=metavar,
+                help=text,
+            )
+
+
+def given_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` the user gave on the command line."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if "model_options" in given:
+        given["model_options"] = parse_kwargs(given["model_options"])
+    return given

@@ -8,7 +8,7 @@ torchvision state dict (``resnet18-f37072fd.pth``) loads as is, and a fine-tuned
 ``model.safetensors`` loads back into plain ``torchvision.models.resnet18`` too.
 
 Only the builders and the weights' metadata live here (no downloads, no training): fetching
-the weights is :func:`convzoo.train.finetune.torchvision_weights_file`'s job.
+the weights is :func:`convzoo.finetuning.sources.torchvision_weights_file`'s job.
 torchvision is imported on first use, so ``import convzoo`` stays as fast as before.
 """
 

@@ -1,4 +1,7 @@
-"""Data parallelism, three ways (the chapter's 多GPU训练, 简洁实现 and 分布式计算):
+"""Strategies: how training is spread over devices and processes. They sit below the training
+loop and know nothing of it (:class:`Strategy` is the interface and the one-device default).
+
+Data parallelism, three ways (the chapter's 多GPU训练, 简洁实现 and 分布式计算):
 
 - ``scratch`` (:mod:`.scratch`): the chapter's own code, ``get_params``, ``allreduce`` and
   ``split_batch``, driving one replica per device from one process. Works on ``cpu,cpu``.
@@ -6,49 +9,59 @@
 - ``ddp`` (:mod:`.ddp`): ``DistributedDataParallel``, one process per device, launched by
   ``torchrun`` on one machine or many.
 
-Each is a strategy object that plugs into :class:`~convzoo.train.Trainer` (see
-:class:`~convzoo.train.SingleProcess` for the interface); :func:`make_strategy` builds the one
-``--strategy`` names.
+:func:`make_strategy` builds the one ``--strategy`` names; :data:`STRATEGIES` is the list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
 from ..errors import UnknownNameError
-from ..train.config import TrainConfig
-from ..train.trainer import SingleProcess
+from .base import LossFn, Strategy
 from .ddp import DistributedStrategy
 from .devices import parse_devices
 from .dp import DataParallelStrategy
 from .scratch import ScratchStrategy, allreduce, get_params, split_batch
 
-#: --strategy name -> builder(cfg, device), where device is the resolved --device
-STRATEGIES: dict[str, Callable[[TrainConfig, torch.device], SingleProcess]] = {
-    "scratch": ScratchStrategy.from_config,
-    "dp": DataParallelStrategy.from_config,
-    "ddp": DistributedStrategy.from_config,
+
+class StrategyBuilder(Protocol):
+    def __call__(
+        self, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+    ) -> Strategy: ...
+
+
+def single(device: torch.device, *, devices: str | None = None, sync_bn: bool = False) -> Strategy:
+    """One process on ``device``."""
+    return Strategy(device)
+
+
+#: ``--strategy`` name -> builder(device, devices=, sync_bn=); ``device`` is the resolved --device
+STRATEGIES: dict[str, StrategyBuilder] = {
+    "single": single,
+    "scratch": ScratchStrategy.build,
+    "dp": DataParallelStrategy.build,
+    "ddp": DistributedStrategy.build,
 }
 
 
-def make_strategy(cfg: TrainConfig, device: torch.device) -> SingleProcess:
-    """The strategy ``cfg.strategy`` names (``single`` is built by the trainer itself)."""
-    if cfg.strategy == "single":
-        return SingleProcess()
-    if cfg.strategy not in STRATEGIES:
-        raise UnknownNameError(
-            f"unknown strategy {cfg.strategy!r}; choose one of: single, {', '.join(STRATEGIES)}"
-        )
-    return STRATEGIES[cfg.strategy](cfg, device)
+def make_strategy(
+    name: str, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+) -> Strategy:
+    """The strategy ``name``: ``devices`` lists scratch/dp replicas, ``sync_bn`` is ddp's."""
+    if name not in STRATEGIES:
+        raise UnknownNameError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](device, devices=devices, sync_bn=sync_bn)
 
 
 __all__ = [
     "STRATEGIES",
     "DataParallelStrategy",
     "DistributedStrategy",
+    "LossFn",
     "ScratchStrategy",
+    "Strategy",
     "allreduce",
     "get_params",
     "make_strategy",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,11 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ParallelError
 from ..models import BatchNorm
-from ..train.config import TrainConfig
-from ..train.trainer import SingleProcess
-
-if TYPE_CHECKING:
-    from ..train.trainer import Trainer
+from .base import Strategy
 
 #: how long a collective waits for the other ranks before failing instead of hanging forever;
 #: it must cover the longest time one rank can be busy alone (rank 0 writing a checkpoint,
@@ -84,7 +80,7 @@ def check_sync_bn(model: nn.Module) -> None:
         )
 
 
-class DistributedStrategy(SingleProcess):
+class DistributedStrategy(Strategy):
     """This process's place in the group, the DDP wrapper and the collectives the Trainer uses.
 
     ``rank`` is the global rank (0 prints and saves); ``device`` is ``cuda:LOCAL_RANK`` or the
@@ -114,15 +110,18 @@ class DistributedStrategy(SingleProcess):
             )
         if self._owns_group:
             init_group(device)
-        self.device = device
+        super().__init__(device)
         self.local_rank = local_rank
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         self.sync_bn = sync_bn
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, device: torch.device) -> DistributedStrategy:
-        return cls(device, sync_bn=cfg.sync_bn)
+    def build(
+        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+    ) -> DistributedStrategy:
+        """This process's place in torchrun's group (``devices`` is not used: one per process)."""
+        return cls(device, sync_bn=sync_bn)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if self.sync_bn:
@@ -141,14 +140,14 @@ class DistributedStrategy(SingleProcess):
             **{no_sync: False},
         )
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, model: nn.Module) -> None:
         """Rank 0's buffers to every rank, one collective per dtype. DDP keeps parameters equal
         (same gradients, same update); buffers updated in the forward pass (batch-norm running
         averages) would drift apart, each rank averaging its own shards."""
         if self.world_size == 1:
             return
         groups: dict[torch.dtype, list[torch.Tensor]] = {}
-        for b in trainer.model.buffers():
+        for b in model.buffers():
             groups.setdefault(b.dtype, []).append(b)
         with torch.no_grad():
             for buffers in groups.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParallelError
-from ..train.runtime import resolve_device
+from ..runtime import resolve_device
 
 
 def parse_devices(spec: str) -> list[torch.device]:

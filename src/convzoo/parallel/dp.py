@@ -15,20 +15,22 @@ import torch
 from torch import nn
 
 from ..errors import ParallelError
-from ..train.config import TrainConfig
-from ..train.trainer import SingleProcess
+from .base import Strategy
 from .devices import parse_devices
 
 
-class DataParallelStrategy(SingleProcess):
+class DataParallelStrategy(Strategy):
     """``nn.DataParallel`` over ``device_ids``; with one GPU the model is left unwrapped."""
 
     def __init__(self, device_ids: list[int]) -> None:
+        super().__init__(torch.device("cuda", device_ids[0]))
         self.device_ids = device_ids
-        self.device = torch.device("cuda", device_ids[0])
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, device: torch.device) -> DataParallelStrategy:
+    def build(
+        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+    ) -> DataParallelStrategy:
+        """Every visible GPU, or those ``devices`` lists (``cuda:0,cuda:2``)."""
         if not torch.cuda.is_available():
             raise ParallelError(
                 "--strategy dp splits batches over GPUs and this machine has none; "
@@ -36,17 +38,17 @@ class DataParallelStrategy(SingleProcess):
             )
         if device.type != "cuda":
             raise ParallelError(
-                f"--strategy dp runs on GPUs, not on --device {cfg.device}; "
+                f"--strategy dp runs on GPUs, not on --device {device}; "
                 "drop --device or use --strategy single"
             )
-        if cfg.devices:
-            devices = parse_devices(cfg.devices)
-            if devices[0].type != "cuda":
-                raise ParallelError(f"--strategy dp needs GPUs in --devices, got {cfg.devices}")
-            ids = [d.index for d in devices]
+        if devices:
+            listed = parse_devices(devices)
+            if listed[0].type != "cuda":
+                raise ParallelError(f"--strategy dp needs GPUs in --devices, got {devices}")
+            ids = [d.index for d in listed]
             if len(set(ids)) != len(ids):
                 raise ParallelError(
-                    f"--devices {cfg.devices} repeats a GPU, which nn.DataParallel refuses; "
+                    f"--devices {devices} repeats a GPU, which nn.DataParallel refuses; "
                     "use --strategy scratch to put several replicas on one device"
                 )
         else:

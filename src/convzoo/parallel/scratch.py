@@ -5,8 +5,8 @@ The chapter needs two operations: give every device a copy of the parameters
 :func:`split_batch`, that hands each device its slice of the mini-batch. One training step is
 then: split the batch, run forward and backward on every device, allreduce the gradients, step.
 
-:class:`ScratchStrategy` is that step inside the :class:`~convzoo.train.Trainer`, so the chapter's
-lesson trains any zoo model with the same loop, checkpoints and metrics as everything else::
+:class:`ScratchStrategy` is that step as a strategy of the training loop, so the chapter's lesson
+trains any zoo model with the same loop, checkpoints and metrics as everything else::
 
     convzoo train --strategy scratch --devices cpu,cpu        # two replicas on the CPU
     convzoo train --strategy scratch --devices cuda:0,cuda:1
@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..data.loader import Batch
 from ..errors import ParallelError
-from ..train.config import TrainConfig
-from ..train.trainer import SingleProcess
+from ..runtime import Precision
+from .base import LossFn, Strategy
 from .devices import parse_devices
-
-if TYPE_CHECKING:
-    from ..train.trainer import Trainer
 
 
 def get_params(params: Iterable[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
@@ -81,10 +77,10 @@ def split_batch(
     return scatter(X, devices), scatter(y, devices)
 
 
-class ScratchStrategy(SingleProcess):
+class ScratchStrategy(Strategy):
     """One process, one model replica per device, gradients summed with :func:`allreduce`.
 
-    ``devices[0]`` holds the master model, which the Trainer's optimizer steps; the other
+    ``devices[0]`` holds the master model, which the training loop's optimizer steps; the other
     replicas are copies. Every step starts by giving the replicas the master's parameters and
     buffers (the chapter's parameter distribution, done in place rather than with fresh
     :func:`get_params` copies), so they are also right after a resume or after a callback changed
@@ -99,14 +95,17 @@ class ScratchStrategy(SingleProcess):
     def __init__(self, devices: Sequence[torch.device]) -> None:
         if not devices:
             raise ParallelError("--strategy scratch needs at least one device in --devices")
+        super().__init__(devices[0])
         self.devices = list(devices)
-        self.device = self.devices[0]
         self.replicas: list[nn.Module] = []
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, device: torch.device) -> ScratchStrategy:
-        if cfg.devices:
-            return cls(parse_devices(cfg.devices))
+    def build(
+        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+    ) -> ScratchStrategy:
+        """The replicas ``devices`` lists (``cpu,cpu``), else one per visible GPU."""
+        if devices:
+            return cls(parse_devices(devices))
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
             raise ParallelError(
@@ -133,18 +132,25 @@ class ScratchStrategy(SingleProcess):
             for r, m in zip(replica.modules(), master.modules()):
                 r.training = m.training
 
-    def forward_backward(self, trainer: Trainer, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_backward(
+        self,
+        net: nn.Module,
+        batch: Batch,
+        loss_fn: LossFn,
+        precision: Precision,
+        scaler: torch.amp.GradScaler,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self.sync_replicas()
         n = batch.valid  # one process: no padding, n == global_valid
         xs, ys = split_batch(batch.x[:n], batch.y[:n], self.devices)
         used = self.replicas[: len(xs)]  # a batch shorter than the device list uses fewer
         scaled, losses, logits = [], [], []
-        for net, x, y in zip(used, xs, ys):
-            with trainer.precision.autocast():
-                out = net(x).float()
-            shard_losses = trainer.loss_fn(out, y)
+        for replica, x, y in zip(used, xs, ys):
+            with precision.autocast():
+                out = replica(x).float()
+            shard_losses = loss_fn(out, y)
             # this shard's share of the batch mean: the shards' gradients sum to the batch's
-            scaled.append(trainer.scaler.scale(shard_losses.sum() / batch.global_valid))
+            scaled.append(scaler.scale(shard_losses.sum() / batch.global_valid))
             losses.append(shard_losses.detach().to(self.device))
             logits.append(out.detach().to(self.device))
         # one backward call over all shards: autograd runs each device's part on its own thread

@@ -146,7 +146,8 @@ class EarlyStopping(Callback):
 
 
 class TensorBoardLogger(Callback):
-    """Scalars per epoch (and the training loss every few steps) for TensorBoard."""
+    """Every number of the epoch's record (losses, accuracies, lr, speed) once per epoch, for
+    TensorBoard."""
 
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)

@@ -1,7 +1,10 @@
-"""Training configuration: typed defaults in one place, recipes that fill them per model.
+"""Training configuration: every setting, its default, its help text and its choices, once.
 
-CLI flags map one-to-one onto :class:`TrainConfig` fields; a recipe supplies the values the
-user did not give; the resolved config is saved with every run (``config.json``).
+CLI flags are generated from :class:`TrainConfig` one-to-one (``batch_size`` ->
+``--batch-size``, the help text from the field's metadata); a recipe supplies the values the
+user did not give (``convzoo.train.recipes``); the resolved config is saved with every run
+(``config.json``). The defaults are the ``fast`` recipe's for a network with batch norm (the
+default ``speednet``): the recipe states only where other networks or recipes differ.
 """
 
 from __future__ import annotations
@@ -10,56 +13,99 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.sources import DEFAULT_DATASET
 from ..errors import ConvzooError, UnknownNameError
+from ..parallel import STRATEGIES
+from ..runtime import PRECISIONS
+from .optim import INITS, OPTIMIZERS, SCHEDULES
+from .recipes import RECIPES
 
 
 class ConfigError(ConvzooError, ValueError):
     """A configuration value that cannot work (lr <= 0, unknown optimizer, ...)."""
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    flag: str | None = None,
+    metavar: str | None = None,
+) -> Any:
+    """A config field with its help text and, for names, the allowed values; ``flag`` and
+    ``metavar`` override the command-line flag's name (``--field-name``) and placeholder."""
+    meta = {"help": help, "choices": choices, "flag": flag, "metavar": metavar}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     # what to train on what
-    model: str = "speednet"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    #: class / few-shot subset spec applied to both splits (see convzoo.data.subsets)
-    subset: str | None = None
-    recipe: str = "fast"
+    model: str = setting("speednet", "model name (default: the recipe's; `convzoo models`)")
+    model_options: dict[str, Any] = setting({}, "model option, e.g. -o width_ratio=4")
+    dataset: str = setting(
+        DEFAULT_DATASET, "fashion-mnist (default), mnist, cifar10 or folder:PATH"
+    )
+    data_dir: str | None = setting(
+        None, "where data sets are kept (default $CONVZOO_DATA or ~/.cache/convzoo)"
+    )
+    subset: str | None = setting(
+        None, "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (docs/data.md)"
+    )
+    recipe: str = setting(
+        "fast",
+        "fast: measured modern settings; d2l: the book's train_ch6 exactly; speedrun: time "
+        "to accuracy; finetune: convzoo finetune's",
+        choices=tuple(RECIPES),
+    )
     # optimisation
-    epochs: int = 10
-    batch_size: int = 256  #: per process
-    lr: float = 0.2  #: peak learning rate
-    optimizer: str = "nesterov"  #: sgd | nesterov | adamw
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"  #: constant | onecycle | cosine
-    warmup: float = 0.2  #: fraction of all steps spent warming up linearly (onecycle/cosine)
-    label_smoothing: float = 0.1
-    grad_clip: float | None = None  #: max global gradient norm
-    init: str = "default"  #: default (PyTorch's) | xavier (the book's train_ch6)
+    epochs: int = setting(10, "epochs to train")
+    batch_size: int = setting(256, "examples per batch (per process)")
+    lr: float = setting(0.2, "peak learning rate (per batch of --batch-size)")
+    optimizer: str = setting("nesterov", "optimizer", choices=OPTIMIZERS)
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(5e-4, "L2 weight decay")
+    schedule: str = setting(
+        "onecycle", "lr schedule (onecycle: linear warm-up, linear decay)", choices=SCHEDULES
+    )
+    warmup: float = setting(0.2, "fraction of the steps spent warming up the lr")
+    label_smoothing: float = setting(0.1, "label smoothing of the cross-entropy")
+    grad_clip: float | None = setting(None, "clip the global gradient norm to this value")
+    init: str = setting("default", "weight init (xavier: the book's)", choices=INITS)
     # data pipeline
-    augment: str = "hflip"  #: augmentation spec, see convzoo.data.augment
-    image_size: int | None = None  #: None: the model's default input size
-    normalize: bool = True  #: per-channel mean/std of the training set (False: [0, 1] only)
-    drop_last: bool = True
-    tta: bool = False  #: evaluate on the image and its mirror image, average the logits
+    augment: str = setting("hflip", "augmentation spec, e.g. hflip,crop:4 ('' for none)")
+    image_size: int | None = setting(
+        None, "resize images to this side in pixels (default: the model's input size)"
+    )
+    normalize: bool = setting(False, "normalize inputs with the training set's mean and std")
+    drop_last: bool = setting(True, "drop the last incomplete training batch")
+    tta: bool = setting(False, "evaluate on each test image and its mirror image")
     # execution
-    device: str = "auto"
-    precision: str = "auto"  #: auto | fp32 | bf16 | fp16
-    channels_last: bool | None = None  #: None: on where it measures faster (CNNs in bf16)
-    compile: bool = False
-    seed: int = 0
-    strategy: str = "single"  #: single | scratch | dp | ddp
-    devices: str | None = None  #: device list for the scratch strategy, e.g. "cpu,cpu"
-    sync_bn: bool = False
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = setting("auto", "autocast precision", choices=PRECISIONS)
+    channels_last: bool | None = setting(
+        None, "channels-last memory format (default: with bf16/fp16)"
+    )
+    compile: bool = setting(False, "torch.compile the model")
+    seed: int = setting(0, "random seed (initial weights, data order, augmentation)")
+    strategy: str = setting(
+        "single", "how to use several devices (docs/multi-device.md)", choices=tuple(STRATEGIES)
+    )
+    devices: str | None = setting(
+        None, "device list for --strategy scratch or dp, e.g. cpu,cpu or cuda:0,cuda:1"
+    )
+    sync_bn: bool = setting(False, "synchronise batch-norm statistics across processes (ddp)")
     # run control
-    patience: int | None = None  #: early stopping: epochs without a better test accuracy
-    ckpt_every: int | None = None  #: also checkpoint every N optimizer steps
-    out: str | None = None  #: run directory (default runs/<time>-<model>)
-    tensorboard: bool = False
-    eval_batch_size: int = 1024
+    patience: int | None = setting(
+        None, "stop after this many epochs without a better test accuracy"
+    )
+    ckpt_every: int | None = setting(None, "also save a checkpoint every N optimizer steps")
+    out: str | None = setting(None, "run directory (default runs/<time>-<model>)")
+    tensorboard: bool = setting(False, "also write TensorBoard logs to RUN_DIR/tensorboard")
+    eval_batch_size: int = setting(1024, "examples per evaluation batch")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -74,7 +120,19 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> None:
-        checks = [
+        for ok, msg in self._checks():
+            if not ok:
+                raise ConfigError(msg)
+        for f in dataclasses.fields(self):
+            allowed = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if allowed and value not in allowed:
+                raise UnknownNameError(
+                    f"unknown {f.name} {value!r}; choose one of: {', '.join(allowed)}"
+                )
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
@@ -98,19 +156,3 @@ class TrainConfig:
                 "--sync-bn synchronises batch norm across processes: it needs --strategy ddp",
             ),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
-        choices = {
-            "optimizer": ("sgd", "nesterov", "adamw"),
-            "schedule": ("constant", "onecycle", "cosine"),
-            "init": ("default", "xavier"),
-            "precision": ("auto", "fp32", "bf16", "fp16"),
-            "strategy": ("single", "scratch", "dp", "ddp"),
-        }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise UnknownNameError(
-                    f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}"
-                )

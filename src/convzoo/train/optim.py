@@ -1,4 +1,8 @@
-"""Optimizers and learning-rate schedules from :class:`TrainConfig`."""
+"""Optimizers, learning-rate schedules and the book's initialisation, from plain values.
+
+The choice lists here (:data:`OPTIMIZERS`, :data:`SCHEDULES`, :data:`INITS`) are the only ones:
+the config checks against them and the CLI's help text is generated from them.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,40 @@ import math
 import torch
 from torch import nn
 
-from .config import TrainConfig
+#: ``--optimizer``: the book's SGD (with ``--momentum``), Nesterov SGD, AdamW
+OPTIMIZERS = ("sgd", "nesterov", "adamw")
+#: ``--schedule``: the book's constant lr, one-cycle (linear warm-up, linear decay), cosine
+SCHEDULES = ("constant", "onecycle", "cosine")
+#: ``--init``: PyTorch's default initialisation, or the book's Xavier-uniform (``train_ch6``)
+INITS = ("default", "xavier")
 
 
-def build_optimizer(cfg: TrainConfig, params: list[dict] | nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: list[dict] | nn.Module,
+    name: str,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     """``sgd`` (the book's, with ``momentum``), ``nesterov`` or ``adamw``.
 
-    ``params`` is a module or parameter groups (fine-tuning gives the head its own lr).
+    ``params`` is a module (its trainable parameters) or parameter groups (fine-tuning gives
+    the head its own lr).
     """
     groups = (
         [{"params": [p for p in params.parameters() if p.requires_grad]}]
         if isinstance(params, nn.Module)
         else params
     )
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(
         groups,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.optimizer == "nesterov" and cfg.momentum > 0,
-        weight_decay=cfg.weight_decay,
+        lr=lr,
+        momentum=momentum,
+        nesterov=name == "nesterov" and momentum > 0,
+        weight_decay=weight_decay,
     )
 
 
@@ -50,14 +67,14 @@ def lr_factor(schedule: str, step: int, total: int, warmup: float) -> float:
 
 
 def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+    optimizer: torch.optim.Optimizer, schedule: str, *, total_steps: int, warmup: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """``schedule`` over ``total_steps`` optimizer steps, stepped once per step."""
+
     # LambdaLR with a plain function: its state_dict is plain numbers (the lambda is rebuilt
     # from the config on resume), so checkpoints load with weights_only=True.
-    total = cfg.epochs * steps_per_epoch
-
     def factor(step: int) -> float:
-        return lr_factor(cfg.schedule, step, total, cfg.warmup)
+        return lr_factor(schedule, step, total_steps, warmup)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

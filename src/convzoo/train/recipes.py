@@ -2,9 +2,11 @@
 
 - ``d2l``: the book's ``train_ch6`` exactly (Xavier init, plain SGD, mean cross-entropy, no
   augmentation, no normalization, fp32) with the book's lr / batch size / resize / 10 epochs
-  per model (``shared/REFERENCE.md``), so the book's table can be reproduced.
+  per model (the book's printed table: ``docs/training.md``), so that table can be reproduced.
 - ``fast`` (default): modern settings chosen by measurement on Fashion-MNIST; each choice has
-  its figure in ``benchmarks/RESULTS.md`` ("fast recipe ablation").
+  its figure in ``benchmarks/RESULTS.md`` ("fast recipe ablation"). Its values for networks
+  with batch norm are :class:`~convzoo.train.config.TrainConfig`'s defaults; it states only
+  what differs for the others.
 - ``speedrun``: time to accuracy with ``speednet`` (see ``benchmarks/RESULTS.md``).
 - ``finetune``: the chapter's fine-tuning, the default of ``convzoo finetune``.
 """
@@ -20,7 +22,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import UnknownNameError
 from ..models import BatchNorm, create_model, get_model_entry
 
-#: the book's per-model settings (lr, batch size, resize; 10 epochs each), REFERENCE.md
+#: the book's per-model settings (lr, batch size, resize; 10 epochs each), as its notebooks
+#: print them (d2l-en 0.17.5 / d2l-zh 2.0, chapters 7.1-7.7)
 BOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "lenet": dict(lr=0.9, batch_size=256, image_size=28),
     "lenet_bn": dict(lr=1.0, batch_size=256, image_size=28),
@@ -58,17 +61,16 @@ def d2l(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     )
 
 
-#: what the fast recipe sets by kind of network (benchmarks/RESULTS.md, "fast recipe
-#: ablation"). With batch norm: Nesterov SGD at a peak lr of 0.2 per 256 examples, and raw
-#: [0, 1] inputs (normalizing them measured 0.2 points worse at 10 epochs on two seeds: the first
-#: batch norm already does it). Without batch norm (LeNet's sigmoids, AlexNet, VGG, NiN,
-#: GoogLeNet): SGD at that lr diverges or stalls (the sigmoid LeNet stays at 10% for 5 epochs at
-#: lr 0.05) and AdamW does not; normalized inputs are worth 3.7 points to LeNet.
+#: what the fast recipe changes of TrainConfig's defaults by kind of network
+#: (benchmarks/RESULTS.md, "fast recipe ablation"). With batch norm, the defaults: Nesterov SGD
+#: at a peak lr of 0.2 per 256 examples, and raw [0, 1] inputs (normalizing them measured 0.2
+#: points worse at 10 epochs on two seeds: the first batch norm already does it). Without batch
+#: norm (LeNet's sigmoids, AlexNet, VGG, NiN, GoogLeNet): SGD at that lr diverges or stalls
+#: (the sigmoid LeNet stays at 10% for 5 epochs at lr 0.05) and AdamW does not; normalized
+#: inputs are worth 3.7 points to LeNet.
 FAST_BY_KIND: dict[str, dict[str, Any]] = {
-    "batchnorm": dict(
-        optimizer="nesterov", lr=0.2, momentum=0.9, weight_decay=5e-4, normalize=False
-    ),
-    "plain": dict(optimizer="adamw", lr=2e-3, momentum=0.9, weight_decay=0.05, normalize=True),
+    "batchnorm": {},
+    "plain": dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, normalize=True),
 }
 
 
@@ -83,21 +85,8 @@ def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Nesterov SGD with a one-cycle schedule, label smoothing, weight decay, flips, bf16 +
     channels_last where supported; networks without batch norm get AdamW and normalized
     inputs instead."""
-    return dict(
-        **FAST_BY_KIND["batchnorm" if has_batchnorm(model, options) else "plain"],
-        epochs=10,
-        batch_size=256,
-        image_size=get_model_entry(model).default_image_size,
-        schedule="onecycle",
-        warmup=0.2,
-        label_smoothing=0.1,
-        init="default",
-        augment="hflip",
-        drop_last=True,
-        tta=False,
-        precision="auto",
-        channels_last=None,
-    )
+    kind = "batchnorm" if has_batchnorm(model, options) else "plain"
+    return dict(FAST_BY_KIND[kind], image_size=get_model_entry(model).default_image_size)
 
 
 def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -133,8 +122,8 @@ RECIPES: dict[str, Callable[..., dict[str, Any]]] = {
     "finetune": finetune,
 }
 
-#: the model each recipe trains when none is named
-DEFAULT_MODEL = {"d2l": "lenet", "fast": "speednet", "speedrun": "speednet"}
+#: the model a recipe trains when none is named, where it is not TrainConfig's (speednet)
+DEFAULT_MODEL = {"d2l": "lenet"}
 
 
 def recipe_defaults(

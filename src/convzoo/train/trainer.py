@@ -1,7 +1,8 @@
 """The training loop: the book's ``train_ch6`` grown up, still readable top to bottom.
 
 Everything optional (printing, progress bars, checkpoints, early stopping, TensorBoard, plots)
-hangs on the loop as a :class:`Callback`; data parallelism plugs in as a strategy.
+hangs on the loop as a :class:`Callback`; how a step is spread over devices and processes is
+the strategy's business (:class:`~convzoo.parallel.Strategy`, one device by default).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from torch import nn
 
 from ..data.loader import Batch
 from ..errors import ParallelError, TrainingError
+from ..parallel.base import Strategy
+from ..runtime import Precision
 from .history import History
-from .runtime import Precision
 
 
 class NonFiniteLossError(TrainingError):
@@ -43,50 +45,6 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
-class SingleProcess:
-    """The default strategy: one process, one device. Others (``convzoo.parallel``) override
-    :meth:`wrap`, :meth:`forward_backward`, :meth:`after_step`, :meth:`all_reduce_`,
-    :meth:`broadcast_object` and :meth:`close`."""
-
-    rank = 0
-    world_size = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """The module the loop calls (a DDP or DataParallel wrapper where needed)."""
-        return model
-
-    def forward_backward(self, trainer: Trainer, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward and backward on one batch; returns this rank's per-sample losses and logits
-        of the real (non-padding) samples, detached."""
-        with trainer.precision.autocast():
-            logits = trainer.net(batch.x)
-        losses = trainer.loss_fn(logits.float(), batch.y)[: batch.valid]
-        # sum over real samples / all real samples of the step, times world size because
-        # DistributedDataParallel averages gradients over ranks: the gradient is the global mean
-        loss = losses.sum() * (self.world_size / batch.global_valid)
-        trainer.backward(loss)
-        return losses.detach(), logits.detach()[: batch.valid]
-
-    def after_step(self, trainer: Trainer) -> None:
-        """Called after every optimizer step (e.g. to broadcast weights to replicas)."""
-
-    def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
-        """Sum ``t`` over ranks in place (nothing to do on one process)."""
-        return t
-
-    def broadcast_object(self, obj: Any) -> Any:
-        """Rank 0's ``obj`` on every rank (a picklable value: a path, a checkpoint, an error),
-        so that decisions taken on rank 0 alone (the run directory, whether to resume) agree."""
-        return obj
-
-    def close(self) -> None:
-        """Release what the strategy holds (a process group) once the run is over."""
-
-
 class Trainer:
     """Trains ``model`` on ``train_loader``, evaluating on ``test_loader`` after every epoch.
 
@@ -108,7 +66,7 @@ class Trainer:
         precision: Precision | None = None,
         grad_clip: float | None = None,
         callbacks: Sequence[Callback] = (),
-        strategy: SingleProcess | None = None,
+        strategy: Strategy | None = None,
         tta: bool = False,
     ) -> None:
         self.model = model
@@ -124,7 +82,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
         self.grad_clip = grad_clip
         self.callbacks = list(callbacks)
-        self.strategy = strategy or SingleProcess()
+        self.strategy = strategy or Strategy(self.device)
         self.net = self.strategy.wrap(model)
         self.tta = tta
         self.history = History()
@@ -164,14 +122,16 @@ class Trainer:
         return self.history
 
     def train_step(self, batch: Batch) -> None:
-        losses, logits = self.strategy.forward_backward(self, batch)
+        losses, logits = self.strategy.forward_backward(
+            self.net, batch, self.loss_fn, self.precision, self.scaler
+        )
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.strategy.after_step(self)
+        self.strategy.after_step(self.model)
         lr = self.lr
         if self.scheduler is not None:
             self.scheduler.step()
@@ -182,9 +142,6 @@ class Trainer:
         self._sums[1] += (logits.argmax(1) == batch.y[: batch.valid]).sum()
         self._sums[2] += batch.valid
         self._guard_nonfinite(total, lr)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward()
 
     def end_epoch(self) -> dict[str, float]:
         """Close the epoch: reduce the running sums over ranks, evaluate, record."""

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConvzooError
+from .errors import ConvzooError
+
+#: ``--precision`` values (``auto``: see :func:`resolve_precision`)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class DeviceError(ConvzooError):
@@ -79,8 +82,8 @@ def resolve_precision(spec: str, device: torch.device) -> Precision:
             spec = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             spec = "bf16" if cpu_supports_bf16() else "fp32"
-    if spec not in ("fp32", "bf16", "fp16"):
-        raise ConvzooError(f"unknown precision {spec!r}; use auto, fp32, bf16 or fp16")
+    if spec not in PRECISIONS[1:]:
+        raise ConvzooError(f"unknown precision {spec!r}; use {', '.join(PRECISIONS)}")
     if spec == "fp16" and device.type == "cpu":
         raise ConvzooError("fp16 needs a GPU; on the CPU use --precision bf16 or fp32")
     return Precision(spec, device.type)

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import ImageDataset
-from ..data.loader import DeviceLoader
-from ..errors import CheckpointError, ConvzooError, DataError
-from ..io import load_weights
-from ..models import create_model
+from .data.dataset import ImageDataset
+from .data.loader import DeviceLoader
+from .errors import CheckpointError, ConvzooError, DataError
+from .io import load_weights
+from .models import create_model
 from .runtime import resolve_device, resolve_precision
-from .trainer import Trainer
+from .train.trainer import Trainer
 
 
 def weights_path(source: str | Path) -> Path:

@@ -1,0 +1,338 @@
+"""A fine-tuning run: load the source, adapt it, freeze, then an ordinary training run.
+
+Everything is set up here and handed to :func:`convzoo.train.run.train` (parameter groups and a
+freezing callback), so checkpoints, exact resume and the run directory work as for any run.
+``finetune.json`` in the run directory records what :func:`resume_finetune` needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from ..data import ImageDataset, apply_subset
+from ..errors import CheckpointError, FinetuneError
+from ..io import atomic_write_json
+from ..train.callbacks import Checkpointer
+from ..train.config import TrainConfig, setting
+from ..train.fit import DataArg, split_data, user_overrides
+from ..train.optim import xavier_init
+from ..train.run import RunResult, build_model, load_data, resolve_config, train
+from ..train.rundir import default_run_dir, resume_config
+from ..train.trainer import Callback, Trainer
+from .adapt import adapt_input_channels, adapt_normalization
+from .freeze import FreezeStages, frozen_stages, param_groups
+from .sources import Pretrained, load_source
+
+#: the file in a fine-tuning run directory that says how to resume it
+RECORD = "finetune.json"
+
+
+@dataclass
+class FinetuneConfig:
+    """What fine-tuning adds to :class:`TrainConfig` (flags of ``convzoo finetune``)."""
+
+    source: str = setting(
+        "",
+        "RUN_DIR, RUN_DIR/model.safetensors or torchvision:ARCH",
+        flag="--from",
+        metavar="SOURCE",
+    )
+    weights: str | None = setting(
+        None,
+        "torchvision:ARCH weights: a .pth/.safetensors state dict (read with weights_only) "
+        "or DEFAULT / IMAGENET1K_V1 (downloaded when online)",
+        metavar="PATH|NAME",
+    )
+    freeze: int = setting(0, "hold the first N stages fixed", metavar="N")
+    freeze_until: str | None = setting(
+        None, "hold every stage up to and including STAGE fixed (e.g. layer2)", metavar="STAGE"
+    )
+    unfreeze_at: int | None = setting(
+        None, "train the frozen stages too from this epoch on (1-based)", metavar="EPOCH"
+    )
+    head_lr_mult: float = setting(
+        10.0, "learning rate of the new classifier / the base rate (default 10)", metavar="X"
+    )
+    reset_head: bool = setting(
+        False, "a new classifier even when the data has the source's classes"
+    )
+    strict: bool = setting(
+        False, "refuse weights with any missing, unexpected or mis-shaped tensor"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def validate(self) -> None:
+        if not self.source:
+            raise FinetuneError("fine-tuning needs a source: --from RUN_DIR or torchvision:ARCH")
+        if self.freeze < 0:
+            raise FinetuneError(f"--freeze must be >= 0, got {self.freeze}")
+        if self.freeze and self.freeze_until:
+            raise FinetuneError("give --freeze N or --freeze-until STAGE, not both")
+        if self.unfreeze_at is not None:
+            if not (self.freeze or self.freeze_until):
+                raise FinetuneError("--unfreeze-at needs frozen stages (--freeze/--freeze-until)")
+            if self.unfreeze_at < 2:
+                raise FinetuneError(
+                    f"--unfreeze-at must be an epoch >= 2 (1-based), got {self.unfreeze_at}"
+                )
+        if self.head_lr_mult <= 0:
+            raise FinetuneError(f"--head-lr-mult must be > 0, got {self.head_lr_mult}")
+
+
+class WriteRecord(Callback):
+    """Writes the fine-tuning record into the run directory once it exists."""
+
+    def __init__(self, path: Path, record: dict[str, Any]) -> None:
+        self.path, self.record = path, record
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.is_main and not self.path.exists():
+            atomic_write_json(self.path, self.record)
+
+
+def _prepare_data(
+    cfg: TrainConfig, data: tuple[ImageDataset, ImageDataset | None] | None
+) -> tuple[ImageDataset, ImageDataset | None]:
+    if data is None:
+        return load_data(cfg)
+    train_data, test_data = data
+    return (
+        apply_subset(train_data, cfg.subset),
+        apply_subset(test_data, cfg.subset) if test_data is not None else None,
+    )
+
+
+def _config(
+    src: Pretrained,
+    overrides: dict[str, Any],
+    data: tuple[ImageDataset, ImageDataset | None] | None,
+    recipe: str,
+    save: bool,
+) -> TrainConfig:
+    """The run's config: the user's values, then the source's (architecture, input size,
+    normalization), then the recipe's."""
+    model = src.model
+    options = {
+        k: v for k, v in model.model_kwargs.items() if k not in ("num_classes", "in_channels")
+    }
+    values = {"model": model.model_name, "model_options": options, "image_size": src.image_size}
+    # inputs are prepared as the source saw them: its mean/std, or pixels in [0, 1]
+    values["normalize"] = src.mean is not None
+    cfg = resolve_config({**values, **overrides}, overrides.get("recipe", recipe))
+    if data is not None and "dataset" not in overrides:
+        cfg = dataclasses.replace(cfg, dataset=data[0].name)
+    if save and cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=str(default_run_dir(f"{cfg.model}-finetune")))
+    return cfg
+
+
+def _new_head(model: nn.Module, src: Pretrained, data: ImageDataset, ft: FinetuneConfig, seed: int):
+    """A new Xavier-initialised classifier unless the data has exactly the source's classes."""
+    same_classes = src.classes is not None and src.classes == list(data.classes)
+    if not ft.reset_head and same_classes:
+        return f"head kept (same classes), lr x{ft.head_lr_mult:g}"
+    torch.manual_seed(seed)  # the same new head for the same seed
+    xavier_init(model.reset_classifier(data.num_classes))
+    return (
+        f"new head {model.classifier_path} ({data.num_classes} classes, Xavier init, "
+        f"lr x{ft.head_lr_mult:g})"
+    )
+
+
+def _freeze_note(model: nn.Module, frozen: list, unfreeze_at: int | None) -> list[str]:
+    if not frozen:
+        return []
+    until = f" until epoch {unfreeze_at}" if unfreeze_at else ""
+    return [f"frozen stages {', '.join(n for n, _ in frozen)} of {len(model.stages)}{until}"]
+
+
+def _fmt(values: Sequence[float] | None) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values or ()) + ")"
+
+
+def run_finetune(
+    ft: FinetuneConfig,
+    overrides: dict[str, Any],
+    *,
+    data: tuple[ImageDataset, ImageDataset | None] | None = None,
+    recipe: str = "finetune",
+    callbacks: list[Callback] | None = None,
+    save: bool = True,
+    stdout: TextIO | None = None,
+) -> RunResult:
+    """Fine-tune ``ft.source`` with the :class:`TrainConfig` values in ``overrides`` (only
+    those the user set; the rest come from the source and then from ``recipe``)."""
+    stream = stdout or sys.stdout
+    ft.validate()
+    src = load_source(ft.source, ft.weights, strict=ft.strict)
+    model = src.model
+    frozen = frozen_stages(model, ft.freeze, ft.freeze_until)  # before loading any data
+    cfg = _config(src, overrides, data, recipe, save)
+    train_data, test_data = _prepare_data(cfg, data)
+
+    notes = [f"from {src.description}"]
+    if not src.report.clean:
+        notes.append(f"weights: {src.report}")
+    how = adapt_input_channels(model, train_data.in_channels)
+    notes += [how] if how else []
+    mean, std = (
+        adapt_normalization(src.mean, src.std, train_data.in_channels)
+        if cfg.normalize
+        else (None, None)
+    )
+    notes.append(_new_head(model, src, train_data, ft, cfg.seed))
+    freezer = FreezeStages([m for _, m in frozen], ft.unfreeze_at)
+    freezer.apply(0)
+    notes += _freeze_note(model, frozen, ft.unfreeze_at)
+    if mean is not None:
+        notes.append(
+            f"input {cfg.image_size} px, normalized with the source's mean "
+            f"{_fmt(mean)} std {_fmt(std)}"
+        )
+    print("fine-tuning " + "; ".join(notes), file=stream, flush=True)
+
+    record = {
+        "finetune": ft.to_dict(),
+        "source": src.description,
+        "normalization": {"mean": mean, "std": std},
+        "frozen_stages": [n for n, _ in frozen],
+        "weights_report": src.report.to_dict(),
+    }
+    cbs: list[Callback] = [freezer]
+    if save:
+        cbs.append(WriteRecord(Path(cfg.out) / RECORD, record))
+    return train(
+        cfg,
+        model=model,
+        data=(train_data, test_data),
+        param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
+        normalization=(mean, std) if mean is not None else None,
+        callbacks=cbs + (callbacks or []),
+        save=save,
+        stdout=stream,
+    )
+
+
+def read_record(run_dir: Path) -> tuple[FinetuneConfig, dict[str, Any]]:
+    """The fine-tuning settings and input normalization a run directory recorded."""
+    path = run_dir / RECORD
+    if not path.is_file():
+        raise FinetuneError(
+            f"{run_dir} is not a fine-tuning run (no {RECORD}); resume it with "
+            f"convzoo train --resume {run_dir}"
+        )
+    if not (run_dir / Checkpointer.FILENAME).is_file():
+        raise CheckpointError(f"{run_dir} has no {Checkpointer.FILENAME} to resume from")
+    try:
+        record = json.loads(path.read_text())
+        return FinetuneConfig.from_dict(record["finetune"]), record["normalization"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise FinetuneError(f"{path} is damaged; the run cannot be resumed") from None
+
+
+def resume_finetune(
+    run_dir: str | Path,
+    changes: dict[str, Any] | None = None,
+    *,
+    data: tuple[ImageDataset, ImageDataset | None] | None = None,
+    callbacks: list[Callback] | None = None,
+    stdout: TextIO | None = None,
+) -> RunResult:
+    """Continue a fine-tuning run from its last checkpoint, exactly as if never stopped."""
+    run_dir = Path(run_dir)
+    ft, norm = read_record(run_dir)
+    cfg = resume_config(run_dir, changes or {})
+    train_data, test_data = _prepare_data(cfg, data)
+    model = build_model(cfg, train_data)  # the fine-tuned architecture; weights: checkpoint
+    frozen = frozen_stages(model, ft.freeze, ft.freeze_until)
+    freezer = FreezeStages([m for _, m in frozen], ft.unfreeze_at)
+    return train(
+        cfg,
+        model=model,
+        data=(train_data, test_data),
+        resume=run_dir,
+        param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
+        normalization=(norm["mean"], norm["std"]) if norm.get("mean") is not None else None,
+        callbacks=[freezer, *(callbacks or [])],
+        stdout=stdout,
+    )
+
+
+def finetune(
+    source: str | Path | None,
+    data: DataArg | None = None,
+    *,
+    weights: str | None = None,
+    test_data: ImageDataset | None = None,
+    freeze: int = FinetuneConfig.freeze,
+    freeze_until: str | None = None,
+    unfreeze_at: int | None = None,
+    head_lr_mult: float = FinetuneConfig.head_lr_mult,
+    reset_head: bool = False,
+    strict: bool = False,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    recipe: str = "finetune",
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    callbacks: list[Callback] | None = None,
+    verbose: bool = True,
+    **config: Any,
+) -> RunResult:
+    """Fine-tune a trained network on ``data``; returns the run's history, metrics and model.
+
+    ``source``: one of our run directories (or its ``model.safetensors``), or
+    ``"torchvision:resnet18"`` with ``weights`` (a state-dict file, or ``"DEFAULT"`` to download
+    torchvision's). ``data``: a data set name, an :class:`ImageDataset` (with ``test_data``) or a
+    ``(train, test)`` pair; ``subset="classes=5-9,shots=20"`` restricts it. The defaults are the
+    chapter's recipe (``recipe="finetune"``: small learning rate, few epochs; the new head at
+    ``head_lr_mult`` times the rate); any :class:`TrainConfig` field can be passed as a keyword.
+    With ``out`` the run directory is written there, without it nothing is written;
+    ``resume=RUN_DIR`` continues an interrupted fine-tuning run (``source`` may then be None).
+    """
+    overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
+    pair, name = split_data(data, test_data) if data is not None else (None, None)
+    if pair is None and name is not None:
+        overrides["dataset"] = name
+    stream = None if verbose else io.StringIO()
+    if resume is not None:
+        if source is not None:
+            raise FinetuneError("give a source to start from or a run to resume, not both")
+        return resume_finetune(resume, overrides, data=pair, callbacks=callbacks, stdout=stream)
+    ft = FinetuneConfig(
+        source=str(source) if source is not None else "",
+        weights=weights,
+        freeze=freeze,
+        freeze_until=freeze_until,
+        unfreeze_at=unfreeze_at,
+        head_lr_mult=head_lr_mult,
+        reset_head=reset_head,
+        strict=strict,
+    )
+    return run_finetune(
+        ft,
+        overrides,
+        data=pair,
+        recipe=recipe,
+        callbacks=callbacks,
+        save=out is not None,
+        stdout=stream,
+    )

@@ -1,0 +1,77 @@
+"""The strategy interface: how one training step is spread over devices and processes.
+
+A strategy sits below the trainer and knows nothing of it: the trainer hands it the network,
+the batch, the loss function, the precision and the gradient scaler, and asks it to reduce
+numbers over processes. :class:`Strategy` itself is the default, one process on one device;
+``scratch``, ``dp`` and ``ddp`` (this package) override what they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.loader import Batch
+from ..runtime import Precision
+
+#: per-sample losses from logits and labels (``reduction="none"``)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Strategy:
+    """One process, one device (``--strategy single``); the base of every other strategy.
+
+    ``rank`` / ``world_size``: this process's place in the group (0 / 1 here); rank 0 alone
+    prints and writes files. ``device``: where this process computes.
+    """
+
+    rank = 0
+    world_size = 1
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the loop calls (a DDP or DataParallel wrapper where needed)."""
+        return model
+
+    def forward_backward(
+        self,
+        net: nn.Module,
+        batch: Batch,
+        loss_fn: LossFn,
+        precision: Precision,
+        scaler: torch.amp.GradScaler,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward on one batch; returns this rank's per-sample losses and logits
+        of the real (non-padding) samples, detached."""
+        with precision.autocast():
+            logits = net(batch.x)
+        losses = loss_fn(logits.float(), batch.y)[: batch.valid]
+        # sum over real samples / all real samples of the step, times world size because
+        # DistributedDataParallel averages gradients over ranks: the gradient is the global mean
+        loss = losses.sum() * (self.world_size / batch.global_valid)
+        scaler.scale(loss).backward()
+        return losses.detach(), logits.detach()[: batch.valid]
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimizer step (e.g. to broadcast buffers to other processes)."""
+
+    def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum ``t`` over ranks in place (nothing to do on one process)."""
+        return t
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a picklable value: a path, a checkpoint, an error),
+        so that decisions taken on rank 0 alone (the run directory, whether to resume) agree."""
+        return obj
+
+    def close(self) -> None:
+        """Release what the strategy holds (a process group) once the run is over."""
