@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.augment import parse_augment
+from ..data.augment import apply, parse_augment
 from ..data.folder import GRAY_MODES, decode, probe
 from ..data.sources import FOLDER_PREFIX, SOURCES, dataset_names
 from ..errors import ConvzooError, UnknownNameError
@@ -53,25 +53,23 @@ def _image(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
-    from ..viz import image_grid
-
-    aug = parse_augment(args.ops)
-    cells = args.rows * args.cols
-    if cells < 2:
+    aug = parse_augment(args.ops)  # a bad spec fails before any data is read
+    if args.rows * args.cols < 2:
         raise ConvzooError("--rows x --cols must leave room for the original and one version")
     image, label = _image(args)
-    x = image.float().div(255.0).unsqueeze(0).expand(cells - 1, -1, -1, -1).contiguous()
-    if aug is not None:
-        x = aug(x, torch.Generator().manual_seed(args.seed))
-    out = image_grid(
-        [image, *x],
-        [label, *(f"#{k}" for k in range(1, cells))],
+    name = Path(args.source).name if Path(args.source).is_file() else args.source
+    versions = apply(
+        image,
+        aug,
         rows=args.rows,
         cols=args.cols,
+        seed=args.seed,
         path=args.out,
-        title=f"{Path(args.source).name if Path(args.source).is_file() else args.source}: "
-        f"{args.ops}",
+        label=label,
+        title=f"{name}: {args.ops}",
     )
-    h, w = x.shape[-2:]
-    print(f"wrote {out} (original {tuple(image.shape[-2:])}, {cells - 1} versions {h}x{w})")
+    h, w = versions.shape[-2:]
+    print(
+        f"wrote {args.out} (original {tuple(image.shape[-2:])}, {len(versions)} versions {h}x{w})"
+    )
     return 0

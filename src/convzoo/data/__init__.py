@@ -3,21 +3,25 @@
 Data knows nothing of models or training.
 """
 
-from .augment import folder_transforms, parse_augment
+from .augment import apply, augmented_versions, folder_transforms, parse_augment
 from .dataset import ImageDataset
-from .folder import FolderIndex, FolderLoader, index_folder, load_folder
-from .loader import Augment, Batch, DeviceLoader, derive_seed
+from .folder import FolderIndex, index_folder, load_folder
+from .folder_loader import FolderLoader
+from .loader import Augment, Batch, BatchLoader, DeviceLoader, derive_seed
 from .sources import dataset_names, default_root, fetch_dataset, load_dataset
 from .subsets import apply_subset, parse_subset
 
 __all__ = [
     "Augment",
     "Batch",
+    "BatchLoader",
     "DeviceLoader",
     "FolderIndex",
     "FolderLoader",
     "ImageDataset",
+    "apply",
     "apply_subset",
+    "augmented_versions",
     "dataset_names",
     "default_root",
     "derive_seed",

@@ -40,6 +40,7 @@ The same spec builds torchvision ``transforms.v2`` per-sample transforms with
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +51,14 @@ if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see dat
     from torchvision.transforms import v2
 
 from ..errors import ConvzooError, UnknownNameError
+from .color import (
+    ColorJitter,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+)
+from .draw import randint, uniform
 from .loader import Augment
 
 __all__ = [
@@ -63,6 +72,8 @@ __all__ = [
     "adjust_contrast",
     "adjust_hue",
     "adjust_saturation",
+    "apply",
+    "augmented_versions",
     "folder_transforms",
     "parse_augment",
 ]
@@ -70,19 +81,6 @@ __all__ = [
 
 class AugmentSpecError(ConvzooError, ValueError):
     """An augmentation spec that does not parse."""
-
-
-def _uniform(g: torch.Generator, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    # Drawn on the generator's device (a CPU generator may drive a CUDA batch), then moved.
-    return torch.rand(shape, generator=g, device=g.device).to(device)
-
-
-def _randint(
-    g: torch.Generator, high: torch.Tensor, shape: tuple[int, ...] | None = None
-) -> torch.Tensor:
-    """Per-element uniform integers in ``[0, high]`` (``high`` inclusive, int tensor)."""
-    u = _uniform(g, shape or tuple(high.shape), high.device)
-    return (u * (high + 1)).floor().long().clamp_max_(high)
 
 
 # -- flips ------------------------------------------------------------------------------------
@@ -94,7 +92,7 @@ class Flip:
     p: float = 0.5
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        flip = _uniform(g, (len(x),), x.device) < self.p
+        flip = uniform(g, (len(x),), x.device) < self.p
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(self.dim), x)
 
     def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
@@ -122,8 +120,8 @@ class PadCrop:
         if p == 0 or n == 0:
             return x
         wp = w + 2 * p
-        top = _randint(g, torch.tensor(2 * p, device=x.device), (n,))
-        left = _randint(g, torch.tensor(2 * p, device=x.device), (n,))
+        top = randint(g, torch.tensor(2 * p, device=x.device), (n,))
+        left = randint(g, torch.tensor(2 * p, device=x.device), (n,))
         rows = top[:, None] + torch.arange(h, device=x.device)  # N x H, rows of the padded image
         cols = left[:, None] + torch.arange(w, device=x.device)  # N x W
         idx = (rows[:, :, None] * wp + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
@@ -186,7 +184,7 @@ class ResizedCrop:
     def params(self, n: int, h: int, w: int, g: torch.Generator, device=None) -> torch.Tensor:
         """Windows as an N x 4 int64 tensor of (top, left, height, width) in pixels."""
         device = device or g.device
-        u = _uniform(g, (3, n, self.tries), device)
+        u = uniform(g, (3, n, self.tries), device)
         area = h * w * (self.scale[0] + u[0] * (self.scale[1] - self.scale[0]))
         lo, hi = math.log(self.ratio[0]), math.log(self.ratio[1])
         aspect = torch.exp(lo + u[1] * (hi - lo))
@@ -206,8 +204,8 @@ class ResizedCrop:
         ok = fits.any(dim=1)
         cw = torch.where(ok, cw, fw)
         ch = torch.where(ok, ch, fh)
-        top = torch.where(ok, _randint(g, h - ch), (h - fh) // 2)
-        left = torch.where(ok, _randint(g, w - cw), (w - fw) // 2)
+        top = torch.where(ok, randint(g, h - ch), (h - fh) // 2)
+        left = torch.where(ok, randint(g, w - cw), (w - fw) // 2)
         return torch.stack([top, left, ch, cw], dim=1)
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -232,117 +230,6 @@ class ResizedCrop:
     def __str__(self) -> str:
         size = "" if self.size is None else "x".join(map(str, self.size))
         return f"rrc:{size}:{self.scale[0]:g}-{self.scale[1]:g}:{self.ratio[0]:g}-{self.ratio[1]:g}"
-
-
-# -- color ------------------------------------------------------------------------------------
-# Each takes images N x C x H x W in [0, 1] and one factor per image (N,); each matches
-# torchvision.transforms.v2.functional's adjust_* applied image by image (see the tests).
-def _per_image(f: torch.Tensor) -> torch.Tensor:
-    return f.view(-1, 1, 1, 1)
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """Luma N x 1 x H x W with torchvision's weights (ITU-R 601-2)."""
-    if x.shape[1] == 1:
-        return x
-    r, g, b = x.unbind(1)
-    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
-
-
-def _blend(x: torch.Tensor, other: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    f = _per_image(f)
-    return (x * f + other * (1 - f)).clamp_(0, 1)
-
-
-def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    return (x * _per_image(f)).clamp_(0, 1)
-
-
-def adjust_contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f)
-
-
-def adjust_saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    return x if x.shape[1] == 1 else _blend(x, _gray(x), f)
-
-
-def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Rotate the HSV hue of each image by ``f`` (in turns, [-0.5, 0.5]).
-
-    torchvision converts to HSV and back; we keep its arithmetic in closed form: value = max,
-    value x saturation = max - min, and channel n (5 = R, 3 = G, 1 = B) of the result is
-    ``max - (max - min) * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + 6 * hue) mod 6``."""
-    if x.shape[1] == 1:
-        return x
-    r, g, b = x.unbind(1)
-    maxc = torch.maximum(torch.maximum(r, g), b)  # (aminmax over dim 1 is 50x slower on CPU)
-    minc = torch.minimum(torch.minimum(r, g), b)
-    delta = maxc - minc
-    d = torch.where(delta == 0, torch.ones_like(delta), delta)  # gray pixels: any hue will do
-    sextant = torch.where(maxc == r, g - b, torch.where(maxc == g, 2 * d + b - r, 4 * d + r - g))
-    hue6 = sextant / d + 6.0 * f.view(-1, 1, 1)  # hue in sixths of a turn, shifted
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = (n + hue6.unsqueeze(1)).remainder_(6.0)
-    ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
-    return (maxc.unsqueeze(1) - delta.unsqueeze(1) * ramp).clamp_(0, 1)
-
-
-_JITTER_OPS: tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...] = (
-    adjust_brightness,
-    adjust_contrast,
-    adjust_saturation,
-    adjust_hue,
-)
-
-
-@dataclass(frozen=True)
-class ColorJitter:
-    """torchvision ``ColorJitter(brightness, contrast, saturation, hue)`` per image: factors
-    uniform in ``[max(0, 1 - b), 1 + b]`` (hue: ``[-hue, hue]``), the four adjustments applied
-    in a random order drawn per image, as torchvision does per call. Saturation and hue leave
-    1-channel images alone (as torchvision and PIL do)."""
-
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    hue: float = 0.0
-
-    def _ranges(self, channels: int) -> list[tuple[int, float, float]]:
-        out = []
-        for i, v in enumerate((self.brightness, self.contrast, self.saturation)):
-            if v > 0 and (i < 2 or channels > 1):
-                out.append((i, max(0.0, 1 - v), 1 + v))
-        if self.hue > 0 and channels > 1:
-            out.append((3, -self.hue, self.hue))
-        return out
-
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        ranges = self._ranges(x.shape[1])
-        n, k = len(x), len(ranges)
-        if k == 0 or n == 0:
-            return x
-        lo = torch.tensor([r[1] for r in ranges], device=x.device, dtype=x.dtype)
-        hi = torch.tensor([r[2] for r in ranges], device=x.device, dtype=x.dtype)
-        factors = lo + _uniform(g, (n, k), x.device).to(x.dtype) * (hi - lo)  # N x k
-        order = _uniform(g, (n, k), x.device).argsort(dim=1)  # a random permutation per image
-        x = x.clone()
-        # Stage s applies, to each image, the op its permutation puts at s: k * k subset updates
-        # (not a loop over samples), each image visiting each op once.
-        for stage in range(k):
-            for j, (op, _, _) in enumerate(ranges):
-                idx = (order[:, stage] == j).nonzero().squeeze(1)
-                if len(idx):
-                    fn = _JITTER_OPS[op]
-                    x.index_copy_(0, idx, fn(x.index_select(0, idx), factors[idx, j]))
-        return x
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        return v2.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
-
-    def __str__(self) -> str:
-        return f"jitter:{self.brightness:g}:{self.contrast:g}:{self.saturation:g}:{self.hue:g}"
 
 
 # -- composition and the spec -----------------------------------------------------------------
@@ -468,6 +355,42 @@ def parse_augment(spec: str | None) -> Compose | None:
                 + (f" ({reason})" if reason else "")
             ) from None
     return Compose(ops)
+
+
+def augmented_versions(
+    image: torch.Tensor, aug: str | Augment | None, count: int, *, seed: int = 0
+) -> torch.Tensor:
+    """``count`` augmented versions of one image (uint8 or float in [0, 1], C x H x W), as
+    float ``count`` x C x H' x W' in [0, 1]; each draws its own parameters, from ``seed``."""
+    op = parse_augment(aug) if isinstance(aug, str) or aug is None else aug
+    x = image.float().div(255.0) if image.dtype == torch.uint8 else image.float()
+    x = x.unsqueeze(0).expand(count, -1, -1, -1).contiguous()
+    return x if op is None else op(x, torch.Generator().manual_seed(seed))
+
+
+def apply(
+    image: torch.Tensor,
+    aug: str | Augment | None,
+    *,
+    rows: int = 2,
+    cols: int = 4,
+    seed: int = 0,
+    path: str | os.PathLike = "augment.png",
+    label: str = "original",
+    title: str | None = None,
+) -> torch.Tensor:
+    """The chapter's ``apply(img, aug, num_rows, num_cols)``: the image and ``rows x cols - 1``
+    augmented versions in one grid, written to ``path`` as a PNG; returns the versions. The
+    book shows only the versions; the original in the first cell makes each change visible."""
+    from ..viz import image_grid
+
+    cells = rows * cols
+    if cells < 2:
+        raise ConvzooError("rows x cols must leave room for the original and one version")
+    versions = augmented_versions(image, aug, cells - 1, seed=seed)
+    labels = [label, *(f"#{k}" for k in range(1, cells))]
+    image_grid([image, *versions], labels, rows=rows, cols=cols, path=path, title=title)
+    return versions
 
 
 def folder_transforms(spec: str | None, size: tuple[int, int]) -> v2.Transform | None:

@@ -31,30 +31,23 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
-    from torchvision.transforms import v2
-
 from ..errors import DataError
-from .augment import folder_transforms
 from .dataset import ImageDataset
-from .loader import Augment, Batch, DeviceLoader, derive_seed
 
 __all__ = [
     "MEMORY_LIMIT_BYTES",
     "SPLIT_SEED",
     "TEST_FRACTION",
     "FolderIndex",
-    "FolderLoader",
     "index_folder",
     "load_folder",
 ]
@@ -112,7 +105,7 @@ def decode(path: str, channels: int) -> torch.Tensor:
     return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def _fit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def fit_size(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == size:
         return img
     from torchvision.transforms.v2 import functional as TF
@@ -223,7 +216,7 @@ def _scan(
     return good, headers, bad
 
 
-def _log_skipped(bad: dict[str, str], where: Path) -> None:
+def log_skipped(bad: dict[str, str], where: Path) -> None:
     if bad:
         listing = "; ".join(f"{p} ({r})" for p, r in bad.items())
         log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), where, listing)
@@ -244,7 +237,7 @@ def index_folder(
     given the scan is skipped and bad files show up only when they are decoded.
     """
     index = _index(path, split, channels, image_size, skip_bad_images)
-    _log_skipped(index.bad_images, index.root)
+    log_skipped(index.bad_images, index.root)
     return index
 
 
@@ -317,7 +310,7 @@ def load_folder(
 
     def one(sample: tuple[str, int]) -> torch.Tensor | BadImage:
         try:
-            return _fit(decode(sample[0], index.channels), index.size)
+            return fit_size(decode(sample[0], index.channels), index.size)
         except BadImage as e:
             if not skip_bad_images:
                 raise
@@ -326,7 +319,7 @@ def load_folder(
     with ThreadPoolExecutor(IO_THREADS) as pool:
         results = list(pool.map(one, index.samples))
     index.bad_images.update({r.path: r.reason for r in results if isinstance(r, BadImage)})
-    _log_skipped(index.bad_images, index.root)  # one message for the scan and the decoding
+    log_skipped(index.bad_images, index.root)  # one message for the scan and the decoding
     keep = [i for i, r in enumerate(results) if not isinstance(r, BadImage)]
     if not keep:
         raise DataError(f"{index.root}: none of the image files of {split} can be read")
@@ -335,199 +328,3 @@ def load_folder(
     return ImageDataset(
         images, labels, index.classes, name=index.name, split=split, source=str(index.root)
     )
-
-
-# -- streamed ---------------------------------------------------------------------------------
-class _Files(torch.utils.data.Dataset):
-    """Decodes one file per item in a worker: ``(index, step, slot)`` -> (uint8 image or
-    ``None``, label, path, reason). ``base_seed`` (per epoch and rank) and the key seed the
-    sample's transforms."""
-
-    base_seed = 0
-
-    def __init__(
-        self,
-        samples: list[tuple[str, int]],
-        channels: int,
-        size: tuple[int, int],
-        transform: v2.Transform | None,
-    ) -> None:
-        self.samples, self.channels, self.size, self.transform = samples, channels, size, transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, key: tuple[int, int, int]):
-        i, step, slot = key
-        path, label = self.samples[i]
-        try:
-            img = _fit(decode(path, self.channels), self.size)
-        except BadImage as e:
-            return None, label, path, e.reason
-        if self.transform is not None:
-            # v2 transforms draw from torch's global generator: seed it per sample (so a resumed
-            # epoch repeats itself) without disturbing the caller's state
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(self.base_seed, step, slot))
-                img = self.transform(img)
-        return img, label, path, None
-
-
-class _Keys:
-    """The DataLoader's batch sampler: each step's ``(index, step, slot)`` keys, made lazily
-    (an epoch of a million files would otherwise be a million tuples up front)."""
-
-    def __init__(self, shards: list[tuple[int, torch.Tensor, int, int]]) -> None:
-        self.shards = shards
-
-    def __len__(self) -> int:
-        return len(self.shards)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
-        for step, idx, _, _ in self.shards:
-            yield [(i, step, slot) for slot, i in enumerate(idx.tolist())]
-
-
-def _collate(items):
-    ok = torch.tensor([it[0] is not None for it in items])
-    good = [it[0] for it in items if it[0] is not None]
-    x = torch.stack(good) if good else None
-    y = torch.tensor([it[1] for it in items], dtype=torch.int64)
-    bad = [(it[2], it[3]) for it in items if it[0] is None]
-    return x, y, ok, bad
-
-
-class FolderLoader:
-    """Batches of an image folder read file by file in DataLoader workers, with the interface
-    of :class:`~convzoo.data.loader.DeviceLoader`: iterating yields :class:`Batch` (x float
-    N x C x H x W on ``device``, resized and normalized), ``len`` is the steps per epoch, and
-    ``set_epoch(epoch, start_step)`` selects a deterministic order from ``(seed, epoch)``.
-    Order and sharding are DeviceLoader's own code, so both loaders split and resume alike.
-
-    ``augment``: a spec string (:mod:`convzoo.data.augment`) runs as torchvision ``v2``
-    transforms per sample in the workers, each sample seeded from (seed, epoch, rank, step,
-    place in the batch);
-    an :data:`Augment` callable runs batched on the device, like DeviceLoader's. Each file is
-    decoded, converted to ``channels`` and resized to ``load_size`` (the folder's common size
-    by default) before augmentation; ``image_size`` resizes the batch on the device after it.
-
-    A file that fails to decode raises :class:`DataError` naming it; with
-    ``skip_bad_images=True`` it is dropped from its batch (the batch is refilled with padding
-    at the end, ``valid`` counts the real ones) and recorded in ``bad_images``. Under sharding
-    ``global_valid`` then only discounts this rank's skipped files.
-    """
-
-    # One implementation of epoch order, sharding and step counts: DeviceLoader's (they read
-    # only len(self.data), batch_size, world_size, rank, shuffle, seed, drop_last).
-    global_batch_size = DeviceLoader.global_batch_size
-    __len__ = DeviceLoader.__len__
-    samples_per_epoch = DeviceLoader.samples_per_epoch
-    set_epoch = DeviceLoader.set_epoch
-    order = DeviceLoader.order
-    shard = DeviceLoader.shard
-    finish_batch = DeviceLoader.finish_batch
-
-    def __init__(
-        self,
-        path: str | os.PathLike | FolderIndex,
-        batch_size: int,
-        *,
-        split: str = "train",
-        shuffle: bool = False,
-        augment: str | Augment | None = None,
-        image_size: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-        channels: int | None = None,
-        load_size: int | tuple[int, int] | None = None,
-        skip_bad_images: bool = False,
-        num_workers: int | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world size {world_size}")
-        if isinstance(path, FolderIndex):
-            self.data = path
-        else:
-            self.data = index_folder(
-                path,
-                split,
-                channels=channels,
-                image_size=load_size,
-                skip_bad_images=skip_bad_images,
-            )
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.image_size = image_size
-        self.seed = seed
-        self.drop_last = drop_last
-        self.rank = rank
-        self.world_size = world_size
-        self.channels_last = channels_last
-        self.skip_bad_images = skip_bad_images
-        self.num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-        self.augment = None if isinstance(augment, str) else augment
-        transform = folder_transforms(augment, self.data.size) if isinstance(augment, str) else None
-        self.files = _Files(self.data.samples, self.data.channels, self.data.size, transform)
-        shape = (1, self.data.channels, 1, 1)
-        self.mean = None if mean is None else torch.tensor(mean, device=self.device).view(shape)
-        self.std = None if std is None else torch.tensor(std, device=self.device).view(shape)
-        self.epoch = 0
-        self.start_step = 0
-
-    @property
-    def bad_images(self) -> dict[str, str]:
-        """Unreadable files met so far (path -> reason), from the scan and from decoding."""
-        return self.data.bad_images
-
-    def _shards(self) -> list[tuple[int, torch.Tensor, int, int]]:
-        """(step, this rank's indices, real count, global real count) for the rest of the
-        epoch; the same code path as DeviceLoader.__iter__."""
-        order, b, out = self.order(), self.global_batch_size, []
-        for step in range(self.start_step, len(self)):
-            step_indices = order[step * b : (step + 1) * b]
-            idx, valid = self.shard(step_indices)
-            out.append((step, idx, valid, len(step_indices)))
-        return out
-
-    def __iter__(self) -> Iterator[Batch]:
-        shards = self._shards()
-        self.files.base_seed = derive_seed(self.seed, self.epoch, self.rank, 2)
-        loader = torch.utils.data.DataLoader(
-            self.files,
-            batch_sampler=_Keys(shards),
-            num_workers=self.num_workers,
-            collate_fn=_collate,
-            pin_memory=self.device.type == "cuda",
-        )
-        for (step, _, valid, global_valid), (x, y, ok, bad) in zip(shards, loader):
-            yield self._batch(step, x, y, ok, bad, valid, global_valid)
-
-    def _batch(self, step, x, y, ok, bad, valid, global_valid) -> Batch:
-        if bad:
-            if not self.skip_bad_images:
-                raise BadImage(*bad[0])
-            new = {p: r for p, r in bad if p not in self.bad_images}
-            self.bad_images.update(new)
-            _log_skipped(new, self.data.root)
-            if x is None:
-                raise DataError(f"{self.data.root}: every image of step {step} is unreadable")
-            width = len(ok)
-            real_bad = int((~ok[:valid]).sum())
-            y = y[ok]
-            if len(y) < width:  # refill at the end with padding, as sharding does
-                fill = width - len(y)
-                x = torch.cat([x, x[:1].expand(fill, *x.shape[1:])])
-                y = torch.cat([y, y[:1].expand(fill)])
-            valid, global_valid = valid - real_bad, global_valid - real_bad
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
-        return self.finish_batch(x, y, valid, global_valid, step)

@@ -20,8 +20,8 @@ used exactly once per epoch and losses and metrics can ignore the padding.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence, Sized
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,26 +52,22 @@ def derive_seed(*parts: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
-class DeviceLoader:
-    """Batches of an :class:`ImageDataset` kept in memory on ``device``.
+class BatchLoader:
+    """What every loader shares: checks, epoch order, rank sharding, step counts and batch
+    finishing. :class:`DeviceLoader` (a data set in memory) and
+    :class:`~convzoo.data.folder.FolderLoader` (files read by workers) differ only in how a
+    step's images are fetched, so both split, order and resume alike.
 
-    Parameters
-    ----------
-    batch_size: samples per batch *per rank*.
-    shuffle: new seeded order every epoch (training); ``False`` keeps the stored order.
-    augment: applied to float images in [0, 1] at the stored resolution, before resizing.
-    image_size: resize every batch to this side (pixels) on the device; ``None`` keeps it.
-    mean, std: per-channel normalization after scaling to [0, 1]; ``None``: no normalization
-        (the book's ``ToTensor`` only).
-    drop_last: skip a final partial step (static shapes, e.g. for ``torch.compile``).
-    rank, world_size: this process's share under data parallelism.
+    ``data`` needs only ``len``; ``channels`` is the images' channel count (for ``mean``/``std``).
+    Parameters as in :class:`DeviceLoader`.
     """
 
     def __init__(
         self,
-        data: ImageDataset,
+        data: Sized,
         batch_size: int,
         *,
+        channels: int,
         shuffle: bool = False,
         augment: Augment | None = None,
         image_size: int | None = None,
@@ -90,8 +86,6 @@ class DeviceLoader:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.data = data
         self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
@@ -101,7 +95,7 @@ class DeviceLoader:
         self.rank = rank
         self.world_size = world_size
         self.channels_last = channels_last
-        shape = (1, data.in_channels, 1, 1)
+        shape = (1, channels, 1, 1)
         self.mean = None if mean is None else torch.tensor(mean, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, device=self.device).view(shape)
         self.epoch = 0
@@ -154,19 +148,19 @@ class DeviceLoader:
             mine = torch.cat([mine, filler.expand(pad)])
         return mine, width - pad
 
-    # -- batches ------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Batch]:
-        # one host-to-device copy of the epoch's order, not one small copy per batch
-        order = self.order().to(self.device)
+    def steps(
+        self, order: torch.Tensor | None = None
+    ) -> Iterator[tuple[int, torch.Tensor, int, int]]:
+        """``(step, this rank's indices, real count, real count over all ranks)`` for the rest
+        of the epoch, from ``order`` (default: :meth:`order`)."""
+        order = self.order() if order is None else order
         b = self.global_batch_size
         for step in range(self.start_step, len(self)):
             step_indices = order[step * b : (step + 1) * b]
             idx, valid = self.shard(step_indices)
-            yield self.make_batch(idx, valid, len(step_indices), step)
+            yield step, idx, valid, len(step_indices)
 
-    def make_batch(self, idx: torch.Tensor, valid: int, global_valid: int, step: int) -> Batch:
-        return self.finish_batch(self.images[idx], self.labels[idx], valid, global_valid, step)
-
+    # -- batches ------------------------------------------------------------------------------
     def finish_batch(
         self, images: torch.Tensor, labels: torch.Tensor, valid: int, global_valid: int, step: int
     ) -> Batch:
@@ -190,3 +184,32 @@ class DeviceLoader:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return Batch(x, labels, valid, global_valid)
+
+
+class DeviceLoader(BatchLoader):
+    """Batches of an :class:`ImageDataset` kept in memory on ``device``.
+
+    Parameters
+    ----------
+    batch_size: samples per batch *per rank*.
+    shuffle: new seeded order every epoch (training); ``False`` keeps the stored order.
+    augment: applied to float images in [0, 1] at the stored resolution, before resizing.
+    image_size: resize every batch to this side (pixels) on the device; ``None`` keeps it.
+    mean, std: per-channel normalization after scaling to [0, 1]; ``None``: no normalization
+        (the book's ``ToTensor`` only).
+    drop_last: skip a final partial step (static shapes, e.g. for ``torch.compile``).
+    rank, world_size: this process's share under data parallelism.
+    """
+
+    def __init__(self, data: ImageDataset, batch_size: int, **kwargs: Any) -> None:
+        super().__init__(data, batch_size, channels=data.in_channels, **kwargs)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # one host-to-device copy of the epoch's order, not one small copy per batch
+        for step, idx, valid, global_valid in self.steps(self.order().to(self.device)):
+            yield self.make_batch(idx, valid, global_valid, step)
+
+    def make_batch(self, idx: torch.Tensor, valid: int, global_valid: int, step: int) -> Batch:
+        return self.finish_batch(self.images[idx], self.labels[idx], valid, global_valid, step)
