@@ -79,22 +79,8 @@ def _is_container(m: nn.Module) -> bool:
     return isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
 
 
-def summary(
-    model: nn.Module, input_size: Sequence[int], *, depth: int | None = None
-) -> ModelSummary:
-    """Run one image of ``input_size`` (C, H, W) through ``model`` and tabulate every layer.
-
-    ``depth`` limits how deeply nested blocks are expanded (``None``: all the way down). The
-    model is run in eval mode on its own device and left in the mode it was in.
-    """
-    input_size = tuple(int(s) for s in input_size)
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
-    p = next(model.parameters(), None)
-    x = torch.zeros(1, *input_size, device=p.device if p is not None else "cpu")
-
-    root_name = type(model).__name__
-    rows: dict[str, LayerRow] = {}
+def _row_hooks(model: nn.Module, rows: dict[str, LayerRow], depth: int | None) -> list:
+    """Forward hooks that record each computing module's output shape and parameters."""
     hooks = []
     for name, module in model.named_modules():
         if not name or _is_container(module):
@@ -105,17 +91,17 @@ def summary(
 
         def hook(mod, _inp, out, name=name, level=level):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-            rows[name] = LayerRow(
-                name,
-                type(mod).__name__,
-                level,
-                shape,
-                sum(q.numel() for q in mod.parameters()),
-                0,
-            )
+            params = sum(q.numel() for q in mod.parameters())
+            rows[name] = LayerRow(name, type(mod).__name__, level, shape, params, 0)
 
         hooks.append(module.register_forward_hook(hook))
+    return hooks
 
+
+def _counted_forward(
+    model: nn.Module, x: torch.Tensor, hooks: list
+) -> tuple[torch.Tensor, FlopCounterMode]:
+    """One forward pass in eval mode under PyTorch's FLOP counter; hooks removed after it."""
     was_training = model.training
     model.eval()
     # Zoo models validate their input first; the check's one-off shape probe must run outside
@@ -130,16 +116,34 @@ def summary(
         for h in hooks:
             h.remove()
         model.train(was_training)
+    return out, counter
 
+
+def summary(
+    model: nn.Module, input_size: Sequence[int], *, depth: int | None = None
+) -> ModelSummary:
+    """Run one image of ``input_size`` (C, H, W) through ``model`` and tabulate every layer.
+
+    ``depth`` limits how deeply nested blocks are expanded (``None``: all the way down). The
+    model is run in eval mode on its own device and left in the mode it was in.
+    """
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 3:
+        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
+    p = next(model.parameters(), None)
+    x = torch.zeros(1, *input_size, device=p.device if p is not None else "cpu")
+    rows: dict[str, LayerRow] = {}
+    out, counter = _counted_forward(model, x, _row_hooks(model, rows, depth))
+    root_name = type(model).__name__
     flops_by_module = counter.get_flop_counts()
     for name, row in rows.items():
         row.flops = int(sum(flops_by_module.get(f"{root_name}.{name}", {}).values()))
     # rows in forward (execution) order, which is what the book's loop prints
-    ordered = sorted(rows.values(), key=lambda r: _order(model)[r.name])
+    order = _order(model)
     return ModelSummary(
         model=getattr(model, "model_name", root_name),
         input_size=input_size,
-        rows=ordered,
+        rows=sorted(rows.values(), key=lambda r: order[r.name]),
         total_params=sum(q.numel() for q in model.parameters()),
         trainable_params=sum(q.numel() for q in model.parameters() if q.requires_grad),
         flops=int(counter.get_total_flops()),

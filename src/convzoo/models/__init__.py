@@ -6,7 +6,7 @@ Importing this package registers every family; models know nothing of data or tr
 from . import alexnet, densenet, googlenet, lenet, nin, resnet, speednet, tv, vgg  # noqa: F401
 from ._base import ZooModel
 from ._registry import ModelEntry, create_model, get_model_entry, list_models, register_model
-from .layers import BatchNorm
+from .batchnorm import BatchNorm
 
 __all__ = [
     "BatchNorm",

@@ -96,7 +96,7 @@ def lenet_bn(
     """LeNet with batch norm after every conv and hidden linear layer (book's BN section).
 
     As in the book the first conv is unpadded (16 x 4 x 4 features before the classifier) and
-    the normalization is the from-scratch :class:`~convzoo.models.layers.BatchNorm`;
+    the normalization is the from-scratch :class:`~convzoo.models.batchnorm.BatchNorm`;
     ``norm="torch"`` uses ``nn.BatchNorm1d/2d`` instead (the book's concise version).
     """
     return LeNet(
