@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UnknownNameError
@@ -36,14 +37,16 @@ BOOK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def d2l(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def d2l(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """``train_ch6``: Xavier init, SGD without momentum or weight decay, no tricks."""
-    book = BOOK_SETTINGS.get(model, {})
+    book = BOOK_SETTINGS.get(model, {}) if net is None else {}
     return dict(
         epochs=10,
         lr=book.get("lr", 0.1),
         batch_size=book.get("batch_size", 256),
-        image_size=book.get("image_size", get_model_entry(model).default_image_size),
+        image_size=book.get("image_size", default_image_size(model, net)),
         model_options=dict(book.get("model_options", {})),
         optimizer="sgd",
         momentum=0.0,
@@ -74,35 +77,50 @@ FAST_BY_KIND: dict[str, dict[str, Any]] = {
 }
 
 
-def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
-    """Whether the network normalizes batches (built on the meta device: no memory)."""
-    with torch.device("meta"):
-        net = create_model(model, **(options or {}))
+def has_batchnorm(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> bool:
+    """Whether the network normalizes batches: ``net`` itself when given (a network defined
+    in Python), else the zoo's ``model`` built on the meta device (no memory)."""
+    if net is None:
+        with torch.device("meta"):
+            net = create_model(model, **(options or {}))
     return any(isinstance(m, (_BatchNorm, BatchNorm)) for m in net.modules())
 
 
-def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def default_image_size(model: str, net: nn.Module | None = None) -> int | None:
+    """The zoo model's input side; None for a network defined in Python (the data's size)."""
+    return get_model_entry(model).default_image_size if net is None else None
+
+
+def fast(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """Nesterov SGD with a one-cycle schedule, label smoothing, weight decay, flips, bf16 +
     channels_last where supported; networks without batch norm get AdamW and normalized
     inputs instead."""
-    kind = "batchnorm" if has_batchnorm(model, options) else "plain"
-    return dict(FAST_BY_KIND[kind], image_size=get_model_entry(model).default_image_size)
+    kind = "batchnorm" if has_batchnorm(model, options, net) else "plain"
+    return dict(FAST_BY_KIND[kind], image_size=default_image_size(model, net))
 
 
-def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def speedrun(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """Time to accuracy: ``fast`` for few epochs, with flip test-time augmentation."""
-    cfg = fast(model, options)
+    cfg = fast(model, options, net)
     cfg.update(epochs=5, tta=True)
     return cfg
 
 
-def finetune(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def finetune(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """``convzoo finetune``'s defaults, the chapter's recipe: a small learning rate (0.01, the
     new head 10x that, ``--head-lr-mult``) for few epochs at the book's fine-tuning batch size,
     cosine decay without warm-up (the features are already trained), no dropped batch
     (few-shot sets are small). 0.01 beat 0.003 and 0.03 in the few-shot demonstration's
     tuning runs (``benchmarks/RESULTS.md``)."""
-    cfg = fast(model, options)
+    cfg = fast(model, options, net)
     cfg.update(
         epochs=5,
         lr=0.01,
@@ -127,10 +145,13 @@ DEFAULT_MODEL = {"d2l": "lenet"}
 
 
 def recipe_defaults(
-    recipe: str, model: str, options: dict[str, Any] | None = None
+    recipe: str, model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
 ) -> dict[str, Any]:
-    """The recipe's values for ``model`` (built with ``options``)."""
+    """The recipe's values for ``model`` (built with ``options``), or for ``net``, a network
+    defined in Python that ``model`` only names: its kind is read from the module itself, its
+    input size is the data's, and the book's per-model settings do not apply."""
     if recipe not in RECIPES:
         raise UnknownNameError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    get_model_entry(model)  # unknown model: one clear error listing the known ones
-    return RECIPES[recipe](model, options)
+    if net is None:
+        get_model_entry(model)  # unknown model: one clear error listing the known ones
+    return RECIPES[recipe](model, options, net)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -26,6 +26,7 @@ from ..runtime import Precision, resolve_device, resolve_precision, tune_backend
 from .callbacks import Checkpointer, ConsoleLogger, EarlyStopping, HistoryWriter, TensorBoardLogger
 from .config import ConfigError, TrainConfig
 from .history import History
+from .meta import MODULE_CLASS, refuse_python_network
 from .optim import build_optimizer, build_scheduler, xavier_init
 from .recipes import DEFAULT_MODEL, recipe_defaults
 from .rundir import (
@@ -43,15 +44,18 @@ T = TypeVar("T")
 Normalization = tuple[Sequence[float], Sequence[float]]
 
 
-def resolve_config(overrides: dict[str, Any], recipe: str | None = None) -> TrainConfig:
+def resolve_config(
+    overrides: dict[str, Any], recipe: str | None = None, net: nn.Module | None = None
+) -> TrainConfig:
     """The recipe's values for the chosen model, with the user's explicit ``overrides`` on top.
 
-    ``overrides`` holds only what the user set (CLI flags given, keyword arguments passed).
+    ``overrides`` holds only what the user set (CLI flags given, keyword arguments passed);
+    ``net``: a network defined in Python that ``overrides["model"]`` only names.
     """
     recipe = recipe or overrides.get("recipe") or TrainConfig.recipe
     model = overrides.get("model") or DEFAULT_MODEL.get(recipe, TrainConfig.model)
     options = overrides.get("model_options") or {}
-    values = recipe_defaults(recipe, model, options)
+    values = recipe_defaults(recipe, model, options, net)
     # a recipe's model options (the book's VGG is width_ratio=4) yield to the user's
     values["model_options"] = {**values.get("model_options", {}), **options}
     values.update({k: v for k, v in overrides.items() if k != "model_options"})
@@ -67,6 +71,7 @@ class RunResult:
     history: History
     metrics: dict[str, Any]
     model: nn.Module
+    meta: dict[str, Any] = field(default_factory=dict)  #: as saved with the weights
 
 
 @dataclass
@@ -215,6 +220,8 @@ def build_setup(
         else None
     )
     meta = describe_model(cfg, train_data, image_size, mean, std, precision.name)
+    if not hasattr(model, "model_name"):  # not rebuilt by name: loaded into (load_model)
+        meta[MODULE_CLASS] = f"{type(model).__module__}.{type(model).__qualname__}"
     return Setup(model, train_data, test_data, train_loader, test_loader, precision, meta)
 
 
@@ -329,6 +336,8 @@ def train(
     stream = stdout or sys.stdout
     with open_strategy(cfg) as strategy:
         resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
+        if model is None and state is not None:
+            refuse_python_network(state.get("meta") or {}, resume)
         setup = build_setup(cfg, strategy, model, data, normalization)
         run_dir: Path | None = None
         if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
@@ -368,4 +377,4 @@ def finish(trainer: Trainer, setup: Setup, run_dir: Path | None, stream: TextIO)
         write_artifacts(run_dir, setup.model, setup.meta, metrics, test_eval, test_data)
         print(f"saved run to {run_dir}/ ({', '.join(ARTIFACTS)})", file=stream, flush=True)
     history.run_dir = run_dir
-    return RunResult(run_dir, history, metrics, setup.model)
+    return RunResult(run_dir, history, metrics, setup.model, setup.meta)
