@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes of image files")
-    p.add_argument("source", help="run directory or model.safetensors")
+    p.add_argument("source", help="run directory, model.safetensors or an exported .onnx file")
     p.add_argument("images", nargs="+", help="image files (any size and mode)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
@@ -66,10 +66,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import load_trained, predict_images
+    from ..export import load_predictor
+    from ..trained import predict
 
-    model, meta = load_trained(args.source)
-    results = predict_images(model, meta, args.images, top_k=args.top_k, device=args.device)
+    model = load_predictor(args.source)
+    results = predict(model, args.images, device=args.device).top(args.top_k)
     for path, top in zip(args.images, results):
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     return 0
