@@ -8,26 +8,21 @@ import time
 from pathlib import Path
 
 import pytest
-from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
+from torchvision.datasets import FashionMNIST
 
 from convzoo.cli import main
 from convzoo.data import ensure, sources
 from convzoo.data.ensure import ensure_dataset
 from convzoo.data.system_package import Host, plan_apt_install
 from convzoo.errors import DataError, DataNotFoundError
-from data_files import write_idx
+from data_files import isolate_data, write_idx
 
 PACKAGE = "dataset-fashion-mnist"
 
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("CONVZOO_SYSTEM_DATA", str(tmp_path / "system"))
-    monkeypatch.delenv("CONVZOO_OFFLINE", raising=False)
-    for cls in (MNIST, FashionMNIST):  # port 9 (discard) on localhost: refused at once
-        monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"])
-    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    isolate_data(tmp_path, monkeypatch)
 
 
 class FakeMachine:
