@@ -11,7 +11,7 @@ ARGS ?=
 
 .PHONY: setup run test test-fast lint bench clean
 
-# the data step runs every time: one line and about 3 s when the data set is already there
+# the data step runs every time: one line and about 4 s when the data set is already there
 setup: $(VENV)/.installed
 	$(BIN)/convzoo data fetch
 
