@@ -8,12 +8,12 @@ import re
 import torch
 
 from ..data.dataset import ImageDataset
+from ..data.ensure import ensure_dataset
 from ..data.sources import (
     DEFAULT_DATASET,
     FOLDER_PREFIX,
     SPLITS,
     dataset_names,
-    fetch_dataset,
     load_dataset,
 )
 
@@ -49,7 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
     known = ", ".join(dataset_names())
 
-    f = dsub.add_parser("fetch", help="make sure a data set's files are in the data directory")
+    f = dsub.add_parser(
+        "fetch",
+        help="make sure a data set's files are in the data directory (set-up's data step)",
+        description="Get a data set the cheapest way that works: the data directory, a packaged "
+        "copy (/usr/share/datasets), a download, or (fashion-mnist, as root or with password-less "
+        "sudo on Debian-like systems) `apt-get install -y dataset-fashion-mnist`. Prints what it "
+        "did in one line.",
+    )
     f.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
     add_data_dir(f)
     f.set_defaults(func=cmd_fetch)
@@ -67,8 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    where = fetch_dataset(args.name, root=args.data_dir)
-    print(f"{args.name}: files in {where}")
+    print(ensure_dataset(args.name, root=args.data_dir).line)
     return 0
 
 

@@ -50,7 +50,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..errors import ConvzooError, DataError, UnknownNameError
+from ..errors import ConvzooError, DataError, DataNotFoundError, UnknownNameError
 from .dataset import ImageDataset
 
 __all__ = [
@@ -68,8 +68,10 @@ DEFAULT_DATASET = "fashion-mnist"
 SPLITS = ("train", "test")
 #: where packaged copies live (one sub-folder per data set); ``$CONVZOO_SYSTEM_DATA`` replaces it
 SYSTEM_ROOTS: tuple[str, ...] = ("/usr/share/datasets",)
-#: seconds a download may wait on the network before it is given up
-DOWNLOAD_TIMEOUT_S = 30.0
+#: seconds one network operation of a download (a connect, one read) may wait before the
+#: download is given up: a live mirror answers in well under a second, and a machine without
+#: internet must not stall set-up (a black-holed route costs this once per mirror)
+DOWNLOAD_TIMEOUT_S = 5.0
 
 
 def default_root() -> Path:
@@ -301,11 +303,13 @@ class IdxSource:
             reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (raw / f).exists()]
         if missing:
-            places = [str(raw)] + [str(r / self.system_dir) for r in system_roots()]
+            places = ", ".join([str(raw)] + [str(r / self.system_dir) for r in system_roots()])
             how = f"`apt-get install {self.package}`, or " if self.package else ""
-            raise DataError(
-                f"{self.name} not found (searched {', '.join(places)}) and not downloaded "
-                f"({reason}); get it with {how}`convzoo data fetch {self.name}` when online"
+            raise DataNotFoundError(
+                f"{self.name} not found (searched {places}) and not downloaded "
+                f"({reason}); get it with {how}`convzoo data fetch {self.name}` when online",
+                searched=places,
+                reason=reason,
             )
         return raw
 
@@ -371,9 +375,11 @@ class CifarSource:
             reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (folder / f).exists()]
         if missing:
-            raise DataError(
+            raise DataNotFoundError(
                 f"{self.name} not found (searched {folder}) and not downloaded ({reason}); get "
-                f"it with `convzoo data fetch {self.name}` when online"
+                f"it with `convzoo data fetch {self.name}` when online",
+                searched=str(folder),
+                reason=reason,
             )
         return folder
 
