@@ -103,7 +103,8 @@ def fcn1d(
     widths: Sequence[int] = (128, 256, 128),
     kernel_sizes: Sequence[int] = (8, 5, 3),
 ) -> FCN:
-    """FCN of Wang et al. 2017: three conv + batch norm + ReLU blocks, global average pooling.
+    """FCN for time series (Wang, Yan and Oates 2017): three conv + batch norm + ReLU blocks,
+    global average pooling.
 
     128, 256 and 128 filters of 8, 5 and 3 steps (265k parameters for one input channel and two
     classes). Paper: https://arxiv.org/abs/1611.06455; reference code: hfawaz/dl-4-tsc

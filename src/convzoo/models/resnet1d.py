@@ -86,7 +86,8 @@ def resnet1d(
     width: int = 64,
     kernel_sizes: Sequence[int] = (8, 5, 3),
 ) -> ResNet1d:
-    """ResNet of Wang et al. 2017 for time series: three residual blocks, 64-128-128 filters.
+    """ResNet for time series (Wang, Yan and Oates 2017): three residual blocks, 64-128-128
+    filters.
 
     Each block: convs of 8, 5 and 3 steps with batch norm, a batch-normed shortcut (504k
     parameters for one input channel and two classes). ``width`` is the first block's filters
