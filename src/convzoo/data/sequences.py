@@ -38,13 +38,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..errors import DataError, UnknownNameError
+from .dataset import LabelledData
 from .ts_format import TsFile, read_ts, read_ts_header
 
 __all__ = [
@@ -65,7 +67,7 @@ INSTALL_HINT = "`pip install convzoo[ts]` (the aeon package ships the files)"
 
 
 @dataclass
-class SequenceDataset:
+class SequenceDataset(LabelledData):
     """A labelled set of time series held in memory, the 1-D counterpart of
     :class:`~convzoo.data.ImageDataset`.
 
@@ -80,6 +82,7 @@ class SequenceDataset:
     split: str = "train"
     #: where the data came from (a path), for messages and run records
     source: str = ""
+    inputs_field: ClassVar[str] = "series"
 
     def __post_init__(self) -> None:
         if self.series.dtype != torch.float32 or self.series.dim() != 3:
@@ -87,18 +90,7 @@ class SequenceDataset:
                 f"series must be a float32 N x C x L tensor, got {self.series.dtype} "
                 f"{tuple(self.series.shape)}"
             )
-        if self.labels.dim() != 1 or len(self.labels) != len(self.series):
-            raise ValueError(
-                f"{len(self.series)} series but labels of shape {tuple(self.labels.shape)}"
-            )
-        self.labels = self.labels.to(torch.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+        self._check_labels()
 
     @property
     def in_channels(self) -> int:
@@ -108,19 +100,6 @@ class SequenceDataset:
     def length(self) -> int:
         """Time steps per series (L); ``len()`` is the number of series."""
         return int(self.series.shape[2])
-
-    def subset(self, indices: torch.Tensor, **changes) -> SequenceDataset:
-        """The series at ``indices`` (labels and classes kept unless ``changes`` says else)."""
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        fields = dict(series=self.series[indices], labels=self.labels[indices])
-        fields.update(changes)
-        out = replace(self, **fields)
-        if len(out) and not 0 <= int(out.labels.min()) <= int(out.labels.max()) < out.num_classes:
-            raise ValueError("subset labels fall outside its classes")
-        return out
-
-    def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
 
 # -- where the files are ----------------------------------------------------------------------
