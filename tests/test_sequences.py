@@ -1,6 +1,8 @@
 """Time series: the .ts reader, ucr:/uea: names, normalisation and padding, subsets."""
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -281,6 +283,17 @@ def test_shipped_multivariate_and_varying_length_sets():
         "ACSF1",
         "PickupGestureWiimoteZ",
     }
+
+
+@needs_aeon
+def test_loading_never_imports_aeon():
+    code = (
+        "import sys, convzoo; convzoo.load_dataset('ucr:GunPoint', 'test'); "
+        "print(sorted(m for m in ('aeon', 'numba', 'pandas', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 @needs_aeon
