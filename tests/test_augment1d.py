@@ -36,18 +36,17 @@ def test_same_seed_same_batch_other_seed_other_batch(spec):
 def test_shift_moves_each_series_by_its_own_whole_steps():
     x = ramp(n=400)
     y = Shift(4)(x, gen())
+    t = torch.arange(20)
     shifts = []
     for row in y[:, 0]:
-        kept = row[row != 0]
-        s = int(torch.nonzero(row)[0]) - int(kept[0] - 1)  # where step 1.. landed
+        s = 10 - int(row[10] - 1)  # step 10 holds input step 10 - s (value 11 - s)
         shifts.append(s)
-        # contiguous steps, zeros only at the ends
-        assert torch.equal(kept, torch.arange(kept[0], kept[0] + len(kept)))
-        assert len(kept) == 20 - abs(s)
+        # the input moved by s, its first or last value repeated into the empty steps
+        torch.testing.assert_close(row, (t - s).clamp(0, 19).float() + 1)
     assert set(shifts) == set(range(-4, 5))  # every shift in [-MAX, MAX] occurs
     counts = torch.bincount(torch.tensor(shifts) + 4).float()
     assert counts.min() > 400 / 9 / 2  # roughly uniform
-    assert torch.equal(y[:, 1] != 0, y[:, 0] != 0)  # channels move together
+    torch.testing.assert_close(y[:, 1] - y[:, 0], torch.full_like(y[:, 0], 100.0))  # together
     assert torch.equal(Shift(0)(x, gen()), x)
 
 

@@ -199,6 +199,7 @@ def test_summary_of_a_sequence_model():
         convzoo.summary(convzoo.create_model("fcn1d"), (150,))
 
 
+@pytest.mark.slow
 def test_cli_models_and_summary_show_sequence_sizes():
     def run(*args):
         cmd = [sys.executable, "-m", "convzoo", *args]

@@ -243,6 +243,13 @@ def test_subsets_of_series(data_dir):
     assert test.class_counts() == [10]  # shots never cut the test split
 
 
+def test_image_code_gets_one_clear_line(data_dir):
+    ds = SequenceDataset(torch.zeros(2, 1, 5), torch.tensor([0, 1]), ["a", "b"], name="ucr:X")
+    assert not hasattr(ds, "images")
+    with pytest.raises(convzoo.ConvzooError, match=r"ucr:X holds time series \(N x C x L\)"):
+        ds.images  # noqa: B018
+
+
 def test_dataset_checks_its_tensors():
     with pytest.raises(ValueError, match="float32 N x C x L"):
         SequenceDataset(torch.zeros(2, 5), torch.zeros(2), ["a"])
@@ -314,3 +321,29 @@ def test_reader_agrees_with_aeons_loader():
             assert len(theirs) == len(ours.series)
             for a, b in zip(ours.series, theirs):
                 np.testing.assert_array_equal(a, np.asarray(b, dtype=np.float64))
+
+
+@pytest.mark.slow
+def test_cli_info_and_augment_draw_series(data_dir, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [
+        ([rng.normal(size=30).tolist(), rng.normal(size=30).tolist()], "ab"[i % 2])
+        for i in range(6)
+    ]
+    for split in ("train", "test"):
+        write_ts(data_dir / "uea" / "Toy", "Toy", split, rows, ["a", "b"])
+
+    def run(*args):
+        cmd = [sys.executable, "-m", "convzoo", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    r = run("data", "info", "uea:Toy", "--out", "info.png")
+    assert r.returncode == 0, r.stderr
+    assert "series:  2 x 30 float32" in r.stdout and "splits:  train 6, test 6" in r.stdout
+    assert (tmp_path / "info.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("augment", "uea:Toy", "--ops", "shift:3,jitter:0.1", "--out", "aug.png")
+    assert r.returncode == 0, r.stderr
+    assert "(original 2 x 30, 7 versions)" in r.stdout
+    assert (tmp_path / "aug.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("augment", "uea:Toy", "--ops", "hflip")
+    assert r.returncode == 2 and "known: shift:MAX" in r.stderr and "Traceback" not in r.stderr

@@ -3,15 +3,14 @@
 The sequence counterpart of :mod:`convzoo.data.augment`, with the same contract: each op takes
 a float batch and a ``torch.Generator``, draws its own parameters for every series of the batch
 from that generator (so a batch is reproducible from the loader's seed), and runs a handful of
-kernels with no Python loop over samples. Series are assumed z-normalised (mean 0, as
-:mod:`convzoo.data.sequences` loads them), so the zeros shifted in stand for the mean.
+kernels with no Python loop over samples.
 
 Spec grammar (one string, like the image ops)::
 
     SPEC     := "" | "none" | OP ("," OP)*        applied left to right
     shift:MAX        move each series by a uniform whole number of steps in [-MAX, MAX],
-                     zeros shifted in (the 1-D ``crop:PAD`` of images: pad MAX zeros on both
-                     ends, take a window of the original length at a random offset)
+                     its first or last value repeated into the steps left empty (the 1-D
+                     ``crop:PAD`` of images, with edge padding instead of zeros)
     crop[:FRAC]      window slicing (Le Guennec et al., 2016): a random window of FRAC of the
                      length (default 0.9) stretched back to the full length by linear
                      interpolation
@@ -42,7 +41,11 @@ def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Shift:
     """Shift each series by ``s`` steps, ``s`` uniform in ``[-max_steps, max_steps]``: step t
-    of the output is step ``t - s`` of the input, zero where that falls outside."""
+    of the output is step ``t - s`` of the input, the nearest end where that falls outside.
+
+    The ends are repeated rather than zeros shifted in (as images pad): a series' ends often
+    sit away from its mean (GunPoint's rest at about -0.6 after z-normalisation), and zeros
+    would add a step there that no real series has."""
 
     max_steps: int
 
@@ -53,8 +56,7 @@ class Shift:
         span = torch.tensor(2 * self.max_steps, device=x.device)
         s = randint(g, span, (n,)) - self.max_steps  # N
         src = torch.arange(length, device=x.device) - s[:, None]  # N x L
-        inside = (src >= 0) & (src < length)
-        return _take(x, src.clamp(0, length - 1)) * inside[:, None, :].to(x.dtype)
+        return _take(x, src.clamp_(0, length - 1))
 
     def __str__(self) -> str:
         return f"shift:{self.max_steps}"

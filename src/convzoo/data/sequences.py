@@ -45,7 +45,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..errors import DataError, UnknownNameError
+from ..errors import ConvzooError, DataError, UnknownNameError
 from .dataset import LabelledData
 from .ts_format import TsFile, read_ts, read_ts_header
 
@@ -100,6 +100,19 @@ class SequenceDataset(LabelledData):
     def length(self) -> int:
         """Time steps per series (L); ``len()`` is the number of series."""
         return int(self.series.shape[2])
+
+    @property
+    def images(self) -> torch.Tensor:
+        # Until the trainer and loaders take sequences (issue 20, phase 2), code written for
+        # image sets gets one clear line here instead of a traceback; hasattr() stays False.
+        raise NotImagesError(
+            f"{self.name} holds time series (N x C x L), not images: training, evaluation and "
+            "the image loaders do not take them yet; use them from Python (docs/sequences.md)"
+        )
+
+
+class NotImagesError(ConvzooError, AttributeError):
+    """Time series given to code that needs images."""
 
 
 # -- where the files are ----------------------------------------------------------------------
