@@ -158,6 +158,7 @@ BAD_FILES = {
         "@seriesLength 3 but series of 2 values",
     ),
     "no values": (["@classLabel true 1", "@data", "?,?:1"], "series 1 has no values"),
+    "infinite": (["@classLabel true 1", "@data", "1,inf:1"], ":3: an infinite value"),
 }
 
 
@@ -219,7 +220,7 @@ def test_unknown_set_lists_the_shipped_ones():
 
 def test_fetch_and_names(data_dir):
     write_ts(ucr(data_dir), "Toy", "train", [([[1, 2]], "1")], ["1"])
-    with pytest.raises(convzoo.ConvzooError):  # the test split is missing
+    with pytest.raises(DataError, match=r"needs both Toy_TRAIN\.ts and Toy_TEST\.ts"):
         fetch_dataset("ucr:Toy")
     write_ts(ucr(data_dir), "Toy", "test", [([[1, 2]], "1")], ["1"])
     assert fetch_dataset("ucr:Toy") == ucr(data_dir)

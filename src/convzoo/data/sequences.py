@@ -174,9 +174,13 @@ def find_file(name: str, split: str, root: str | os.PathLike | None = None) -> P
     fname = f"{set_name}_{_SPLIT_FILES[split]}.ts"
     own = _data_root(root) / archive / set_name
     shipped = shipped_root()
+    both = [f"{set_name}_{s}.ts" for s in _SPLIT_FILES.values()]
     for folder in (own, shipped / set_name if shipped else None):
-        if folder is not None and (folder / fname).is_file():
+        # both splits from one folder: never a train file of one copy with another's test
+        if folder is not None and all((folder / f).is_file() for f in both):
             return folder / fname
+    if any((own / f).is_file() for f in both):
+        raise DataError(f"{name}: {own} needs both {' and '.join(both)}; add the missing one")
     if shipped is None:
         raise DataError(
             f"{name}: no {fname} in {own} and aeon is not installed; get the archive's "
@@ -269,7 +273,7 @@ def load_sequences(
     if split not in _SPLIT_FILES:
         raise UnknownNameError(f"unknown split {split!r}; known: {', '.join(_SPLIT_FILES)}")
     if length is not None and length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+        raise ConvzooError(f"length must be >= 1 steps, got {length}")
     ts = _read(name, split, root)
     other = read_ts_header(find_file(name, "test" if split == "train" else "train", root))
     if set(other.class_labels) != set(ts.class_labels):
