@@ -2,7 +2,9 @@
 
 ``load_dataset(name, split)`` returns an :class:`ImageDataset` (uint8 N x C x H x W, int64
 labels, class names). Names: ``fashion-mnist`` (the default everywhere), ``mnist``, ``cifar10``
-and ``folder:PATH`` (an image folder, see :mod:`convzoo.data.folder`).
+and ``folder:PATH`` (an image folder, see :mod:`convzoo.data.folder`); ``ucr:NAME`` and
+``uea:NAME`` are time series (a :class:`~convzoo.data.sequences.SequenceDataset`, see
+:mod:`convzoo.data.sequences`).
 
 Where the files come from, first hit wins:
 
@@ -52,6 +54,7 @@ import torch
 
 from ..errors import ConvzooError, DataError, DataNotFoundError, UnknownNameError
 from .dataset import ImageDataset
+from .sequences import ARCHIVES, SequenceDataset, SequenceSource
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -243,7 +246,7 @@ class Source(Protocol):
 
     def fetch(self, root: Path, splits: tuple[str, ...], download: bool) -> Path: ...
 
-    def load(self, root: Path, split: str, download: bool) -> ImageDataset: ...
+    def load(self, root: Path, split: str, download: bool) -> ImageDataset | SequenceDataset: ...
 
 
 @dataclass(frozen=True)
@@ -426,10 +429,12 @@ FOLDER_PREFIX = "folder:"
 
 def dataset_names() -> list[str]:
     """The named data sets, and the folder form."""
-    return [*SOURCES, f"{FOLDER_PREFIX}PATH"]
+    return [*SOURCES, f"{FOLDER_PREFIX}PATH", *(f"{a}:NAME" for a in ARCHIVES)]
 
 
 def get_source(name: str) -> Source:
+    if name.partition(":")[0] in ARCHIVES:
+        return SequenceSource(name)
     try:
         return SOURCES[name]
     except KeyError:
@@ -453,7 +458,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     skip_bad_images: bool = False,
     max_bytes: int | None = None,
-) -> ImageDataset:
+) -> ImageDataset | SequenceDataset:
     """Load one split of a data set into memory, checked (see the module docstring).
 
     ``root`` is the data directory (default ``$CONVZOO_DATA`` or ``~/.cache/convzoo``);
