@@ -14,6 +14,7 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.explain import explain, network_input, write_explanation
 from convzoo.explain import page as page_module
+from convzoo.models import get_model_entry
 from convzoo.train.inference import load_trained
 from helpers import toy_pair
 
@@ -33,13 +34,29 @@ SMALL = {
     "tv_resnet18": (32, {}),
     "vgg11": (32, {"width_ratio": 8, "hidden": 64}),
 }
-#: over 10 M parameters: their runs write hundreds of MB
+#: over 40 M parameters: slow to build, and their runs write hundreds of MB
 BIG = {"alexnet", "tv_alexnet"}
+#: the model trained and explained for each family of the registry (every model is explained
+#: untrained by test_explanation_of_every_model)
+FAMILY_CASE = {
+    "alexnet": "alexnet",
+    "densenet": "densenet",
+    "googlenet": "googlenet",
+    "lenet": "lenet_bn",
+    "nin": "nin",
+    "resnet": "resnet18",
+    "speednet": "speednet",
+    "torchvision": "tv_resnet18",
+    "vgg": "vgg11",
+}
 SECTIONS = ["input", "filters", "stages", "scores", "attribution"]
 
 
-def test_every_model_has_a_small_configuration():
+def test_every_model_has_a_small_configuration_and_every_family_a_case():
     assert sorted(SMALL) == convzoo.list_models()
+    families = {get_model_entry(name).family for name in SMALL}
+    assert sorted(FAMILY_CASE) == sorted(families)
+    assert all(get_model_entry(m).family == f for f, m in FAMILY_CASE.items())
 
 
 def _meta(name, channels, size, classes=4):
@@ -53,7 +70,9 @@ def _meta(name, channels, size, classes=4):
     }
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in BIG else []) for n in sorted(SMALL)]
+)
 def test_explanation_of_every_model(name):
     size, options = SMALL[name]
     channels = 3 if name.startswith("tv_") else 1
@@ -132,9 +151,12 @@ def _explain_run(run: Path, out: Path, maps: int = 3) -> Path:
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=[pytest.mark.slow] if n != "speednet" else []) for n in sorted(SMALL)],
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n != "speednet" else [])
+        for n in sorted(FAMILY_CASE.values())
+    ],
 )
-def test_explain_a_trained_run_of_every_model(name, tmp_path):
+def test_explain_a_trained_run_of_every_family(name, tmp_path):
     run = _trained_run(tmp_path, name)
     page = _explain_run(run, tmp_path / "explained")
     model, _ = load_trained(run)

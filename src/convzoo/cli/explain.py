@@ -18,13 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="see inside a trained network: feature maps, filters, scores, attribution (HTML)",
         description="Explain a trained network's decision on one image: the input as the "
         "network receives it, each stage's output shape and most active feature maps, the "
-        "first convolution's filters, the class probabilities and an attribution map for "
-        "the predicted and the true class, on one self-contained HTML page.",
+        "first convolution's filters, the class probabilities, and for the predicted and the "
+        "true class an attribution map at a stage and Integrated Gradients on the pixels, on "
+        "one self-contained HTML page.",
     )
     p.add_argument("source", metavar="RUN", help="run directory or model.safetensors")
-    p.add_argument("image", nargs="?", default=None, help="an image file (any size and mode)")
     p.add_argument(
-        "--index", type=int, default=None, help="explain this image of the run's data set instead"
+        "image", metavar="IMAGE", nargs="?", default=None, help="an image file (any size, any mode)"
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        default=None,
+        metavar="N",
+        help="explain image N of the run's data set instead (its label is the true class)",
     )
     p.add_argument("--split", default="test", choices=("train", "test"), help="with --index")
     p.add_argument(
@@ -49,9 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maps", type=int, default=8, metavar="K", help="feature maps shown per stage")
     p.add_argument(
         "--method",
-        default="hirescam",
-        choices=("hirescam", "gradcam"),
-        help="attribution method (default hirescam: see docs/explain.md)",
+        default=None,
+        help="layer attribution: hirescam (default) or gradcam; see docs/explain.md",
     )
     add_data_dir(p)
     p.set_defaults(func=cmd_explain)
@@ -105,12 +111,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConvzooError(f"--maps must be >= 1, got {args.maps}")
     model, meta = load_trained(args.source)
     image, label, title, folder = _image(args, meta)
-    e = explain(model, meta, image, label=label, layer=args.layer, method=args.method, source=title)
+    method = {} if args.method is None else {"method": args.method}
+    e = explain(model, meta, image, label=label, layer=args.layer, source=title, **method)
     out = Path(args.out) if args.out else weights_path(args.source).parent / folder
     page = write_explanation(e, out, maps=args.maps)
     verdict = f"predicted {e.classes[e.predicted]} {float(e.probs[e.predicted]):.3f}"
     if label is not None:
         verdict += f", true {e.classes[label]}"
-    print(f"{title}: {verdict}; {args.method} at {e.layer}")
+    print(f"{title}: {verdict}; {e.method} at {e.layer}")
     print(f"wrote {page} (and {len(list(page.parent.glob('*.png')))} PNGs beside it)")
     return 0
