@@ -2,6 +2,7 @@
 
 import pytest
 
+import convzoo
 from helpers import write_image_folder
 from test_cli_train import cli
 
@@ -13,21 +14,17 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(folder, tmp_path_factory):
+    """A speednet run on the folder, trained in-process (the CLI's training has its tests)."""
     out = tmp_path_factory.mktemp("runs") / "run"
-    r = cli(
-        "train",
-        "--dataset",
+    convzoo.fit(
+        "speednet",
         f"folder:{folder}",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        out,
+        epochs=1,
+        batch_size=16,
+        device="cpu",
+        out=out,
+        verbose=False,
     )
-    assert r.returncode == 0, r.stderr
     return out
 
 
