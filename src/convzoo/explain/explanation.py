@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.dataset import ImageDataset
 from ..data.loader import DeviceLoader
-from ..errors import ConvzooError, DataError
+from ..errors import ConvzooError, DataError, UnknownNameError
 from ..models.tv import first_conv
 from .cam import METHODS, capture, class_activation_maps, resolve_layer, stage_modules
 from .integrated_gradients import integrated_gradients
@@ -125,7 +125,9 @@ def explain(
     the attribution maps (default: :func:`default_layer`).
     """
     if method not in METHODS:
-        raise ConvzooError(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
+        raise UnknownNameError(
+            f"unknown attribution method {method!r}; known: {', '.join(METHODS)}"
+        )
     if label is not None and not 0 <= label < len(meta["classes"]):
         raise DataError(f"label {label} is outside 0..{len(meta['classes']) - 1}")
     model.eval()
