@@ -30,7 +30,7 @@ from convzoo.data.loader import DeviceLoader
 from convzoo.explain import class_activation_maps, resolve_layer, stage_modules
 from convzoo.explain.explanation import denormalize
 from convzoo.explain.integrated_gradients import STEPS, integrated_gradients
-from convzoo.train.inference import load_trained
+from convzoo.inference import load_trained
 
 
 def to_input(pixels: torch.Tensor, meta: dict) -> torch.Tensor:

@@ -14,8 +14,8 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.explain import explain, network_input, write_explanation
 from convzoo.explain import page as page_module
+from convzoo.inference import load_trained
 from convzoo.models import get_model_entry
-from convzoo.train.inference import load_trained
 from helpers import toy_pair
 
 #: per model: (image size, options) small enough for a test; gray for the zoo, RGB for tv_*

@@ -74,7 +74,7 @@ def _class_index(text: str, classes: list[str]) -> int:
 def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | None, str, str]:
     """(uint8 image, true class or None, title, default folder name) from a file or the data."""
     from ..data import apply_subset, load_dataset
-    from ..train.inference import read_image
+    from ..inference import read_image
 
     if (args.image is None) == (args.index is None):
         raise ConvzooError(
@@ -105,7 +105,7 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from ..explain import explain, write_explanation
-    from ..train.inference import load_trained, weights_path
+    from ..inference import load_trained, weights_path
 
     if args.maps < 1:
         raise ConvzooError(f"--maps must be >= 1, got {args.maps}")

@@ -120,7 +120,7 @@ def explain(
 ) -> Explanation:
     """Explain ``model``'s decision on ``image`` (uint8 ``C x H x W``, any size).
 
-    ``meta`` is what :func:`~convzoo.train.inference.load_trained` returns with the model
+    ``meta`` is what :func:`~convzoo.inference.load_trained` returns with the model
     (classes, image_size, mean, std, in_channels). ``layer``: stage name or module path for
     the attribution maps (default: :func:`default_layer`).
     """
