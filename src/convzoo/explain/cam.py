@@ -1,20 +1,21 @@
 """Class activation maps: where in the image a layer's features raise one class's score.
 
-Two maps from one forward pass and one backward pass per class, at a layer's output ``A``
-(``N x C x h x w``) and the gradient ``G = d score / d A`` of the class's logit:
+Two maps from one forward and one backward pass (a batch holds one image per class asked for),
+at a layer's output ``A`` (``N x C x h x w``) and the gradient ``G = d score / d A`` of the
+class's logit:
 
 - **Grad-CAM** (Selvaraju et al., 2017, https://arxiv.org/abs/1610.02391):
   ``ReLU(sum_k mean_ij(G_k) * A_k)``: one weight per channel, the gradient averaged over the map.
 - **HiResCAM** (Draelos & Carin, 2020, https://arxiv.org/abs/2011.08891):
   ``ReLU(sum_k G_k * A_k)``: the gradient kept per position. When the rest of the network is
-  linear in ``A`` (global pooling + a linear classifier) it sums exactly to the logit, so a
-  position the classifier does not read gets zero. Grad-CAM's averaging spreads a channel's
-  weight over positions the classifier never looks at: on a network whose classifier reads
-  only the left half of its last map, Grad-CAM put 35% of its mass on the left and HiResCAM
-  100% (``tests/test_explain_attribution.py``). In the deletion and insertion games on
-  Fashion-MNIST the two tie at speednet's last stage (deletion 0.249 vs 0.239, insertion 0.432
-  vs 0.420; benchmarks/RESULTS.md, "explain: attribution"), so ``convzoo explain`` shows
-  HiResCAM, the one that cannot point at what the classifier ignores.
+  linear in ``A`` (global pooling + a linear classifier) it sums exactly to the logit less the
+  classifier's bias, so a position the classifier does not read gets zero. Grad-CAM's
+  averaging spreads a channel's weight over positions the classifier never looks at: on a
+  network whose classifier reads only the left half of its last map, Grad-CAM put 35% of its
+  mass on the left and HiResCAM 100% (``tests/test_explain_attribution.py``). In the deletion
+  and insertion games on Fashion-MNIST the two tie at speednet's last stage (deletion 0.249 vs
+  0.239, insertion 0.432 vs 0.420; benchmarks/RESULTS.md, "explain: attribution"), so
+  ``convzoo explain`` shows HiResCAM, the one that cannot point at what the classifier ignores.
 
 Both maps are upsampled bilinearly to the input's size (a convex combination: still >= 0).
 
