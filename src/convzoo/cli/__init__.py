@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "finetune",
+    "explain",
     "export",
     "bench",
 )

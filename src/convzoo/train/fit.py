@@ -114,8 +114,8 @@ def check_logits(net: nn.Module, data: ImageDataset, image_size: int | None) -> 
     """One forward pass on two of the training images before anything is set up, so that a
     network that does not map them to one logit per class fails in one line naming the
     shapes, not deep inside the first training step."""
+    x = data.images[:2].float().div(255.0)  # (time series say here that they are none)
     size = image_size or data.image_size[0]
-    x = data.images[:2].float().div(255.0)
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     param = next(net.parameters(), None)
