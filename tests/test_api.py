@@ -231,12 +231,24 @@ def test_a_python_network_run_says_how_to_reload_it(python_run, capsys):
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(256, 4))
     with pytest.raises(CheckpointError, match="does not fit the Sequential given"):
         convzoo.load_model(run, model=wrong)
-    for argv in (["evaluate", str(run)], ["train", "--resume", str(run)]):
+    for argv in (["evaluate", str(run)], ["train", "--resume", str(run)], ["export", str(run)]):
         assert cli_main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert "defined in Python" in err and len(err.splitlines()) == 1, err
     with pytest.raises(FinetuneError, match="needs a zoo model"):
         convzoo.finetune(run, toy_pair(64, 32), epochs=1, verbose=False)
+
+
+def test_a_python_network_exports_with_its_module(python_run):
+    from convzoo.export import export_model
+
+    history, net, (_, test) = python_run
+    result = export_model(history.run_dir, "pt2", dynamic_batch=True, model=small_net(seed=2))
+    exported = torch.export.load(str(result.path)).module()
+    x = test.images[:4].float() / 255  # not normalized: a network with batch norm
+    assert torch.allclose(exported(x), net.cpu().eval()(x), atol=1e-5)
+    card = (history.run_dir / "README.md").read_text()
+    assert "`torch.nn.modules.container.Sequential`" in card
 
 
 def test_fit_checks_that_the_module_maps_images_to_logits():
