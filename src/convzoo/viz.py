@@ -1,4 +1,5 @@
-"""Pictures instead of walls of numbers: training curves, confusion matrices, image grids.
+"""Pictures instead of walls of numbers: training curves, confusion matrices, image grids,
+time-series grids.
 
 Figures are built with matplotlib's object-oriented API (``Figure`` + the Agg canvas), never
 pyplot: nothing here opens a window, needs a display, or changes the backend of a notebook that
@@ -18,7 +19,14 @@ from matplotlib.figure import Figure
 
 from .io import atomic_path
 
-__all__ = ["image_grid", "plot_confusion", "plot_curves", "plot_lr_find", "to_display"]
+__all__ = [
+    "image_grid",
+    "plot_confusion",
+    "plot_curves",
+    "plot_lr_find",
+    "series_grid",
+    "to_display",
+]
 
 
 def _save(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -90,6 +98,37 @@ def image_grid(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path
+
+
+def series_grid(
+    series: torch.Tensor,
+    labels: Sequence[str] | None = None,
+    rows: int = 2,
+    cols: int = 5,
+    path: str | os.PathLike = "series.png",
+    title: str | None = None,
+) -> Path:
+    """Save time series (N x C x L) as a ``rows`` x ``cols`` grid of line plots, each with its
+    label above it, its channels drawn in the same colours in every cell, one y range for all
+    (so amplitudes compare); cells beyond N stay empty. Returns the path."""
+    x = series.detach().cpu().float()
+    fig = _figure(cols * 2.2, rows * 1.6 + (0.4 if title else 0))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    steps = range(x.shape[-1])
+    for k, ax in enumerate(axes.flat):
+        if k >= len(x):
+            ax.set_axis_off()
+            continue
+        for c, channel in enumerate(x[k]):
+            ax.plot(steps, channel.numpy(), lw=0.9, color=f"C{c % 10}")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if labels is not None and k < len(labels):
+            ax.set_title(str(labels[k]), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi=100)
 
 
 def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> Path:

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "evaluate",
     "lr_find",
     "finetune",
+    "explain",
     "bench",
 )
 
