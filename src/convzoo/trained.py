@@ -19,7 +19,7 @@ from torch import nn
 
 from .data.dataset import ImageDataset
 from .data.images import ImageInput, image_batch
-from .errors import CheckpointError, ConvzooError, UnknownNameError
+from .errors import CheckpointError, ConvzooError
 from .inference import evaluate_model, load_fitting, load_trained, weights_path
 from .io import load_weights
 from .runtime import resolve_device
@@ -27,29 +27,19 @@ from .train.meta import ModelMeta
 
 __all__ = ["Evaluation", "ModelMeta", "Prediction", "evaluate", "load_model", "predict"]
 
-#: ``weights=`` of :func:`load_model` -> the file of a run directory
-WEIGHTS_FILES = {"best": "best.safetensors", "last": "model.safetensors"}
 
-
-def weights_file(source: str | os.PathLike, weights: str = "best") -> Path:
+def weights_file(source: str | os.PathLike, weights: str | None = "best") -> Path:
     """The weights file ``weights`` names in the run directory ``source`` (a file is taken as
-    it is). ``best``: the validation-chosen ``best.safetensors``; a run that has none (no
-    validation split, or written before convzoo had one) falls back to ``model.safetensors``,
-    the last epoch's weights, which are then the run's only ones."""
-    if weights not in WEIGHTS_FILES:
-        raise UnknownNameError(
-            f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS_FILES)}"
-        )
-    path = Path(source)
-    if not path.is_dir():
-        return path
-    chosen = path / WEIGHTS_FILES[weights]
-    return chosen if chosen.is_file() else weights_path(path)
+    it is). ``"best"``: the weights the run chose, ``best.safetensors`` (the best epoch on
+    validation data) where it has one, else ``model.safetensors`` (a run without a validation
+    split chose nothing: its last epoch's weights are its only ones); ``"last"``:
+    ``model.safetensors``. One line for an unknown name or a run that did not finish."""
+    return weights_path(source, None if weights in (None, "best") else weights)
 
 
 def load_model(
     source: str | os.PathLike,
-    weights: str = "best",
+    weights: str | None = "best",
     *,
     model: nn.Module | None = None,
     device: torch.device | str = "cpu",
@@ -57,8 +47,9 @@ def load_model(
     """The trained network of a run directory (or of a ``.safetensors`` file it wrote), in
     eval mode on ``device``, with its :class:`ModelMeta` as ``net.meta``.
 
-    ``weights``: ``"best"`` (``best.safetensors``, chosen on validation data; until a run has
-    one, ``model.safetensors``) or ``"last"`` (``model.safetensors``, the last epoch's).
+    ``weights``: ``"best"`` (``best.safetensors``, chosen on validation data; for a run trained
+    without a validation split, ``model.safetensors``, its only weights) or ``"last"``
+    (``model.safetensors``, the last epoch's).
     Zoo models are rebuilt from the metadata. A network defined in Python (trained with
     :func:`convzoo.fit`) cannot be rebuilt by name: build it as it was trained and pass it as
     ``model``; its weights are loaded into it (by name and shape; nothing is unpickled) and it

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "augment",
     "train",
     "evaluate",
+    "lr_find",
     "finetune",
     "explain",
     "export",

@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights",
         default="best",
         choices=("best", "last"),
-        help="best.safetensors (chosen on validation data; model.safetensors when the run has "
-        "none) or model.safetensors (the last epoch)",
+        help="a run's best.safetensors (the epoch chosen on validation data; a run trained "
+        "without a validation split has only model.safetensors: then that) or "
+        "model.safetensors (the last epoch); default: best",
     )
     p.add_argument("--out", default=None, help="file to write (default: next to the weights)")
     p.set_defaults(func=cmd_export)
