@@ -82,6 +82,22 @@ def test_backward_gives_finite_gradients(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_parts_in_order_compute_forward(name):
+    model = convzoo.create_model(name).eval()
+    names = [n for n, _ in model.parts]
+    assert names == [n for n, _ in model.stages] + ["head"]
+    x = torch.randn(2, 1, model.min_input_size, model.min_input_size)
+    with torch.no_grad():
+        y = x
+        for _, part in model.parts:
+            y = part(y)
+        assert torch.equal(y, model(x))
+    # together the parts hold every parameter of the model, each once
+    held = {id(p) for _, part in model.parts for p in part.parameters()}
+    assert held == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_reset_classifier_changes_output_width(name):
     model = convzoo.create_model(name).eval()
     old = model.get_classifier()
