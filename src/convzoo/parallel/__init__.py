@@ -14,12 +14,12 @@ Data parallelism, three ways (the chapter's 多GPU训练, 简洁实现 and 分�
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from ..errors import UnknownNameError
-from .base import LossFn, Strategy
+from .base import DEFAULTS, LossFn, Strategy, StrategyOptions
 from .ddp import DistributedStrategy
 from .devices import parse_devices
 from .dp import DataParallelStrategy
@@ -27,17 +27,15 @@ from .scratch import ScratchStrategy, allreduce, get_params, split_batch
 
 
 class StrategyBuilder(Protocol):
-    def __call__(
-        self, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
-    ) -> Strategy: ...
+    def __call__(self, device: torch.device, options: StrategyOptions = DEFAULTS) -> Strategy: ...
 
 
-def single(device: torch.device, *, devices: str | None = None, sync_bn: bool = False) -> Strategy:
+def single(device: torch.device, options: StrategyOptions = DEFAULTS) -> Strategy:
     """One process on ``device``."""
     return Strategy(device)
 
 
-#: ``--strategy`` name -> builder(device, devices=, sync_bn=); ``device`` is the resolved --device
+#: ``--strategy`` name -> builder(device, options); ``device`` is the resolved --device
 STRATEGIES: dict[str, StrategyBuilder] = {
     "single": single,
     "scratch": ScratchStrategy.build,
@@ -46,13 +44,12 @@ STRATEGIES: dict[str, StrategyBuilder] = {
 }
 
 
-def make_strategy(
-    name: str, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
-) -> Strategy:
-    """The strategy ``name``: ``devices`` lists scratch/dp replicas, ``sync_bn`` is ddp's."""
+def make_strategy(name: str, device: torch.device, **options: Any) -> Strategy:
+    """The strategy ``name``; ``options`` are :class:`StrategyOptions` fields (``devices``
+    lists scratch/dp replicas, ``sync_bn`` is ddp's)."""
     if name not in STRATEGIES:
         raise UnknownNameError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](device, devices=devices, sync_bn=sync_bn)
+    return STRATEGIES[name](device, StrategyOptions(**options))
 
 
 __all__ = [
@@ -62,6 +59,7 @@ __all__ = [
     "LossFn",
     "ScratchStrategy",
     "Strategy",
+    "StrategyOptions",
     "allreduce",
     "get_params",
     "make_strategy",
