@@ -9,6 +9,11 @@ Data parallelism, three ways (the chapter's 多GPU训练, 简洁实现 and 分�
 - ``ddp`` (:mod:`.ddp`): ``DistributedDataParallel``, one process per device, launched by
   ``torchrun`` on one machine or many.
 
+Model parallelism (the chapter's 模型并行: split the network, not the batch):
+
+- ``model`` (:mod:`.model`): the network's parts in contiguous groups, one per device
+  (:mod:`.split` says where to cut), driven by one process.
+
 :func:`make_strategy` builds the one ``--strategy`` names; :data:`STRATEGIES` is the list.
 """
 
@@ -23,6 +28,7 @@ from .base import DEFAULTS, LossFn, Strategy, StrategyOptions
 from .ddp import DistributedStrategy
 from .devices import parse_devices
 from .dp import DataParallelStrategy
+from .model import ModelParallelStrategy
 from .scratch import ScratchStrategy, allreduce, get_params, split_batch
 
 
@@ -41,12 +47,14 @@ STRATEGIES: dict[str, StrategyBuilder] = {
     "scratch": ScratchStrategy.build,
     "dp": DataParallelStrategy.build,
     "ddp": DistributedStrategy.build,
+    "model": ModelParallelStrategy.build,
 }
 
 
 def make_strategy(name: str, device: torch.device, **options: Any) -> Strategy:
     """The strategy ``name``; ``options`` are :class:`StrategyOptions` fields (``devices``
-    lists scratch/dp replicas, ``sync_bn`` is ddp's)."""
+    lists scratch/dp/model devices, ``sync_bn`` is ddp's, ``split_at`` and ``microbatches``
+    model's)."""
     if name not in STRATEGIES:
         raise UnknownNameError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](device, StrategyOptions(**options))
@@ -57,6 +65,7 @@ __all__ = [
     "DataParallelStrategy",
     "DistributedStrategy",
     "LossFn",
+    "ModelParallelStrategy",
     "ScratchStrategy",
     "Strategy",
     "StrategyOptions",

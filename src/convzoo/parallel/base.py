@@ -27,8 +27,10 @@ class StrategyOptions:
     """What ``--strategy`` builders may read besides the device; each uses its own fields.
     ``None``: the strategy's own default (the config's defaults are these)."""
 
-    devices: str | None = None  #: scratch, dp: ``cpu,cpu`` / ``cuda:0,cuda:1``
+    devices: str | None = None  #: scratch, dp, model: ``cpu,cpu`` / ``cuda:0,cuda:1``
     sync_bn: bool = False  #: ddp: synchronised batch norm
+    split_at: str | None = None  #: model, pipeline: the parts that start each next device's
+    microbatches: int | None = None  #: model, pipeline: micro-batches per batch
 
 
 #: every option at its default (a builder called with the device alone)

@@ -236,3 +236,10 @@ def _parse_split_at(spec: str, names: list[str], n: int, model: str) -> list[int
             f"--split-at {spec}: name the parts in the network's order ({', '.join(names)})"
         )
     return starts
+
+
+def group_modules(model: nn.Module, plan: SplitPlan) -> list[nn.Sequential]:
+    """Each group of ``plan`` as one module running its parts in order (the model's own
+    modules: training them trains ``model``)."""
+    parts = dict(model.parts)
+    return [nn.Sequential(*(parts[name] for name in g.names)) for g in plan.groups]

@@ -176,7 +176,12 @@ def open_strategy(cfg: TrainConfig) -> Iterator[Strategy]:
     """The strategy ``cfg.strategy`` names, closed (its process group too) however the run
     ends."""
     strategy = make_strategy(
-        cfg.strategy, resolve_device(cfg.device), devices=cfg.devices, sync_bn=cfg.sync_bn
+        cfg.strategy,
+        resolve_device(cfg.device),
+        devices=cfg.devices,
+        sync_bn=cfg.sync_bn,
+        split_at=cfg.split_at,
+        microbatches=cfg.microbatches,
     )
     try:
         yield strategy
