@@ -18,23 +18,9 @@ from convzoo.train import Callback, Trainer, train
 from convzoo.train.rundir import resume_config
 from ddp_job import SMALL_VGG, job_config
 from helpers import toy_pair, write_image_folder
+from zoo_families import FAMILIES, SLOW
 
 CPU = torch.device("cpu")
-
-#: one small member of every family: (model, options, image size)
-FAMILIES = {
-    "speednet": ("speednet", {"width": 8}, 16),
-    "lenet": ("lenet_bn", {}, 16),  # the from-scratch BatchNorm
-    "alexnet": ("alexnet", {}, 65),
-    "vgg": ("vgg11", SMALL_VGG, 16),
-    "nin": ("nin", {}, 67),
-    "googlenet": ("googlenet", {}, 16),
-    "resnet": ("resnet18", {"width": 8, "stem": "small"}, 16),
-    "densenet": ("densenet", {"growth_rate": 4, "num_convs_in_dense_blocks": [1, 1]}, 32),
-    "torchvision": ("tv_mobilenet_v3_small", {}, 32),
-}
-#: over ~10 s on the 2 shared cores (tens of millions of parameters, or 65+ px inputs)
-SLOW = {"alexnet", "nin", "torchvision", "googlenet"}
 
 
 def _cfg(**kw):

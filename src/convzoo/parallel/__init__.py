@@ -13,6 +13,8 @@ Model parallelism (the chapter's 模型并行: split the network, not the batch)
 
 - ``model`` (:mod:`.model`): the network's parts in contiguous groups, one per device
   (:mod:`.split` says where to cut), driven by one process.
+- ``pipeline`` (:mod:`.pipeline`): the same cut run as a pipeline of micro-batches, one
+  process per part, on ``torch.distributed.pipelining``, launched by ``torchrun``.
 
 :func:`make_strategy` builds the one ``--strategy`` names; :data:`STRATEGIES` is the list.
 """
@@ -29,6 +31,7 @@ from .ddp import DistributedStrategy
 from .devices import parse_devices
 from .dp import DataParallelStrategy
 from .model import ModelParallelStrategy
+from .pipeline import PipelineStrategy
 from .scratch import ScratchStrategy, allreduce, get_params, split_batch
 
 
@@ -48,13 +51,14 @@ STRATEGIES: dict[str, StrategyBuilder] = {
     "dp": DataParallelStrategy.build,
     "ddp": DistributedStrategy.build,
     "model": ModelParallelStrategy.build,
+    "pipeline": PipelineStrategy.build,
 }
 
 
 def make_strategy(name: str, device: torch.device, **options: Any) -> Strategy:
     """The strategy ``name``; ``options`` are :class:`StrategyOptions` fields (``devices``
     lists scratch/dp/model devices, ``sync_bn`` is ddp's, ``split_at`` and ``microbatches``
-    model's)."""
+    model's and pipeline's, ``schedule`` pipeline's)."""
     if name not in STRATEGIES:
         raise UnknownNameError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](device, StrategyOptions(**options))
@@ -66,6 +70,7 @@ __all__ = [
     "DistributedStrategy",
     "LossFn",
     "ModelParallelStrategy",
+    "PipelineStrategy",
     "ScratchStrategy",
     "Strategy",
     "StrategyOptions",

@@ -31,6 +31,7 @@ class StrategyOptions:
     sync_bn: bool = False  #: ddp: synchronised batch norm
     split_at: str | None = None  #: model, pipeline: the parts that start each next device's
     microbatches: int | None = None  #: model, pipeline: micro-batches per batch
+    schedule: str | None = None  #: pipeline: ``gpipe`` or ``1f1b``
 
 
 #: every option at its default (a builder called with the device alone)

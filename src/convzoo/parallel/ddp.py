@@ -87,11 +87,13 @@ class DistributedStrategy(Strategy):
     CPU. A process group already set up by the caller is used as it is and left open.
     """
 
+    launch_hint = LAUNCH_HINT  #: the one line for a start without torchrun
+
     def __init__(self, device: torch.device, *, sync_bn: bool = False) -> None:
         self._owns_group = not dist.is_initialized()
         if self._owns_group:
             if "RANK" not in os.environ:
-                raise ParallelError(LAUNCH_HINT)
+                raise ParallelError(self.launch_hint)
             local_rank = int(os.environ.get("LOCAL_RANK", 0))
         else:
             local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))

@@ -17,13 +17,15 @@ from ..data.sources import DEFAULT_DATASET
 from ..errors import ConvzooError, UnknownNameError
 from ..parallel import STRATEGIES
 from ..parallel.model import DEFAULT_MICROBATCHES as MODEL_MICROBATCHES
+from ..parallel.pipeline import DEFAULT_MICROBATCHES as PIPELINE_MICROBATCHES
+from ..parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
 from ..runtime import PRECISIONS
 from .history import MONITORS
 from .optim import INITS, OPTIMIZERS, SCHEDULES
 from .recipes import RECIPES
 
 #: the strategies that cut the network into parts (--split-at, --microbatches)
-SPLITTING = ("model",)
+SPLITTING = ("model", "pipeline")
 
 
 class ConfigError(ConvzooError, ValueError):
@@ -105,15 +107,19 @@ class TrainConfig:
     sync_bn: bool = setting(False, "synchronise batch-norm statistics across processes (ddp)")
     split_at: str | None = setting(
         None,
-        "--strategy model: the parts that start each next device's share, e.g. b3 "
-        "(default: balanced by forward FLOPs; `convzoo summary MODEL --split N`)",
+        "--strategy model or pipeline: the parts that start each next device's share, e.g. "
+        "b3 (default: balanced by forward FLOPs; `convzoo summary MODEL --split N`)",
         metavar="STAGE[,STAGE]",
     )
     microbatches: int | None = setting(
         None,
-        "--strategy model: cut each batch into this many equal micro-batches "
-        f"(default {MODEL_MICROBATCHES}; batch norm then normalizes each on its own)",
+        "--strategy model or pipeline: cut each batch into this many equal micro-batches "
+        f"(default {MODEL_MICROBATCHES} and {PIPELINE_MICROBATCHES}; batch norm then "
+        "normalizes each on its own)",
         metavar="M",
+    )
+    pipeline_schedule: str = setting(
+        PIPELINE_SCHEDULES[0], "--strategy pipeline's schedule", choices=PIPELINE_SCHEDULES
     )
     # choosing: on validation data carved out of the training split, never on the test set
     val_split: float = setting(
@@ -202,11 +208,23 @@ class TrainConfig:
                 f"{' or '.join(SPLITTING)}; add one of them",
             ),
             (
+                self.pipeline_schedule == PIPELINE_SCHEDULES[0] or self.strategy == "pipeline",
+                "--pipeline-schedule is the schedule of --strategy pipeline; add it",
+            ),
+            (
+                self.strategy != "pipeline"
+                or (self.grad_clip is None and self.precision != "fp16"),
+                "--strategy pipeline cannot clip gradients (--grad-clip) or scale fp16 losses: "
+                "each process sees only its own part's gradients",
+            ),
+            (
                 self.microbatches is None or self.microbatches >= 1,
                 f"microbatches must be >= 1, got {self.microbatches}",
             ),
             (
-                self.microbatches is None or self.batch_size % self.microbatches == 0,
+                self.microbatches is None
+                or self.microbatches < 1
+                or self.batch_size % self.microbatches == 0,
                 f"--microbatches {self.microbatches} does not divide --batch-size "
                 f"{self.batch_size}: micro-batches are of equal size",
             ),

@@ -182,6 +182,7 @@ def open_strategy(cfg: TrainConfig) -> Iterator[Strategy]:
         sync_bn=cfg.sync_bn,
         split_at=cfg.split_at,
         microbatches=cfg.microbatches,
+        schedule=cfg.pipeline_schedule,
     )
     try:
         yield strategy
