@@ -200,7 +200,8 @@ class TrainConfig:
             (self.image_size is None or self.image_size >= 1, "image size must be >= 1"),
             (
                 not self.devices or self.strategy in ("scratch", "dp", "model"),
-                "--devices lists the devices of --strategy scratch, dp or model; add one of them",
+                "--devices lists the replicas of --strategy scratch or dp, or the devices of "
+                "--strategy model's parts; add one of them",
             ),
             (
                 (self.split_at is None and self.microbatches is None) or self.strategy in SPLITTING,
