@@ -42,11 +42,15 @@ def test_balance_finds_the_smallest_largest_group(costs, n):
     assert max(sum(costs[a:b]) for a, b in itertools.pairwise(bounds)) == _brute_force(costs, n)
 
 
-@pytest.mark.parametrize("name, size", [("speednet", 28), ("resnet18", 96), ("tv_resnet18", 64)])
+@pytest.mark.parametrize(
+    "name, size",
+    [("speednet", (1, 28, 28)), ("resnet18", (1, 96, 96)), ("tv_resnet18", (1, 64, 64)),
+     ("fcn1d", (1, 150)), ("resnet1d", (1, 64))],
+)  # fmt: skip
 def test_part_costs_add_up_to_the_whole_model(name, size):
     model = _meta(name)
-    costs = part_costs(model, (1, size, size))
-    whole = summary(model, (1, size, size), depth=0)
+    costs = part_costs(model, size)
+    whole = summary(model, size, depth=0)
     assert [c.name for c in costs] == [n for n, _ in model.parts]
     assert sum(c.params for c in costs) == whole.total_params
     assert sum(c.flops for c in costs) == whole.flops

@@ -58,8 +58,8 @@ class Strategy:
         return self.rank == 0
 
     def place(self, model: nn.Module, input_size: Sequence[int]) -> None:
-        """Put the model's parameters where they compute; ``input_size`` (C, H, W) is one
-        example's, for strategies that split the network by its cost."""
+        """Put the model's parameters where they compute; ``input_size`` is one example's
+        ((C, H, W), or (C, L) for sequences), for strategies that split the network by cost."""
         model.to(self.device)
 
     def wrap(self, model: nn.Module) -> nn.Module:

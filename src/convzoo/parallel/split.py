@@ -72,7 +72,8 @@ class Group:
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """An N-way split of ``model`` (its name) for inputs of ``input_size`` (C, H, W)."""
+    """An N-way split of ``model`` (its name) for inputs of ``input_size`` ((C, H, W) or
+    (C, L))."""
 
     model: str
     input_size: tuple[int, ...]
@@ -143,7 +144,8 @@ def _meta_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def part_costs(model: nn.Module, input_size: Sequence[int]) -> list[PartCost]:
     """Parameters, forward FLOPs and output shape of each of ``model.parts`` for one example
-    of ``input_size`` (C, H, W), counted on the meta device in eval mode."""
+    of ``input_size`` ((C, H, W), or (C, L) for sequences), counted on the meta device in eval
+    mode."""
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     x = torch.empty(1, *input_size, device="meta", dtype=dtype)
     was_training = model.training
