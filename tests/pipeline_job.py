@@ -30,11 +30,10 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).parent))
 
 from convzoo.io import load_checkpoint
-from convzoo.train import Callback
 from convzoo.train.run import train
 from convzoo.train.rundir import resume_config
 from ddp_job import SMALL_VGG, WriteSpy, job_config
-from helpers import toy_pair
+from helpers import CrashAt, toy_pair
 from zoo_families import FAMILIES
 
 #: speednet with batch norm, small: 4 micro-batches of 8 per batch of 32
@@ -45,17 +44,6 @@ def pipeline_config(**kw):
     values = dict(strategy="pipeline", epochs=1, batch_size=32, eval_batch_size=32, ckpt_every=None)
     values.update(kw)
     return job_config(**values)
-
-
-class CrashAt(Callback):
-    """An exception on every rank after the same global step (they stop together)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("injected crash")
 
 
 def report(result) -> dict:

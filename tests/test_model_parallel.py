@@ -16,10 +16,10 @@ from convzoo.models import create_model, get_model_entry, list_models
 from convzoo.parallel import ModelParallelStrategy, Strategy
 from convzoo.parallel.model import microbatch_count
 from convzoo.runtime import Precision
-from convzoo.train import Callback, Trainer, train
+from convzoo.train import Trainer, train
 from convzoo.train.rundir import resume_config
 from ddp_job import SMALL_VGG, job_config
-from helpers import toy_pair, write_image_folder
+from helpers import CrashAt, toy_pair, write_image_folder
 from zoo_families import FAMILIES, SLOW
 
 CPU = torch.device("cpu")
@@ -114,15 +114,6 @@ def test_batch_norm_with_micro_batches_is_accumulation_over_micro_batches(name, 
     assert not torch.allclose(whole[mean], staged[mean], rtol=1e-3, atol=1e-4)
     tracked = next(k for k in whole if k.endswith("num_batches_tracked"))
     assert int(staged[tracked]) == 4 * int(whole[tracked]) == 4 * 6
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("injected crash")
 
 
 def test_resume_is_bitwise_and_the_saved_model_is_one_ordinary_model(tmp_path):

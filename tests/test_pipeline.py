@@ -4,9 +4,6 @@ exact resume, one whole saved model written by rank 0 alone, one-line errors, ev
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from convzoo.inference import evaluate_model, load_trained
 from convzoo.io import load_weights
 from convzoo.parallel.pipeline import bubble
 from convzoo.train import train
-from helpers import toy_pair, write_image_folder
+from helpers import run_torchrun, toy_pair, write_image_folder
 from pipeline_job import BN_NET
 from test_model_parallel import _cfg
 from zoo_families import FAMILIES
@@ -29,25 +26,8 @@ SRC = TESTS.parent / "src"
 def torchrun(report: Path, *scenarios: str, env: dict | None = None) -> dict:
     """The scenarios in one launch of two processes; rank r's report of each, by name."""
     report.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           "2", str(TESTS / "pipeline_job.py"), str(report), *scenarios]  # fmt: skip
-    path = os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **(env or {})}
-    env.pop("RANK", None)
-    proc = subprocess.Popen(
-        cmd, cwd=report, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=400)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # torchrun stops its workers on SIGTERM
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        pytest.fail(f"torchrun timed out:\n{out[-3000:]}")
-    assert proc.returncode == 0, out[-3000:]
+    job = TESTS / "pipeline_job.py"
+    run_torchrun(job, str(report), *scenarios, cwd=report, env=env, timeout=400)
     return {
         name: [json.loads((report / f"{name}-rank{r}.json").read_text()) for r in (0, 1)]
         for name in scenarios
