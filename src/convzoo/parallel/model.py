@@ -94,7 +94,8 @@ class ModelParallelStrategy(Strategy):
     def place(self, model: nn.Module, input_size: Sequence[int]) -> None:
         self.plan = plan_split(model, input_size, len(self.devices), self.split_at)
         groups = group_modules(model, self.plan)
-        model.to(self.devices[0])  # anything outside the parts (none in the zoo) stays first
+        # each part straight to its device: never the whole network on one (it may not fit);
+        # the parts hold every parameter and buffer of a zoo model (tests/test_models.py)
         for group, device in zip(groups, self.devices):
             group.to(device)
         self.net = StagedNet(model, groups, self.devices)
