@@ -24,8 +24,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class StrategyOptions:
-    """What ``--strategy`` builders may read besides the device; each uses its own fields.
-    ``None``: the strategy's own default (the config's defaults are these)."""
+    """What ``--strategy`` builders may read besides the device; each uses its own fields
+    (``None``: the strategy's own default)."""
 
     devices: str | None = None  #: scratch, dp, model: ``cpu,cpu`` / ``cuda:0,cuda:1``
     sync_bn: bool = False  #: ddp: synchronised batch norm
