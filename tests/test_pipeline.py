@@ -95,7 +95,9 @@ def test_pipeline_batch_norm_is_per_micro_batch_as_documented(runs, scenario, bn
     mean = next(k for k in whole if k.endswith("running_mean"))
     assert not torch.allclose(weights[mean], whole[mean], rtol=1e-3, atol=1e-4)
     tracked = next(k for k in whole if k.endswith("num_batches_tracked"))
-    assert int(weights[tracked]) == 4 * int(whole[tracked])  # one update per micro-batch
+    # one update per micro-batch in training: 3 more than one device in each of the 7 steps
+    # (the batch-norm refresh of young runs adds the same whole-batch updates to both)
+    assert int(weights[tracked]) - int(whole[tracked]) == 3 * 7
 
 
 @pytest.mark.slow

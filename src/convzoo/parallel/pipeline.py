@@ -203,20 +203,27 @@ class PipelineStrategy(DistributedStrategy):
         return rows[:, 0], rows[:, 1:]
 
     def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        schedule = self._schedule(len(x), False, None)
-        self.part.precision = None  # the loop's autocast holds
+        # in training mode (the batch-norm refresh of young runs) whole batches, whose
+        # statistics the running averages should hold; the running averages change then
+        whole = model.training
+        self._stale |= whole
+        schedule = self._schedule(len(x), False, None, whole=whole)
+        self.part.precision = None  # the caller's autocast holds
         out = schedule.eval(*self._inputs(x))
         return self._from_last(out.float() if self.is_last else None, len(x), self.num_classes)
 
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (x,) if self.stage == 0 else ()
 
-    def _schedule(self, n: int, training: bool, loss_fn: LossFn | None) -> Any:
-        """The schedule for batches of ``n`` examples, made on first use: a stage's buffers
-        are sized for one micro-batch shape, and every process sees the same batch sizes."""
+    def _schedule(
+        self, n: int, training: bool, loss_fn: LossFn | None, *, whole: bool = False
+    ) -> Any:
+        """The schedule for batches of ``n`` examples (in one micro-batch if ``whole``), made
+        on first use: a stage's buffers are sized for one micro-batch shape, and every process
+        sees the same batch sizes."""
         from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
-        m = microbatch_count(n, self.microbatches)
+        m = 1 if whole else microbatch_count(n, self.microbatches)
         key = (n, m, training)
         if key not in self._schedules:
             stage = PipelineStage(self.part, self.stage, self.num_stages, self.device)
