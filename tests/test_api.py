@@ -70,28 +70,36 @@ def test_load_model_gives_the_network_with_typed_metadata(zoo_run):
     assert meta.model == "speednet" and meta.model_options == {"width": 8}
     assert meta.classes == test.classes and meta.num_classes == 4
     assert meta.input_shape == (1, 16, 16) and meta.mean is not None and len(meta.std) == 1
+    # the fast recipe's validation split chose an epoch: its weights are the default
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["weights"] == "best" and meta.epoch == metrics["best_epoch"]
     # the saved metadata round-trips through the typed form unchanged
-    assert meta.to_dict() == load_weights(run / "model.safetensors")[1]
+    assert meta.to_dict() == load_weights(run / "best.safetensors")[1]
+    last = convzoo.load_model(run, weights="last").meta
+    assert last.epoch is None and last.to_dict() == load_weights(run / "model.safetensors")[1]
 
 
-def test_weights_best_is_preferred_and_last_is_the_last_epoch(zoo_run, tmp_path):
-    run = zoo_run[0]
-    tensors, meta = load_weights(run / "model.safetensors")
+def test_weights_best_is_the_validation_choice_and_last_the_last_epoch(zoo_run, tmp_path):
     import shutil
 
+    run = zoo_run[0]
+    best_tensors = load_weights(run / "best.safetensors")[0]
+    last_tensors, meta = load_weights(run / "model.safetensors")
+    # make the two files differ for certain (a 3-epoch run may choose its last epoch)
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    changed = {k: v.clone() for k, v in tensors.items()}
+    changed = {k: v.clone() for k, v in best_tensors.items()}
     changed["head.fc.bias"] += 5.0
-    save_weights(copy / "best.safetensors", changed, meta)
+    save_weights(copy / "best.safetensors", changed, {**meta, "epoch": 1})
     best = convzoo.load_model(copy)  # default: best
     last = convzoo.load_model(copy, weights="last")
     assert torch.equal(best.state_dict()["head.fc.bias"], changed["head.fc.bias"])
-    assert torch.equal(last.state_dict()["head.fc.bias"], tensors["head.fc.bias"])
-    # a run without best.safetensors: "best" is the run's only weights
-    assert torch.equal(
-        convzoo.load_model(run).state_dict()["head.fc.bias"], tensors["head.fc.bias"]
-    )
+    assert torch.equal(last.state_dict()["head.fc.bias"], last_tensors["head.fc.bias"])
+    assert (best.meta.epoch, last.meta.epoch) == (1, None)
+    # a run trained without a validation split has only model.safetensors: "best" is that
+    (copy / "best.safetensors").unlink()
+    only = convzoo.load_model(copy)
+    assert torch.equal(only.state_dict()["head.fc.bias"], last_tensors["head.fc.bias"])
     with pytest.raises(ConvzooError, match="unknown weights 'first'"):
         convzoo.load_model(run, weights="first")
 
@@ -206,21 +214,30 @@ def test_evaluate_gives_the_figures_convzoo_evaluate_prints(zoo_run, capsys):
 # -- fit on any nn.Module --------------------------------------------------------------------
 def test_fit_trains_a_plain_sequential_saves_and_reloads(python_run):
     history, net, (_, test) = python_run
-    assert history.last["test_acc"] > 0.6  # 4 classes: chance is 0.25
+    metrics = json.loads((history.run_dir / "metrics.json").read_text())
+    assert metrics["test_acc"] > 0.6  # 4 classes: chance is 0.25
     meta = net.meta  # fit gives the module its metadata
     assert meta.model == "Sequential" and not meta.is_zoo
     assert meta.module_class == "torch.nn.modules.container.Sequential"
     assert meta.image_size == 16 and meta.classes == test.classes
     config = json.loads((history.run_dir / "config.json").read_text())
     assert config["optimizer"] == "nesterov"  # the fast recipe for a network with batch norm
+    # the module holds the weights chosen on validation data, as best.safetensors does ...
+    assert config["val_split"] > 0 and meta.epoch == history.chosen_epoch
     again = convzoo.load_model(history.run_dir, model=small_net(seed=1))
     assert again.meta == meta
     for k, v in net.state_dict().items():
         assert torch.equal(again.state_dict()[k], v.cpu()), k
+    # ... and the history the last epoch's, as model.safetensors does (where they differ)
+    last = convzoo.load_model(history.run_dir, "last", model=small_net(seed=1)).state_dict()
+    kept = history.last_state or net.state_dict()
+    assert (history.last_state is None) == (history.chosen_epoch == len(history))
+    for k, v in kept.items():
+        assert torch.equal(last[k], v.cpu()), k
     got, want = convzoo.predict(again, test.images), convzoo.predict(net, test.images)
     assert torch.allclose(got.probs, want.probs, atol=1e-6)
     ev = convzoo.evaluate(again, test, device="cpu")
-    assert ev.acc == pytest.approx(history.last["test_acc"], abs=1e-6)
+    assert ev.acc == pytest.approx(metrics["test_acc"], abs=1e-6)
 
 
 def test_a_python_network_run_says_how_to_reload_it(python_run, capsys):

@@ -16,9 +16,10 @@ import convzoo
 from convzoo.cli import main as cli_main
 from convzoo.data import load_dataset
 from convzoo.errors import DataError
+from convzoo.export import FORMATS as WRITERS
 from convzoo.export import ExportError, export_model, load_onnx
 from convzoo.io import save_weights
-from convzoo.models import BatchNorm
+from convzoo.models import BatchNorm, get_model_entry
 from convzoo.trained import normalize
 from helpers import toy_dataset
 
@@ -39,7 +40,10 @@ FAMILIES = {
     "resnet18": {"width": 8},
     "densenet": {"growth_rate": 8, "num_convs_in_dense_blocks": [2, 2, 2, 2]},
     "speednet": {"width": 8},
+    "tv_resnet18": {},  # the torchvision family (torchvision's own modules, our stem and head)
 }
+#: the 1-D members (N x C x L sequences), at their default sizes
+SEQUENCE_MODELS = [n for n in convzoo.list_models() if get_model_entry(n).spatial_dims == 1]
 FMNIST_MEAN, FMNIST_STD = [0.2860], [0.3530]
 CLASSES = [f"c{i}" for i in range(10)]
 
@@ -180,6 +184,27 @@ def test_with_preprocess_takes_uint8_pixels(exported, family, fmt):
     assert float((got - ref).abs().max()) <= 1e-4
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_the_1d_models_export_exactly(name, fmt, tmp_path):
+    """The exporters take the 1-D networks too (their runs get `convzoo export` when training
+    on sequences lands; ModelMeta describes images): the same writer, batch 1 and 64."""
+    torch.manual_seed(0)
+    net = convzoo.create_model(name, num_classes=5)
+    x = torch.randn(64, *get_model_entry(name).default_input_size())  # z-normalized series
+    realistic(net, x)
+    path = tmp_path / f"{name}{WRITERS[fmt].suffix}"
+    WRITERS[fmt].write(net, x[:2], path, {"model": name}, True)
+    with torch.no_grad():
+        ref = net(x)
+        assert ref.abs().max() > 2
+        for batch in (x[:1], x):
+            diff = float((run_file(fmt, path, batch) - ref[: len(batch)]).abs().max())
+            assert diff <= 1e-4, f"{name} {fmt} batch {len(batch)}: {diff:.2e}"
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A trained speednet, and 16 of its test images as PNG files of another size and mode:
@@ -223,7 +248,8 @@ def test_convzoo_predict_on_an_exported_onnx_file_agrees_with_the_run(trained_ru
         assert cli_main(["export", str(run), *flags]) == 0
         out = capsys.readouterr().out
         assert "max |difference| of the logits" in out and "model card" in out
-        onnx = run / ("u8.onnx" if "--out" in flags else "model.onnx")
+        # the weights the run chose on validation data, as convzoo predict on the run uses
+        onnx = run / ("u8.onnx" if "--out" in flags else "best.onnx")
         want = predictions(capsys, ["predict", str(run), *images])
         got = predictions(capsys, ["predict", str(onnx), *images])
         labels = lambda lines: [line.split(" 0.")[0] for line in lines]  # noqa: E731
@@ -231,6 +257,10 @@ def test_convzoo_predict_on_an_exported_onnx_file_agrees_with_the_run(trained_ru
         if "--with-preprocess" not in flags:  # float input: the same numbers
             assert got == want
     assert len(set(labels(want))) > 1  # a trained network: not one label for everything
+    exports = json.loads((run / "exports.json").read_text())
+    epoch = json.loads((run / "metrics.json").read_text())["best_epoch"]
+    chosen = {e["weights"] for e in exports if e["format"] == "onnx"}
+    assert chosen == {f"best.safetensors (epoch {epoch})"}
 
 
 @pytest.mark.slow

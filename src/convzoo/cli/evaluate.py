@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files (any size and mode)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--weights",
+        choices=("best", "last"),
+        default="best",
+        help="of a run directory, as for evaluate (an .onnx file holds the weights it was "
+        "exported with)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -120,7 +127,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..export import load_predictor
     from ..trained import predict
 
-    model = load_predictor(args.source)
+    model = load_predictor(args.source, args.weights)
     results = predict(model, args.images, device=args.device).top(args.top_k)
     for path, top in zip(args.images, results):
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))

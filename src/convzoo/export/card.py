@@ -50,6 +50,7 @@ def record_export(result: ExportResult, meta: ModelMeta, *, when: str) -> Path:
     entry = {
         "file": _relative(result.path, run_dir),
         "format": result.format,
+        "weights": result.weights,
         "description": result.description,
         "input": result.input,
         "max_abs_diff": result.max_abs_diff,
@@ -155,13 +156,14 @@ def _exports(exports: list[dict[str, Any]]) -> str:
             (
                 f"`{e['file']}`",
                 e.get("description", ""),
+                e.get("weights", ""),
                 f"{spec.get('dtype')} {shape}",
                 size,
                 checked,
                 e.get("exported", ""),
             )
         )
-    header = ("file", "format", "input", "size", "max abs diff to PyTorch", "exported")
+    header = ("file", "format", "weights", "input", "size", "max abs diff to PyTorch", "exported")
     return "## Exported files (`exports.json`)\n\n" + _table(header, rows)
 
 

@@ -40,6 +40,8 @@ class ExportResult:
     checked_batches: tuple[int, ...]
     run_dir: Path
     notes: tuple[str, ...] = ()
+    #: the weights file exported (``best.safetensors``: the epoch chosen on validation data)
+    weights: str = ""
 
 
 def default_path(weights: Path, fmt: Format, preprocess: bool) -> Path:
@@ -151,7 +153,15 @@ def export_model(
         notes.append(f"not checked against PyTorch: {needs} is not installed")
     run_dir = Path(source) if Path(source).is_dir() else wfile.parent
     result = ExportResult(
-        target, fmt.name, description, info["input"], diff, batches, run_dir, tuple(notes)
+        target,
+        fmt.name,
+        description,
+        info["input"],
+        diff,
+        batches,
+        run_dir,
+        tuple(notes),
+        weights=wfile.name + (f" (epoch {meta.epoch})" if meta.epoch is not None else ""),
     )
     if card:
         from .card import record_export

@@ -74,6 +74,11 @@ def fit(
     (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig` field can be passed as a
     keyword. With ``out`` the run directory (checkpoints, curves, weights) is written there;
     without it nothing is written. ``history.run_dir`` tells where.
+
+    With a validation split (``val_split``; the ``fast`` recipe's default) the module ends
+    holding the weights of the best validation epoch (``history.chosen_epoch``, and
+    ``model.meta.epoch``; ``best.safetensors`` in ``out``) and ``history.last_state`` keeps
+    the last epoch's where they differ (``model.safetensors``).
     """
     overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
     module = model if isinstance(model, nn.Module) else None
@@ -105,8 +110,9 @@ def fit(
         save=out is not None,
         stdout=None if verbose else io.StringIO(),
     )
-    if module is not None:
-        module.meta = ModelMeta.from_dict(result.meta)
+    if module is not None:  # it holds the weights chosen on validation data, if any were
+        chosen = result.metrics.get("best_epoch")  # None: no validation split, the last epoch
+        module.meta = ModelMeta.from_dict({**result.meta, "epoch": chosen})
     return result.history
 
 

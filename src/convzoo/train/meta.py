@@ -39,6 +39,9 @@ class ModelMeta:
     tta: bool = False  #: tested on each image and its mirror image
     #: qualified class name of a network defined in Python (None: a zoo model)
     module_class: str | None = None
+    #: the epoch whose weights these are when they were chosen on validation data (a run's
+    #: best.safetensors); None: the last epoch's weights (model.safetensors)
+    epoch: int | None = None
     #: any other keys of the saved metadata, kept so that the dict round-trips
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -74,8 +77,9 @@ class ModelMeta:
         """The JSON form (as saved), ``extra`` keys at the top level."""
         d = dataclasses.asdict(self)
         extra = d.pop("extra")
-        if d["module_class"] is None:
-            del d["module_class"]  # zoo models' files stay as they always were
+        for key in (MODULE_CLASS, "epoch"):
+            if d[key] is None:
+                del d[key]  # zoo models' and last epochs' files stay as they always were
         return {**d, **extra}
 
     @property
