@@ -110,6 +110,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.maps < 1:
         raise ConvzooError(f"--maps must be >= 1, got {args.maps}")
     model, meta = load_trained(args.source)
+    if "length" in meta:
+        raise ConvzooError(
+            f"{args.source} is a time-series run ({meta['model']}); convzoo explain draws image "
+            "networks only so far: use convzoo evaluate --top-losses K to see its worst series"
+        )
     image, label, title, folder = _image(args, meta)
     method = {} if args.method is None else {"method": args.method}
     e = explain(model, meta, image, label=label, layer=args.layer, source=title, **method)
