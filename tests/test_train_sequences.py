@@ -316,8 +316,10 @@ def test_cli_trains_resumes_evaluates_and_predicts_on_series(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n")
     bad = run("predict", str(out), "bad.csv", ok=False)
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    explain = run("explain", str(out), "--index", "0", ok=False)
-    assert "time-series run" in explain.stderr and "Traceback" not in explain.stderr
+    run("explain", str(out), "--index", "0", "--out", str(tmp_path / "why"))
+    assert (tmp_path / "why" / "explain.html").is_file()
+    two = run("explain", str(out), "s.npy", ok=False)  # two series in one file
+    assert "holds 2 series" in two.stderr and "Traceback" not in two.stderr
 
 
 # -- strategies -------------------------------------------------------------------------------
@@ -384,9 +386,39 @@ def test_gunpoint_trains_and_predicts_from_the_shipped_files(tmp_path):
     ]
 
 
-def test_explain_refuses_a_sequence_model_in_one_line():
-    from convzoo.explain import explain
+def test_explain_a_sequence_run_over_time(tmp_path):
+    from convzoo.explain import explain, write_explanation
 
-    model = convzoo.create_model("fcn1d", num_classes=2)
-    with pytest.raises(ConvzooError):
-        explain(model, {"classes": ["a", "b"], "in_channels": 1}, torch.zeros(1, 20))
+    train_data, test_data = toy_series_pair()
+    convzoo.fit(
+        "resnet1d",
+        (train_data, test_data),
+        epochs=2,
+        lr=0.02,
+        out=tmp_path / "run",
+        verbose=False,
+        device="cpu",
+        model_options=SMALL_RESNET,
+    )
+    model, meta = load_trained(tmp_path / "run")
+    series, label = test_data.series[0], int(test_data.labels[0])
+    e = explain(model, meta, series, label=label, source="toy #0")
+    torch.testing.assert_close(e.image, series)  # no resize, no normalization in this run
+    h = e.image[None]
+    for (name, stage), view in zip(model.stages, e.stages):
+        h = stage(h)
+        assert view.name == name and view.shape == tuple(h.shape[1:])  # C x L, over time
+    assert e.is_series and e.layer == e.stages[-1].name  # its output is still 32 steps
+    assert set(e.maps) == set(e.pixel_maps) == {e.predicted, label}
+    for m in [*e.maps.values(), *e.pixel_maps.values()]:
+        assert m.shape == (32,) and (m >= 0).all()
+    assert e.filters.shape == (4, 1, 5)  # width 4, kernel 5: the first Conv1d
+    page = write_explanation(e, tmp_path / "why", maps=3)
+    names = {p.name for p in page.parent.iterdir()}
+    assert {"input.png", "attribution.png", "pixels.png", "filters.png"} <= names
+    assert {f"stage-{v.name}.png" for v in e.stages} <= names
+    assert "32 steps" in page.read_text()
+    with pytest.raises(ConvzooError, match="2-channel"):
+        explain(model, {**meta, "in_channels": 2}, series)
+    with pytest.raises(DataError, match="float C x L"):
+        explain(model, meta, series.to(torch.uint8)[0])
