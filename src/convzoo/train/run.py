@@ -206,7 +206,13 @@ def open_strategy(cfg: TrainConfig) -> Iterator[Strategy]:
     """The strategy ``cfg.strategy`` names, closed (its process group too) however the run
     ends."""
     strategy = make_strategy(
-        cfg.strategy, resolve_device(cfg.device), devices=cfg.devices, sync_bn=cfg.sync_bn
+        cfg.strategy,
+        resolve_device(cfg.device),
+        devices=cfg.devices,
+        sync_bn=cfg.sync_bn,
+        split_at=cfg.split_at,
+        microbatches=cfg.microbatches,
+        schedule=cfg.pipeline_schedule,
     )
     try:
         yield strategy
@@ -235,7 +241,8 @@ def build_setup(
     channels_last = (
         cfg.channels_last if cfg.channels_last is not None else precision.dtype is not None
     ) and not series  # N x C x L tensors have no channels-last layout
-    model.to(device)
+    spatial = (image_size,) if series else (image_size, image_size)
+    strategy.place(model, (train_data.in_channels, *spatial))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
@@ -373,6 +380,8 @@ def header(
         f"device {trainer.device} {setup.precision.name}"
         + (f"  world size {world}" if world > 1 else ""),
     ]
+    if trainer.strategy.describe():
+        lines.append(trainer.strategy.describe())
     if resumed is not None:
         lines.append(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}")
     return "\n".join(lines) + world_size_note(resumed, world, cfg.batch_size)
