@@ -371,11 +371,14 @@ def test_ddp_trains_a_sequence_model_like_one_process(tmp_path):
 def test_gunpoint_trains_and_predicts_from_the_shipped_files(tmp_path):
     result = train(
         resolve_config(
-            dict(dataset="ucr:GunPoint", model="fcn1d", epochs=8, device="cpu", out=str(tmp_path))
+            dict(
+                dataset="ucr:GunPoint", model="resnet1d", epochs=8, device="cpu", out=str(tmp_path)
+            )
         ),
         stdout=io.StringIO(),
     )
-    assert result.metrics["test_acc"] > 0.75  # 150 test series, two classes
+    # 150 test series, two classes; measured 0.98 (seed 0, 15 s at load 6)
+    assert result.metrics["test_acc"] > 0.9
     model, meta = load_trained(tmp_path)
     assert meta["length"] == 150 and meta["dataset"] == "ucr:GunPoint"
     test = convzoo.load_dataset("ucr:GunPoint", "test")
