@@ -343,6 +343,16 @@ def test_scratch_strategy_on_two_cpu_replicas_matches_one_device():
     assert batch_norm.history.last["train_acc"] > 0.5
 
 
+def test_model_strategy_splits_a_sequence_model_over_two_cpu_devices():
+    data = series_data()
+    one = train(series_config(), data=data, save=False, stdout=io.StringIO())
+    cfg = series_config(strategy="model", devices="cpu,cpu")  # its parts cut by (C, L) costs
+    two = train(cfg, data=data, save=False, stdout=io.StringIO())
+    for name, value in one.model.state_dict().items():
+        torch.testing.assert_close(two.model.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    assert two.metrics["test_acc"] == pytest.approx(one.metrics["test_acc"])
+
+
 @pytest.mark.slow
 def test_ddp_trains_a_sequence_model_like_one_process(tmp_path):
     from test_parallel import torchrun
