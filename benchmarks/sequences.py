@@ -66,7 +66,8 @@ def run(dataset: str, model: str, seed: int) -> dict[str, Any]:
     """One training run with the fast recipe; the figures of the epoch it keeps."""
     from convzoo.train.run import resolve_config, train
 
-    cfg = resolve_config(dict(dataset=dataset, model=model, seed=seed, device="cpu"))
+    # test_every=0: the test split is evaluated once, at the end, with the kept weights
+    cfg = resolve_config(dict(dataset=dataset, model=model, seed=seed, device="cpu", test_every=0))
     load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
     result = train(cfg, save=False, stdout=io.StringIO())
@@ -122,7 +123,8 @@ def summarize(runs: list[dict[str, Any]], sets: list[str]) -> dict[str, dict[str
             continue
         seeds = sorted({r["seed"] for r in mine})
         by_seed = [[r for r in mine if r["seed"] == s] for s in seeds]
-        complete = [group for group in by_seed if len(group) == len(MODELS)]
+        models = {r["model"] for r in mine}  # the networks this benchmark ran on the set
+        complete = [group for group in by_seed if len(group) == len(models)]
         res = [r for r in mine if r["model"] == "resnet1d"]
         out[ds] = {
             "seeds": len(seeds),
