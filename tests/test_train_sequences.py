@@ -20,13 +20,13 @@ from convzoo.data.series_file import read_series_file
 from convzoo.errors import ConvzooError, DataError, InputSizeError
 from convzoo.inference import evaluate_model, load_trained, predict_series
 from convzoo.io import load_checkpoint, load_weights
-from convzoo.train import Callback, train
+from convzoo.train import train
 from convzoo.train.config import ConfigError
 from convzoo.train.recipes import FAST_SEQUENCES, recipe_defaults
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
 from ddp_job import series_config, series_data
-from helpers import toy_pair, toy_series, toy_series_pair
+from helpers import CrashAt, toy_pair, toy_series, toy_series_pair
 
 HAS_AEON = importlib.util.find_spec("aeon") is not None
 needs_aeon = pytest.mark.skipif(not HAS_AEON, reason="aeon (pip install convzoo[ts]) is absent")
@@ -73,18 +73,19 @@ def test_default_model_follows_the_data_kind():
     assert resolve_config({}).model == "speednet"
 
 
+def fit_toy(data, out: Path, **kw):
+    """``convzoo.fit`` of the small resnet1d on toy series, on the CPU, quietly."""
+    kw = dict(lr=0.02, verbose=False, device="cpu", model_options=SMALL_RESNET, **kw)
+    return convzoo.fit("resnet1d", data, out=out, **kw)
+
+
 # -- a run, in process ------------------------------------------------------------------------
 def test_fit_trains_a_sequence_model_and_writes_a_complete_run(tmp_path):
     train_data, test_data = toy_series_pair()
-    history = convzoo.fit(
-        "resnet1d",
+    history = fit_toy(
         (train_data, test_data),
+        tmp_path / "run",
         epochs=4,
-        lr=0.02,
-        out=tmp_path / "run",
-        verbose=False,
-        device="cpu",
-        model_options=SMALL_RESNET,
         augment="shift:3,scale:0.9-1.1,jitter:0.05",
         test_every=1,
     )
@@ -112,15 +113,6 @@ def test_test_every_tests_only_when_due_and_the_end_still_reports():
     assert all(np.isnan(r["test_acc"]) for r in quiet.history.records)
     # testing is only reported: the training is the same either way
     assert quiet.history.column("loss") == result.history.column("loss")
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("injected crash")
 
 
 def test_resume_is_bitwise_identical_with_sequence_augmentation(tmp_path):
@@ -403,16 +395,7 @@ def test_explain_a_sequence_run_over_time(tmp_path):
     from convzoo.explain import explain, write_explanation
 
     train_data, test_data = toy_series_pair()
-    convzoo.fit(
-        "resnet1d",
-        (train_data, test_data),
-        epochs=2,
-        lr=0.02,
-        out=tmp_path / "run",
-        verbose=False,
-        device="cpu",
-        model_options=SMALL_RESNET,
-    )
+    fit_toy((train_data, test_data), tmp_path / "run", epochs=2)
     model, meta = load_trained(tmp_path / "run")
     series, label = test_data.series[0], int(test_data.labels[0])
     e = explain(model, meta, series, label=label, source="toy #0")
