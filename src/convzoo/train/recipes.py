@@ -94,7 +94,7 @@ def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
 
 #: the fast recipe for sequence models (lenet1d, fcn1d, resnet1d): Adam at 1e-3 as Ismail
 #: Fawaz et al. 2019 (AdamW here, with a one-cycle schedule in place of their 1,500 epochs),
-#: batch 16, 40 epochs (GunPoint: about 30 s on the busy 2-core CPU), fp32 (bf16 conv1d is
+#: batch 16, 40 epochs (GunPoint: 25 s on the busy 2-core CPU, load 6.5), fp32 (bf16 conv1d is
 #: slower on this CPU), the kept epoch chosen by validation loss on 20% of the tiny training
 #: splits. Not yet swept row by row: benchmarks/sequence_recipe.py is the script that does it.
 FAST_SEQUENCES: dict[str, Any] = dict(
