@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from ..errors import ConvzooError
 
 #: sub-command modules, in the order ``convzoo --help`` lists them
-COMMAND_MODULES = ("models", "data", "augment", "train", "evaluate", "finetune", "bench")
+COMMAND_MODULES = (
+    "models",
+    "data",
+    "augment",
+    "train",
+    "evaluate",
+    "finetune",
+    "reproduce",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

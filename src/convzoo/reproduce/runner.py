@@ -1,0 +1,299 @@
+"""Running the cells of a table: skip what is done, resume what was cut, say how long is left.
+
+Every cell is ``convzoo train --auto-resume --out DIR/runs/<cell> ...`` run as its own process
+(by default): the command in the report is then literally the one that ran, memory and threads
+are given back between cells, and a cell that dies takes nothing else with it. A cell is done
+when its run directory holds every file a finished run writes; a cell with a checkpoint but no
+final files resumes from it (``--auto-resume``); so ``convzoo reproduce`` started again after
+any interruption, ``kill -9`` included, goes on where it stopped and never trains a finished
+cell again. ``DIR/reproduce.json`` keeps the profile, each cell's command, wall time and the
+machine's load, for the report; ``DIR/logs/<cell>.log`` keeps each cell's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import ConvzooError
+from ..io import atomic_write_json
+from ..train.rundir import ARTIFACTS
+from .profiles import Cell, Profile
+
+STATE = "reproduce.json"
+
+
+def load_average() -> str:
+    """``/proc/loadavg``'s 1-, 5- and 15-minute figures (empty where there is none)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""
+
+
+def is_done(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (every file the end of a run writes)."""
+    return all((run_dir / name).exists() for name in ARTIFACTS)
+
+
+def cell_command(cell: Cell, run_dir: Path, device: str, data_dir: str | None) -> list[str]:
+    """The ``convzoo train`` arguments of a cell (after ``convzoo``)."""
+    args = ["train", "--auto-resume", "--out", str(run_dir), "--device", device, *cell.args()]
+    return args + (["--data-dir", data_dir] if data_dir else [])
+
+
+def minutes(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (released by the kernel however this process ends): two
+    ``reproduce`` runs in one folder would train the same cell twice at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConvzooError(
+                f"another convzoo reproduce is running in {out}; wait for it to finish or "
+                f"choose another --out"
+            ) from None
+        yield
+
+
+class State:
+    """``DIR/reproduce.json``: the profile, every cell planned so far, each invocation."""
+
+    def __init__(self, out: Path, profile: Profile) -> None:
+        self.path = out / STATE
+        data: dict[str, Any] = {"profile": profile.name, "cells": {}, "invocations": []}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                raise ConvzooError(
+                    f"{self.path} is damaged; move the folder aside or choose another --out"
+                ) from None
+            if data.get("profile") != profile.name:
+                raise ConvzooError(
+                    f"{out} holds the {data.get('profile')!r} profile's table; continue it "
+                    f"with --profile {data.get('profile')} or choose another --out"
+                )
+        self.data = data
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.data)
+
+    def cell(self, cell: Cell) -> dict[str, Any]:
+        return self.data["cells"].setdefault(cell.name, {})
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # Linux: a SIGKILLed reproduce takes its cell down too, so a restarted one never finds
+    # the same cell still training in the background
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_subprocess(argv: list[str], log: TextIO, console: TextIO) -> int:
+    """Run ``python -m convzoo ARGV``; each output line goes to ``log`` and, indented, to
+    ``console``. Returns the exit status."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "convzoo", *argv]
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        preexec_fn=preexec,  # no threads run in this process: preexec_fn is safe
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                console.write("    " + line)
+                console.flush()
+            return proc.wait()
+        except BaseException:  # Ctrl-C or a kill of this process: the cell stops with it
+            proc.terminate()
+            proc.wait()
+            raise
+
+
+class _Tee:
+    """A text stream writing to a log file and, indented, to the console."""
+
+    def __init__(self, log: TextIO, console: TextIO) -> None:
+        self.log, self.console = log, console
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.console.write(text.replace("\n", "\n    ") if text.strip() else text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.console.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def run_in_process(cell: Cell, run_dir: Path, device: str, data_dir: str | None, log, console):
+    """The same run in this process (``--in-process``: saves the start-up of a process per
+    cell, which on a GPU machine is most of a small cell's time)."""
+    from ..train.run import resolve_config, train
+
+    overrides = {**cell.overrides(), "out": str(run_dir), "device": device}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    try:
+        train(resolve_config(overrides), auto_resume=True, stdout=_Tee(log, console))
+    except ConvzooError as e:
+        print(f"convzoo: error: {e}", file=_Tee(log, console), flush=True)
+        return e.exit_code
+    return 0
+
+
+def run_cells(
+    profile: Profile,
+    cells: list[Cell],
+    out: Path,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    in_process: bool = False,
+    console: TextIO | None = None,
+) -> list[str]:
+    """Run every cell not yet done, in order; returns the names of the cells that failed."""
+    console = console or sys.stdout
+    out = Path(out)
+    with locked(out):
+        state = State(out, profile)
+        invocation = {"argv": sys.argv, "started": _now(), "load_start": load_average()}
+        state.data["invocations"].append(invocation)
+        progress = Progress(profile.name, cells, console)
+        failed = []
+        for cell in cells:
+            run_dir = out / "runs" / cell.name
+            record = state.cell(cell)
+            argv = cell_command(cell, run_dir, device, data_dir)
+            record.update(
+                model=cell.model,
+                recipe=cell.recipe,
+                seed=cell.seed,
+                budget=asdict(cell.budget),
+                run_dir=str(Path("runs") / cell.name),
+                command="convzoo " + shlex.join(argv),
+            )
+            if is_done(run_dir):
+                progress.skip(cell)
+                continue
+            progress.start(cell, resuming=(run_dir / "checkpoint.pt").exists())
+            state.save()
+            rc = _run_one(cell, argv, run_dir, out, device, data_dir, in_process, record, console)
+            state.save()
+            progress.finish(cell, rc, run_dir, record["wall_s"])
+            if rc != 0:
+                failed.append(cell.name)
+        invocation.update(ended=_now(), load_end=load_average())
+        state.save()
+        progress.summary(failed)
+        return failed
+
+
+def _run_one(cell, argv, run_dir, out, device, data_dir, in_process, record, console) -> int:
+    log_path = out / "logs" / f"{cell.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    record.update(load_start=load_average(), started=_now())
+    t0 = time.perf_counter()
+    with open(log_path, "a") as log:
+        log.write(f"== {_now()} convzoo {shlex.join(argv)}\n")
+        log.flush()
+        if in_process:
+            rc = run_in_process(cell, run_dir, device, data_dir, log, console)
+        else:
+            rc = run_subprocess(argv, log, console)
+    wall = time.perf_counter() - t0
+    record.update(
+        wall_s=record.get("wall_s", 0.0) + wall,  # over every attempt, resumed ones too
+        load_end=load_average(),
+        finished=_now(),
+        status="done" if rc == 0 and is_done(run_dir) else f"failed (exit {rc})",
+        log=str(log_path.relative_to(out)),
+    )
+    return rc
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+class Progress:
+    """One line per cell: cells done and left, and the time left, from each cell's expected
+    seconds scaled by how this machine has kept to them so far in this invocation."""
+
+    def __init__(self, profile: str, cells: list[Cell], console: TextIO) -> None:
+        self.profile = profile
+        self.left = list(cells)
+        self.total = len(cells)
+        self.console = console
+        self.spent = 0.0  # wall seconds of the cells run so far
+        self.expected = 0.0  # what the profile expected for them
+
+    def _say(self, text: str) -> None:
+        print(f"[reproduce {self.profile}] {text}", file=self.console, flush=True)
+
+    def time_left(self) -> float:
+        scale = self.spent / self.expected if self.expected else 1.0
+        return scale * sum(c.est_s for c in self.left)
+
+    def skip(self, cell: Cell) -> None:
+        self.left.remove(cell)
+        self._say(f"{cell.name}: already done, skipped")
+
+    def start(self, cell: Cell, resuming: bool) -> None:
+        done = self.total - len(self.left)
+        what = "resuming" if resuming else "training"
+        self._say(
+            f"{done}/{self.total} cells done, {len(self.left)} left, about "
+            f"{minutes(self.time_left())} left | {what} {cell.model} {cell.recipe} seed "
+            f"{cell.seed} ({cell.budget.describe(cell.model)})"
+        )
+
+    def finish(self, cell: Cell, rc: int, run_dir: Path, wall: float) -> None:
+        self.left.remove(cell)
+        self.spent += wall
+        self.expected += cell.est_s
+        if rc == 0 and (run_dir / "metrics.json").exists():
+            acc = json.loads((run_dir / "metrics.json").read_text()).get("test_acc")
+            self._say(f"{cell.name}: done in {minutes(wall)}, test acc {acc:.4f}")
+        else:
+            self._say(f"{cell.name}: FAILED (exit {rc}) after {minutes(wall)}; see its log")
+
+    def summary(self, failed: list[str]) -> None:
+        if failed:
+            self._say(f"{len(failed)} cell(s) failed: {', '.join(failed)}")
+        else:
+            self._say(f"all {self.total} cells done")
