@@ -58,24 +58,30 @@ def cli(env, *args):
 
 
 def test_the_smoke_profile_end_to_end_and_started_again(env, tmp_path):
-    # in this process (--in-process: 4 process start-ups less); a process per cell is the
-    # default, which the kill test below runs
     out = tmp_path / "smoke"
-    r = cli(env, "reproduce", "--profile", "smoke", "--device", "cpu", "--out", out, "--in-process")
+    smoke = ["reproduce", "--profile", "smoke", "--device", "cpu", "--out", out]
+    # LeNet's two cells in this process (--in-process), then the table with 2 jobs at once
+    # (LeNet-BN's two cells, each its own process), then again: nothing left to train
+    r = cli(env, *smoke, "--models", "lenet", "--in-process")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-    assert "[reproduce smoke] 0/4 cells done, 4 left, about" in r.stdout
-    assert "all 4 cells done" in r.stdout and f"report: {out}/report.md" in r.stdout
+    assert "[reproduce smoke] 0/2 cells done, 2 left, about" in r.stdout
+    assert "all 2 cells done" in r.stdout and f"report: {out}/report.md" in r.stdout
+    r = cli(env, *smoke, "--jobs", "2")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    assert r.stdout.count("already done, skipped") == 2 and "all 4 cells done" in r.stdout
     cells = ["lenet-d2l-s0", "lenet-fast-s0", "lenet_bn-d2l-s0", "lenet_bn-fast-s0"]
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(cells)
     stamps = {c: (out / "runs" / c / "metrics.json").stat().st_mtime_ns for c in cells}
     report = (out / "report.md").read_text()
     assert all(f"| {c} |" in report for c in cells)
-    again = cli(env, "reproduce", "--profile", "smoke", "--device", "cpu", "--out", out)
+    again = cli(env, *smoke)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already done, skipped") == 4
     assert stamps == {c: (out / "runs" / c / "metrics.json").stat().st_mtime_ns for c in cells}
     other = cli(env, "reproduce", "--profile", "cpu", "--out", out, "--models", "lenet")
     assert other.returncode == 2 and "holds the 'smoke' profile's table" in other.stderr
+    both = cli(env, *smoke, "--jobs", "2", "--in-process")
+    assert both.returncode == 2 and "--jobs" in both.stderr
 
 
 def _processes_mentioning(text: str) -> list[int]:

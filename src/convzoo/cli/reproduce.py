@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the cells in this process instead of one process each (saves start-up)",
     )
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cells trained at once, each its own process (default 1; more keep a GPU busy)",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="only write the report of what --out holds"
     )
     p.set_defaults(func=cmd_reproduce)
@@ -62,6 +68,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         data_dir=args.data_dir,
         in_process=args.in_process,
+        jobs=args.jobs,
     )
     print(f"report: {md}, {page}", flush=True)
     return 1 if failed else 0

@@ -51,6 +51,7 @@ def reproduce(
     out: str | os.PathLike | None = None,
     data_dir: str | None = None,
     in_process: bool = False,
+    jobs: int = 1,
     console: TextIO | None = None,
 ) -> tuple[list[str], Path, Path]:
     """Run the table's cells not yet done and write its report.
@@ -63,7 +64,7 @@ def reproduce(
     out = Path(out) if out is not None else default_out(chosen.name)
     failed = run_cells(
         chosen, cells, out, device=device, data_dir=data_dir, in_process=in_process,
-        console=console,
+        jobs=jobs, console=console,
     )  # fmt: skip
     md, page = write_report(out)
     return failed, md, page

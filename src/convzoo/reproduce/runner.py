@@ -15,14 +15,17 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import io
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -184,66 +187,100 @@ def run_cells(
     device: str = "auto",
     data_dir: str | None = None,
     in_process: bool = False,
+    jobs: int = 1,
     console: TextIO | None = None,
 ) -> list[str]:
-    """Run every cell not yet done, in order; returns the names of the cells that failed."""
+    """Run every cell not yet done, in order, ``jobs`` at a time (each its own process; on a
+    GPU small cells leave it idle most of the time); returns the names of the cells that
+    failed."""
+    if jobs < 1 or (jobs > 1 and in_process):
+        raise ConvzooError("--jobs must be >= 1, and 1 with --in-process")
     console = console or sys.stdout
     out = Path(out)
     with locked(out):
-        state = State(out, profile)
-        invocation = {"argv": sys.argv, "started": _now(), "load_start": load_average()}
-        state.data["invocations"].append(invocation)
-        progress = Progress(profile.name, cells, console)
-        failed = []
+        table = Table(out, profile, device, data_dir, in_process, jobs, console)
+        todo = [cell for cell in cells if not table.plan(cell)]
+        table.progress = Progress(profile.name, cells, console, jobs)
         for cell in cells:
-            run_dir = out / "runs" / cell.name
-            record = state.cell(cell)
-            argv = cell_command(cell, run_dir, device, data_dir)
-            record.update(
-                model=cell.model,
-                recipe=cell.recipe,
-                seed=cell.seed,
-                budget=asdict(cell.budget),
-                run_dir=str(Path("runs") / cell.name),
-                command="convzoo " + shlex.join(argv),
-            )
-            if is_done(run_dir):
-                progress.skip(cell)
-                continue
-            progress.start(cell, resuming=(run_dir / "checkpoint.pt").exists())
-            state.save()
-            rc = _run_one(cell, argv, run_dir, out, device, data_dir, in_process, record, console)
-            state.save()
-            progress.finish(cell, rc, run_dir, record["wall_s"])
-            if rc != 0:
-                failed.append(cell.name)
-        invocation.update(ended=_now(), load_end=load_average())
-        state.save()
-        progress.summary(failed)
+            if cell not in todo:
+                table.progress.skip(cell)
+        if jobs == 1:  # in this thread: Ctrl-C reaches a cell trained in-process
+            codes = [table.run(cell) for cell in todo]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                codes = list(pool.map(table.run, todo))
+        failed = [cell.name for cell, rc in zip(todo, codes) if rc != 0]
+        table.close(failed)
         return failed
 
 
-def _run_one(cell, argv, run_dir, out, device, data_dir, in_process, record, console) -> int:
-    log_path = out / "logs" / f"{cell.name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    record.update(load_start=load_average(), started=_now())
-    t0 = time.perf_counter()
-    with open(log_path, "a") as log:
-        log.write(f"== {_now()} convzoo {shlex.join(argv)}\n")
-        log.flush()
-        if in_process:
-            rc = run_in_process(cell, run_dir, device, data_dir, log, console)
-        else:
-            rc = run_subprocess(argv, log, console)
-    wall = time.perf_counter() - t0
-    record.update(
-        wall_s=record.get("wall_s", 0.0) + wall,  # over every attempt, resumed ones too
-        load_end=load_average(),
-        finished=_now(),
-        status="done" if rc == 0 and is_done(run_dir) else f"failed (exit {rc})",
-        log=str(log_path.relative_to(out)),
-    )
-    return rc
+class Table:
+    """The folder of a table while its cells run: the state file, logs and progress."""
+
+    def __init__(self, out, profile, device, data_dir, in_process, jobs, console) -> None:
+        self.out, self.device, self.data_dir = out, device, data_dir
+        self.in_process, self.console = in_process, console
+        self.state = State(out, profile)
+        self.invocation = {
+            "argv": sys.argv, "started": _now(), "load_start": load_average(), "jobs": jobs,
+        }  # fmt: skip
+        self.state.data["invocations"].append(self.invocation)
+        self.lock = threading.Lock()  # state and console, shared by the jobs
+        self.progress: Progress
+
+    def run_dir(self, cell: Cell) -> Path:
+        return self.out / "runs" / cell.name
+
+    def argv(self, cell: Cell) -> list[str]:
+        return cell_command(cell, self.run_dir(cell), self.device, self.data_dir)
+
+    def plan(self, cell: Cell) -> bool:
+        """Record the cell and its command; whether it is done already."""
+        self.state.cell(cell).update(
+            model=cell.model,
+            recipe=cell.recipe,
+            seed=cell.seed,
+            budget=asdict(cell.budget),
+            run_dir=str(Path("runs") / cell.name),
+            command="convzoo " + shlex.join(self.argv(cell)),
+        )
+        return is_done(self.run_dir(cell))
+
+    def run(self, cell: Cell) -> int:
+        run_dir, record = self.run_dir(cell), self.state.cell(cell)
+        log_path = self.out / "logs" / f"{cell.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            self.progress.start(cell, resuming=(run_dir / "checkpoint.pt").exists())
+            record.update(load_start=load_average(), started=_now())
+            self.state.save()
+        t0 = time.perf_counter()
+        # with several jobs at once their output would interleave: it goes to the logs only
+        shown = self.console if self.progress.jobs == 1 else io.StringIO()
+        with open(log_path, "a") as log:
+            log.write(f"== {_now()} convzoo {shlex.join(self.argv(cell))}\n")
+            log.flush()
+            if self.in_process:
+                rc = run_in_process(cell, run_dir, self.device, self.data_dir, log, shown)
+            else:
+                rc = run_subprocess(self.argv(cell), log, shown)
+        wall = time.perf_counter() - t0
+        with self.lock:
+            record.update(
+                wall_s=record.get("wall_s", 0.0) + wall,  # every attempt, resumed ones too
+                load_end=load_average(),
+                finished=_now(),
+                status="done" if rc == 0 and is_done(run_dir) else f"failed (exit {rc})",
+                log=str(log_path.relative_to(self.out)),
+            )
+            self.state.save()
+            self.progress.finish(cell, rc, run_dir, wall)
+        return rc
+
+    def close(self, failed: list[str]) -> None:
+        self.invocation.update(ended=_now(), load_end=load_average())
+        self.state.save()
+        self.progress.summary(failed)
 
 
 def _now() -> str:
@@ -254,8 +291,9 @@ class Progress:
     """One line per cell: cells done and left, and the time left, from each cell's expected
     seconds scaled by how this machine has kept to them so far in this invocation."""
 
-    def __init__(self, profile: str, cells: list[Cell], console: TextIO) -> None:
+    def __init__(self, profile: str, cells: list[Cell], console: TextIO, jobs: int = 1) -> None:
         self.profile = profile
+        self.jobs = jobs
         self.left = list(cells)
         self.total = len(cells)
         self.console = console
@@ -267,7 +305,7 @@ class Progress:
 
     def time_left(self) -> float:
         scale = self.spent / self.expected if self.expected else 1.0
-        return scale * sum(c.est_s for c in self.left)
+        return scale * sum(c.est_s for c in self.left) / self.jobs
 
     def skip(self, cell: Cell) -> None:
         self.left.remove(cell)
