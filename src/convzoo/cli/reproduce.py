@@ -38,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="cells trained at once, each its own process (default 1; more keep a GPU busy)",
+        default=None,
+        help="cells trained at once, each its own process (default: the profile's; 2 for cpu, "
+        "each with one thread; 3 for book, to keep a GPU busy)",
     )
     p.add_argument(
         "--report-only", action="store_true", help="only write the report of what --out holds"

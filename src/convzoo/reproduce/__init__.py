@@ -51,7 +51,7 @@ def reproduce(
     out: str | os.PathLike | None = None,
     data_dir: str | None = None,
     in_process: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     console: TextIO | None = None,
 ) -> tuple[list[str], Path, Path]:
     """Run the table's cells not yet done and write its report.

@@ -112,6 +112,9 @@ class Profile:
     budgets: dict[str, Budget] = field(default_factory=dict)  #: per model; absent: the book's
     #: measured seconds per cell (model, recipe) on the machine the profile is meant for
     est_s: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: cells trained at once: on a GPU small cells leave it idle most of the time; on the
+    #: 2-core CPU two one-thread cells beat one two-thread cell (see runner.run_subprocess)
+    jobs: int = 1
 
     def cells(
         self,
@@ -142,16 +145,42 @@ class Profile:
 
 BOOK_MODELS = tuple(BOOK_SETTINGS)
 
-#: the cpu profile's reduced budgets (chosen so the whole table fits in 45 minutes on the 2-core
-#: CPU; each cell's measured seconds are in ``est_s``, the table in benchmarks/RESULTS.md)
+#: the cpu profile's reduced budgets: the large networks at the smallest input their layers
+#: take (AlexNet 65 px, NiN 67 px; 32 for the others), 3 epochs on part of the training set,
+#: so that the whole table fits in about 45 minutes of the 2-core CPU
 CPU_BUDGETS = {
-    "alexnet": Budget(image_size=68, epochs=3, shots=2000),
-    "vgg11": Budget(image_size=32, epochs=3, shots=2000),
-    "nin": Budget(image_size=68, epochs=3, shots=2000),
-    "googlenet": Budget(image_size=32, epochs=3, shots=2000),
-    "resnet18": Budget(image_size=32, epochs=3, shots=2000),
+    "alexnet": Budget(image_size=68, epochs=3, shots=1000),
+    "vgg11": Budget(image_size=32, epochs=3, shots=1500),
+    "nin": Budget(image_size=68, epochs=3, shots=1500),
+    "googlenet": Budget(image_size=32, epochs=3, shots=1500),
+    "resnet18": Budget(image_size=32, epochs=3, shots=1500),
     "densenet": Budget(image_size=32, epochs=3, shots=2000),
 }
+#: expected seconds per cpu cell, from one-thread training-step rates measured on the 2-core
+#: CPU (load 4; fp32 for d2l, bf16 for fast; evaluation on 10,000 test images each epoch
+#: counted as a third of a training example each), plus 8 s of process start
+CPU_EST_S = {
+    ("lenet", "d2l"): 110, ("lenet", "fast"): 90,
+    ("lenet_bn", "d2l"): 110, ("lenet_bn", "fast"): 90,
+    ("alexnet", "d2l"): 340, ("alexnet", "fast"): 150,
+    ("vgg11", "d2l"): 250, ("vgg11", "fast"): 130,
+    ("nin", "d2l"): 230, ("nin", "fast"): 110,
+    ("googlenet", "d2l"): 270, ("googlenet", "fast"): 165,
+    ("resnet18", "d2l"): 240, ("resnet18", "fast"): 310,
+    ("densenet", "d2l"): 190, ("densenet", "fast"): 105,
+}  # fmt: skip
+#: expected seconds per book cell on one H200 (batch rates of benchmarks/RESULTS.md: launch
+#: bound at 96 px, 17-22k images/s at 224 px), 10 epochs with evaluation, plus process start
+BOOK_EST_S = {
+    ("lenet", "d2l"): 20, ("lenet", "fast"): 20,
+    ("lenet_bn", "d2l"): 25, ("lenet_bn", "fast"): 25,
+    ("alexnet", "d2l"): 50, ("alexnet", "fast"): 45,
+    ("vgg11", "d2l"): 55, ("vgg11", "fast"): 45,
+    ("nin", "d2l"): 60, ("nin", "fast"): 50,
+    ("googlenet", "d2l"): 60, ("googlenet", "fast"): 60,
+    ("resnet18", "d2l"): 45, ("resnet18", "fast"): 45,
+    ("densenet", "d2l"): 55, ("densenet", "fast"): 55,
+}  # fmt: skip
 
 PROFILES: dict[str, Profile] = {
     "book": Profile(
@@ -159,6 +188,8 @@ PROFILES: dict[str, Profile] = {
         "the book's experiment for every network (its resize, batch, lr, 10 epochs, all 60,000 "
         "images) and the modern recipe at the same input size; meant for a GPU",
         BOOK_MODELS,
+        est_s=BOOK_EST_S,
+        jobs=3,
     ),
     "cpu": Profile(
         "cpu",
@@ -167,6 +198,8 @@ PROFILES: dict[str, Profile] = {
         BOOK_MODELS,
         seeds_by_model={"lenet": 3, "lenet_bn": 3},
         budgets=CPU_BUDGETS,
+        est_s=CPU_EST_S,
+        jobs=2,
     ),
     "smoke": Profile(
         "smoke",

@@ -8,6 +8,7 @@ and its style in the page, so the file can be mailed or opened offline and fetch
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import html
 import json
 import math
@@ -185,12 +186,13 @@ def cell_table(cells: list[CellResult]) -> Block:
             c.name,
             f"{c.metrics['test_acc']:.4f}" if c.done else c.status,
             minutes(c.record["wall_s"]) if "wall_s" in c.record else "",
+            minutes(c.record["cpu_s"]) if "cpu_s" in c.record else "",
             f"{c.record.get('load_start', '')} -> {c.record.get('load_end', '')}",
             c.command,
         )
         for c in cells
     )
-    headers = ("cell", "test acc", "wall time", "load at start -> end", "command")
+    headers = ("cell", "test acc", "wall time", "CPU time", "load at start -> end", "command")
     return Block("table", headers=headers, rows=body)
 
 
@@ -216,19 +218,36 @@ def goals(rows: list[Row]) -> Block:
     return Block("code", text="\n".join(lines))
 
 
+def timing(cells: list[CellResult], state: dict) -> str:
+    """The table's wall time (the invocations, start to end), and the CPU time of its cells:
+    on shared cores the first says how busy the machine was, the second what the work cost."""
+    spans = [
+        _dt.datetime.fromisoformat(i["ended"]) - _dt.datetime.fromisoformat(i["started"])
+        for i in state.get("invocations", [])
+        if i.get("ended") and i.get("started")
+    ]
+    wall = sum(s.total_seconds() for s in spans)
+    cpu = sum(c.record.get("cpu_s", 0.0) for c in cells)
+    jobs = sorted({i.get("jobs", 1) for i in state.get("invocations", [])})
+    return (
+        f"Wall time {minutes(wall)} over {len(spans)} run(s) of convzoo reproduce "
+        f"({'/'.join(map(str, jobs))} cell(s) at once); the cells used {minutes(cpu)} of CPU "
+        f"time (process start to exit, all threads)."
+    )
+
+
 def blocks_of(out: Path) -> tuple[str, list[Block]]:
     state = json.loads((out / STATE).read_text())
     profile = get_profile(state["profile"])
     cells = read_cells(out)
     rows = gather_rows(cells)
     done = sum(c.done for c in cells)
-    wall = sum(c.record.get("wall_s", 0.0) for c in cells)
     title = f"The book's CNN table, reproduced: the {profile.name} profile"
     full = [r for r in rows if not r.budget.reduced]
     reduced = [r for r in rows if r.budget.reduced]
     blocks = [
-        Block("p", f"{profile.about}. {done} of {len(cells)} cells done; the cells took "
-                   f"{minutes(wall)} of wall time in all (process start to exit)."),
+        Block("p", f"{profile.about[:1].upper()}{profile.about[1:]}. {done} of {len(cells)} "
+                   f"cells done. {timing(cells, state)}"),
         Block("p", "Test accuracy is the mean ± standard deviation over seeds, on the whole "
                    "10,000-image test set, of the weights named in the weights column (the "
                    "last epoch's, or where the recipe holds out a validation split the epoch "

@@ -18,6 +18,7 @@ import fcntl
 import io
 import json
 import os
+import resource
 import shlex
 import signal
 import subprocess
@@ -116,10 +117,20 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_subprocess(argv: list[str], log: TextIO, console: TextIO) -> int:
+def run_subprocess(
+    argv: list[str], log: TextIO, console: TextIO, jobs: int = 1
+) -> tuple[int, float]:
     """Run ``python -m convzoo ARGV``; each output line goes to ``log`` and, indented, to
-    ``console``. Returns the exit status."""
+    ``console``. Returns the exit status and the CPU seconds the process used (on shared cores
+    the wall time says how busy the machine was; the CPU time says what the cell cost).
+
+    With ``jobs`` cells at once, each gets ``cores // jobs`` threads unless OMP_NUM_THREADS is
+    set: on the 2-core CPU two one-thread cells trained resnet18@32 at 410 ms a step each
+    where one two-thread cell took 600-1000 ms (load 5: a descheduled thread stalls the other
+    at every parallel region; benchmarks/RESULTS.md)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     cmd = [sys.executable, "-m", "convzoo", *argv]
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     with subprocess.Popen(
@@ -137,7 +148,9 @@ def run_subprocess(argv: list[str], log: TextIO, console: TextIO) -> int:
                 log.flush()
                 console.write("    " + line)
                 console.flush()
-            return proc.wait()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its usage
+            return proc.returncode, usage.ru_utime + usage.ru_stime
         except BaseException:  # Ctrl-C or a kill of this process: the cell stops with it
             proc.terminate()
             proc.wait()
@@ -163,9 +176,22 @@ class _Tee:
         return False
 
 
-def run_in_process(cell: Cell, run_dir: Path, device: str, data_dir: str | None, log, console):
+def run_in_process(
+    cell: Cell, run_dir: Path, device: str, data_dir: str | None, log: TextIO, console: TextIO
+) -> tuple[int, float]:
     """The same run in this process (``--in-process``: saves the start-up of a process per
-    cell, which on a GPU machine is most of a small cell's time)."""
+    cell, which on a GPU machine is most of a small cell's time); exit status and CPU s."""
+    before = _cpu_seconds()
+    rc = _train_here(cell, run_dir, device, data_dir, log, console)
+    return rc, _cpu_seconds() - before
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _train_here(cell, run_dir, device, data_dir, log, console) -> int:
     from ..train.run import resolve_config, train
 
     overrides = {**cell.overrides(), "out": str(run_dir), "device": device}
@@ -187,12 +213,12 @@ def run_cells(
     device: str = "auto",
     data_dir: str | None = None,
     in_process: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     console: TextIO | None = None,
 ) -> list[str]:
-    """Run every cell not yet done, in order, ``jobs`` at a time (each its own process; on a
-    GPU small cells leave it idle most of the time); returns the names of the cells that
-    failed."""
+    """Run every cell not yet done, in order, ``jobs`` at a time (default: the profile's; each
+    its own process); returns the names of the cells that failed."""
+    jobs = jobs or (1 if in_process else profile.jobs)
     if jobs < 1 or (jobs > 1 and in_process):
         raise ConvzooError("--jobs must be >= 1, and 1 with --in-process")
     console = console or sys.stdout
@@ -261,13 +287,14 @@ class Table:
             log.write(f"== {_now()} convzoo {shlex.join(self.argv(cell))}\n")
             log.flush()
             if self.in_process:
-                rc = run_in_process(cell, run_dir, self.device, self.data_dir, log, shown)
+                rc, cpu = run_in_process(cell, run_dir, self.device, self.data_dir, log, shown)
             else:
-                rc = run_subprocess(self.argv(cell), log, shown)
+                rc, cpu = run_subprocess(self.argv(cell), log, shown, self.progress.jobs)
         wall = time.perf_counter() - t0
         with self.lock:
             record.update(
                 wall_s=record.get("wall_s", 0.0) + wall,  # every attempt, resumed ones too
+                cpu_s=record.get("cpu_s", 0.0) + cpu,
                 load_end=load_average(),
                 finished=_now(),
                 status="done" if rc == 0 and is_done(run_dir) else f"failed (exit {rc})",
