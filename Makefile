@@ -6,10 +6,14 @@ BIN    := $(VENV)/bin
 # asks for torch>=2.4, so any other machine may install what it likes with TORCH_PINS="".
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# flags for `convzoo train` in `make run`, e.g. make run ARGS="--epochs 1"
+ARGS ?=
 
 .PHONY: setup run test test-fast lint bench clean
 
+# the data step runs every time: one line and about 4 s when the data set is already there
 setup: $(VENV)/.installed
+	$(BIN)/convzoo data fetch
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/convzoo train
+	$(BIN)/convzoo train $(ARGS)
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -11,6 +11,18 @@ from PIL import Image
 RNG = np.random.default_rng(0)
 
 
+def isolate_data(tmp_path: Path, monkeypatch) -> None:
+    """A data directory and a system folder of the test's own; downloads go nowhere fast."""
+    from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
+
+    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONVZOO_SYSTEM_DATA", str(tmp_path / "system"))
+    monkeypatch.delenv("CONVZOO_OFFLINE", raising=False)
+    for cls in (MNIST, FashionMNIST):  # port 9 (discard) on localhost: refused at once
+        monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     magic = 0x0800 | array.ndim  # unsigned bytes, rank
     return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()

@@ -15,7 +15,7 @@ LAYERS = [
     {"parallel"},
     {"train"},
     {"inference"},
-    {"finetuning", "explain", "export", "reproduce"},
+    {"finetuning", "explain", "export", "reproduce", "analysis"},
     {"cli", "__init__", "__main__"},
 ]
 #: pairs of same-layer packages that must not import each other

@@ -5,11 +5,11 @@ from torch import nn
 from convzoo import BatchNorm
 
 
-@pytest.mark.parametrize("shape", [(16, 5), (8, 5, 7, 6)])
+@pytest.mark.parametrize("shape", [(16, 5), (8, 5, 9), (8, 5, 7, 6)])
 def test_matches_torch_batchnorm(shape):
     torch.manual_seed(1)
     ours = BatchNorm(5).double()
-    ref = (nn.BatchNorm1d(5) if len(shape) == 2 else nn.BatchNorm2d(5)).double()
+    ref = (nn.BatchNorm1d(5) if len(shape) <= 3 else nn.BatchNorm2d(5)).double()
     with torch.no_grad():
         w, b = torch.randn(5), torch.randn(5)
         for m in (ours, ref):
@@ -54,7 +54,7 @@ def test_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="BatchNorm"):
         BatchNorm(3)(torch.randn(2, 4))
     with pytest.raises(ValueError, match="BatchNorm"):
-        BatchNorm(3)(torch.randn(2, 3, 4))
+        BatchNorm(3)(torch.randn(2, 3, 4, 4, 4))
 
 
 def test_bf16_input_keeps_dtype():

@@ -17,20 +17,14 @@ from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 import convzoo
 from convzoo.data import fetch_dataset, load_dataset
 from convzoo.errors import ConvzooError, DataError, UnknownNameError
-from data_files import idx_bytes, write_idx
+from data_files import idx_bytes, isolate_data, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path, monkeypatch):
-    """A data directory and a system folder of the test's own; downloads go nowhere fast."""
-    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("CONVZOO_SYSTEM_DATA", str(tmp_path / "system"))
-    monkeypatch.delenv("CONVZOO_OFFLINE", raising=False)
-    for cls in (MNIST, FashionMNIST):  # port 9 (discard) on localhost: refused at once
-        monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"])
-    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    isolate_data(tmp_path, monkeypatch)
 
 
 def raw(tmp_path, cls="FashionMNIST") -> Path:

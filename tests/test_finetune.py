@@ -22,7 +22,7 @@ from convzoo.finetuning import (
     adapt_normalization,
     load_source,
 )
-from convzoo.inference import load_trained
+from convzoo.inference import load_trained, weights_path
 from convzoo.io import load_weights
 from convzoo.train import Callback, train
 from convzoo.train.run import resolve_config
@@ -64,7 +64,7 @@ def ft(source, data=None, **kw):
 
 # -- sources ---------------------------------------------------------------------------------
 def test_our_run_gets_a_new_head_and_keeps_its_body_size_and_normalization(source_run, tmp_path):
-    tensors, meta = load_weights(source_run / "model.safetensors")
+    tensors, meta = load_weights(weights_path(source_run))
     result = ft(source_run, out=tmp_path / "ft", freeze=4)  # every stage frozen: a linear probe
     model = result.model
     assert model.num_classes == 3 and model.get_classifier().out_features == 3
@@ -86,7 +86,7 @@ def test_our_run_gets_a_new_head_and_keeps_its_body_size_and_normalization(sourc
 def test_same_classes_keep_the_head_unless_asked(source_run):
     data = toy_pair()  # the source's own classes
     kept = ft(source_run, data, lr=1e-9, freeze=4)
-    src = load_weights(source_run / "model.safetensors")[0]
+    src = load_weights(weights_path(source_run))[0]
     w = kept.model.get_classifier().weight.detach()
     assert torch.allclose(w, src["head.fc.weight"], atol=1e-6)
     reset = ft(source_run, data, lr=1e-9, freeze=4, reset_head=True)
@@ -178,7 +178,7 @@ def test_head_learning_rate_is_the_multiplier_times_the_base(source_run):
 
 
 def test_frozen_stages_do_not_change_and_their_statistics_do_not_move(source_run):
-    src = load_weights(source_run / "model.safetensors")[0]
+    src = load_weights(weights_path(source_run))[0]
     watch = Watch()
     result = ft(source_run, freeze_until="b2", unfreeze_at=2, epochs=2, callbacks=[watch])
     first, final = watch.after_first, result.model.state_dict()

@@ -30,6 +30,17 @@ class DataError(ConvzooError):
     """Data that is missing, corrupt or inconsistent."""
 
 
+class DataNotFoundError(DataError):
+    """A data set in none of the places searched and not downloaded. ``searched`` lists those
+    places and ``reason`` says why there was no download, so that ``convzoo data fetch`` can go on
+    to its next way of getting it and say what it tried."""
+
+    def __init__(self, message: str, *, searched: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.searched = searched
+        self.reason = reason
+
+
 class CheckpointError(ConvzooError):
     """A checkpoint or weights file that is missing, truncated, unsafe or for another model."""
 

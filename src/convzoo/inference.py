@@ -20,18 +20,34 @@ from .models import create_model
 from .runtime import resolve_device, resolve_precision
 from .train.trainer import Trainer
 
+#: ``weights=`` of a run directory: the epoch chosen on validation data, or the last epoch
+WEIGHTS = {"best": "best.safetensors", "last": "model.safetensors"}
 
-def weights_path(source: str | Path) -> Path:
-    """``RUN_DIR`` -> ``RUN_DIR/model.safetensors``; a file path is taken as is."""
+
+def weights_path(source: str | Path, weights: str | None = None) -> Path:
+    """The weights file of a run directory or file ``source``. For a run directory,
+    ``weights`` picks ``best`` (best.safetensors: the epoch chosen on validation data) or
+    ``last`` (model.safetensors); ``None``: best where the run has it, else last. A file path
+    is taken as it is."""
     p = Path(source)
-    if p.is_dir():
-        p = p / "model.safetensors"
-        if not p.exists():
-            raise CheckpointError(
-                f"{source} has no model.safetensors: the run did not finish; resume it with "
-                f"convzoo train --resume {source}"
-            )
-    return p
+    if not p.is_dir():
+        return p
+    if weights is not None and weights not in WEIGHTS:
+        raise CheckpointError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
+    if weights is None:
+        weights = "best" if (p / WEIGHTS["best"]).exists() else "last"
+    path = p / WEIGHTS[weights]
+    if path.exists():
+        return path
+    if weights == "best" and (p / WEIGHTS["last"]).exists():
+        raise CheckpointError(
+            f"{source} has no best.safetensors (it was trained without a validation split, so "
+            f"nothing was chosen); use --weights last"
+        )
+    raise CheckpointError(
+        f"{source} has no {path.name}: the run did not finish; resume it with "
+        f"convzoo train --resume {source}"
+    )
 
 
 @dataclass
@@ -91,9 +107,12 @@ def load_fitting(model: nn.Module, tensors: dict[str, torch.Tensor]) -> LoadRepo
     )
 
 
-def load_trained(source: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """The network saved in a run directory or ``.safetensors`` file, and its metadata."""
-    path = weights_path(source)
+def load_trained(
+    source: str | Path, device: torch.device | str = "cpu", *, weights: str | None = None
+) -> tuple[nn.Module, dict]:
+    """The network saved in a run directory or ``.safetensors`` file, and its metadata;
+    ``weights`` as in :func:`weights_path` (default: the run's best, else its last)."""
+    path = weights_path(source, weights)
     tensors, meta = load_weights(path)
     if "model" not in meta:
         raise CheckpointError(

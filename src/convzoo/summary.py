@@ -68,7 +68,8 @@ class ModelSummary:
             rule,
             f"total parameters:     {self.total_params:,}",
             f"trainable parameters: {self.trainable_params:,}",
-            f"forward GFLOPs/image: {self.flops / 1e9:,.4f}",
+            f"forward GFLOPs/{'image' if len(self.input_size) == 3 else 'series'}: "
+            f"{self.flops / 1e9:,.4f}",
             f"output shape:         {' x '.join(map(str, self.output_shape))}",
         ]
         return "\n".join(lines)
@@ -122,14 +123,15 @@ def _counted_forward(
 def summary(
     model: nn.Module, input_size: Sequence[int], *, depth: int | None = None
 ) -> ModelSummary:
-    """Run one image of ``input_size`` (C, H, W) through ``model`` and tabulate every layer.
+    """Run one input of ``input_size`` through ``model`` and tabulate every layer: (C, H, W)
+    for an image, (C, L) for a sequence (1-D models).
 
     ``depth`` limits how deeply nested blocks are expanded (``None``: all the way down). The
     model is run in eval mode on its own device and left in the mode it was in.
     """
     input_size = tuple(int(s) for s in input_size)
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (C, H, W), got {input_size}")
+    if len(input_size) not in (2, 3):
+        raise ValueError(f"input_size must be (C, H, W) or (C, L), got {input_size}")
     p = next(model.parameters(), None)
     x = torch.zeros(1, *input_size, device=p.device if p is not None else "cpu")
     rows: dict[str, LayerRow] = {}

@@ -1,4 +1,5 @@
-"""Pictures instead of walls of numbers: training curves, confusion matrices, image grids.
+"""Pictures instead of walls of numbers: training curves, confusion matrices, image grids,
+time-series grids.
 
 Figures are built with matplotlib's object-oriented API (``Figure`` + the Agg canvas), never
 pyplot: nothing here opens a window, needs a display, or changes the backend of a notebook that
@@ -18,7 +19,15 @@ from matplotlib.figure import Figure
 
 from .io import atomic_path
 
-__all__ = ["image_grid", "plot_confusion", "plot_curves", "plot_runs", "to_display"]
+__all__ = [
+    "image_grid",
+    "plot_confusion",
+    "plot_curves",
+    "plot_lr_find",
+    "plot_runs",
+    "series_grid",
+    "to_display",
+]
 
 
 def _save(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -92,8 +101,41 @@ def image_grid(
     return path
 
 
+def series_grid(
+    series: torch.Tensor,
+    labels: Sequence[str] | None = None,
+    rows: int = 2,
+    cols: int = 5,
+    path: str | os.PathLike = "series.png",
+    title: str | None = None,
+) -> Path:
+    """Save time series (N x C x L) as a ``rows`` x ``cols`` grid of line plots, each with its
+    label above it, its channels drawn in the same colours in every cell, one y range for all
+    (so amplitudes compare); cells beyond N stay empty. Returns the path."""
+    x = series.detach().cpu().float()
+    fig = _figure(cols * 2.2, rows * 1.6 + (0.4 if title else 0))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    steps = range(x.shape[-1])
+    for k, ax in enumerate(axes.flat):
+        if k >= len(x):
+            ax.set_axis_off()
+            continue
+        for c, channel in enumerate(x[k]):
+            ax.plot(steps, channel.numpy(), lw=0.9, color=f"C{c % 10}")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if labels is not None and k < len(labels):
+            ax.set_title(str(labels[k]), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi=100)
+
+
 def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Loss (left) and accuracy (right) per epoch, train and test, like the book's animator.
+    """Loss (left) and accuracy (right) per epoch, train, validation and test, like the book's
+    animator. The marked epoch is the best by validation accuracy (what a run keeps); the
+    test curve is only reported, never used to choose.
 
     ``history`` is a :class:`convzoo.train.History` (anything with ``column(name)``).
     """
@@ -101,31 +143,21 @@ def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> P
     fig = _figure(10, 3.8)
     ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, history.column("loss"), "o-", label="train loss")
-    test_loss = history.column("test_loss")
-    if not all(math.isnan(v) for v in test_loss):
-        ax_loss.plot(epochs, test_loss, "s--", label="test loss")
-    ax_loss.set_xlabel("epoch")
+    ax_acc.plot(epochs, history.column("train_acc"), "o-", label="train acc")
+    for name, style in (("val", "^-."), ("test", "s--")):
+        for ax, kind in ((ax_loss, "loss"), (ax_acc, "acc")):
+            values = history.column(f"{name}_{kind}")
+            if not all(math.isnan(v) for v in values):
+                ax.plot(epochs, values, style, label=f"{name} {kind}")
+    val_acc = history.column("val_acc")
+    if not all(math.isnan(v) for v in val_acc):
+        _mark_best(ax_acc, epochs, val_acc)
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.set_title("loss")
-    ax_acc.plot(epochs, history.column("train_acc"), "o-", label="train acc")
-    test_acc = history.column("test_acc")
-    if not all(math.isnan(v) for v in test_acc):
-        ax_acc.plot(epochs, test_acc, "s--", label="test acc")
-        best = max(range(len(test_acc)), key=lambda i: test_acc[i])
-        late = best >= len(test_acc) / 2  # label on the side away from the plot's edge
-        ax_acc.annotate(
-            f"best {test_acc[best]:.4f}",
-            (epochs[best], test_acc[best]),
-            textcoords="offset points",
-            xytext=(-6 if late else 6, 6),
-            ha="right" if late else "left",
-            va="bottom",
-            fontsize=9,
-        )
-    ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_title("accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
         if len(epochs) > 1:
@@ -133,6 +165,45 @@ def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> P
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _mark_best(ax, epochs: Sequence[float], val_acc: Sequence[float]) -> None:
+    """Circle the best validation epoch and label it, on the side away from the plot's edge."""
+    best = max((i for i, v in enumerate(val_acc) if not math.isnan(v)), key=lambda i: val_acc[i])
+    ax.plot([epochs[best]], [val_acc[best]], "o", mfc="none", ms=12, color="black")
+    late = best >= len(val_acc) / 2
+    ax.annotate(
+        f"kept: best val {val_acc[best]:.4f}",
+        (epochs[best], val_acc[best]),
+        textcoords="offset points",
+        xytext=(-8 if late else 8, -14),
+        ha="right" if late else "left",
+        va="top",
+        fontsize=9,
+    )
+
+
+def plot_lr_find(result, path: str | os.PathLike, title: str | None = None) -> Path:
+    """The learning-rate finder's sweep: training loss against lr (log scale), raw and
+    smoothed, with the suggested lr and the minimum marked. ``result``: a
+    :class:`convzoo.train.lr_find.LrFind`."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.subplots()
+    ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss per step")
+    ax.plot(result.lrs, result.smoothed, lw=2, label="smoothed")
+    for lr, style, name in ((result.steepest, "-", "suggested"), (result.minimum, ":", "minimum")):
+        ax.axvline(lr, ls=style, color="C3", lw=1.2, label=f"{name} {lr:.3g}")
+    ax.set_xscale("log")
+    low = min(min(result.smoothed), min(result.losses))
+    high = max(result.smoothed[: max(len(result.smoothed) // 2, 1)])
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.3 * (high - low))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "learning-rate finder")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -21,7 +21,9 @@ COMMAND_MODULES = (
     "augment",
     "train",
     "evaluate",
+    "lr_find",
     "finetune",
+    "explain",
     "reproduce",
     "bench",
 )

@@ -1,4 +1,5 @@
-"""``convzoo augment``: the chapter's ``apply`` picture — an image and augmented versions."""
+"""``convzoo augment``: the chapter's ``apply`` picture — an image (or a time series of a
+``ucr:``/``uea:`` set) and augmented versions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import torch
 
 from ..data.augment import apply, parse_augment
+from ..data.augment1d import parse_augment1d
 from ..data.folder import GRAY_MODES, decode, probe
+from ..data.sequences import ARCHIVES
 from ..data.sources import FOLDER_PREFIX, SOURCES, dataset_names
 from ..errors import ConvzooError, UnknownNameError
 from .data import add_data_dir, add_skip_bad_images, load
@@ -21,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ops",
         required=True,
         metavar="SPEC",
-        help="augmentation spec, e.g. 'hflip,crop:4' or 'rrc:200:0.1-1:0.5-2,jitter:0.5'",
+        help="augmentation spec, e.g. 'hflip,crop:4' or 'rrc:200:0.1-1:0.5-2,jitter:0.5'; "
+        "for ucr:/uea: time series e.g. 'shift:10,scale:0.8-1.2,jitter:0.05'",
     )
     p.add_argument("--rows", type=int, default=2)
     p.add_argument("--cols", type=int, default=4)
@@ -45,17 +49,51 @@ def _image(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
             f"{src!r} is neither an image file nor a data set; data sets: "
             + ", ".join(dataset_names())
         )
-    data = load(src, args.split, args)
+    return _pick(args)
+
+
+def _pick(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
+    """Item ``--index`` of the data set named by ``args.source`` and its label."""
+    data = load(args.source, args.split, args)
     if not 0 <= args.index < len(data):
-        raise ConvzooError(f"--index {args.index} is outside 0..{len(data) - 1} of {src}")
+        raise ConvzooError(f"--index {args.index} is outside 0..{len(data) - 1} of {args.source}")
     label = data.classes[int(data.labels[args.index])]
-    return data.images[args.index], f"original ({label})"
+    return getattr(data, data.inputs_field)[args.index], f"original ({label})"
+
+
+def _cells(args: argparse.Namespace) -> int:
+    cells = args.rows * args.cols
+    if cells < 2:
+        raise ConvzooError("--rows x --cols must leave room for the original and one version")
+    return cells
+
+
+def _augment_series(args: argparse.Namespace) -> int:
+    from ..viz import series_grid
+
+    aug = parse_augment1d(args.ops)
+    cells = _cells(args)
+    series, label = _pick(args)
+    x = series.unsqueeze(0).expand(cells - 1, -1, -1).contiguous()
+    if aug is not None:
+        x = aug(x, torch.Generator().manual_seed(args.seed))
+    out = series_grid(
+        torch.cat([series[None], x]),
+        [label, *(f"#{k}" for k in range(1, cells))],
+        rows=args.rows,
+        cols=args.cols,
+        path=args.out,
+        title=f"{args.source}: {args.ops}",
+    )
+    print(f"wrote {out} (original {' x '.join(map(str, series.shape))}, {cells - 1} versions)")
+    return 0
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
+    if args.source.partition(":")[0] in ARCHIVES and not Path(args.source).is_file():
+        return _augment_series(args)
     aug = parse_augment(args.ops)  # a bad spec fails before any data is read
-    if args.rows * args.cols < 2:
-        raise ConvzooError("--rows x --cols must leave room for the original and one version")
+    _cells(args)
     image, label = _image(args)
     name = Path(args.source).name if Path(args.source).is_file() else args.source
     versions = apply(

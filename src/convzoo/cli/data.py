@@ -8,12 +8,13 @@ import re
 import torch
 
 from ..data.dataset import ImageDataset
+from ..data.ensure import ensure_dataset
+from ..data.sequences import SequenceDataset
 from ..data.sources import (
     DEFAULT_DATASET,
     FOLDER_PREFIX,
     SPLITS,
     dataset_names,
-    fetch_dataset,
     load_dataset,
 )
 
@@ -35,7 +36,7 @@ def add_skip_bad_images(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load(name: str, split: str, args: argparse.Namespace) -> ImageDataset:
+def load(name: str, split: str, args: argparse.Namespace) -> ImageDataset | SequenceDataset:
     """``load_dataset`` with the common flags (folder-only ones only for folder sets)."""
     extra = {}
     if name.startswith(FOLDER_PREFIX) and getattr(args, "skip_bad_images", False):
@@ -49,7 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
     known = ", ".join(dataset_names())
 
-    f = dsub.add_parser("fetch", help="make sure a data set's files are in the data directory")
+    f = dsub.add_parser(
+        "fetch",
+        help="make sure a data set's files are in the data directory (set-up's data step)",
+        description="Get a data set the cheapest way that works: the data directory, a packaged "
+        "copy (/usr/share/datasets), a download, or (fashion-mnist, as root or with password-less "
+        "sudo on Debian-like systems) `apt-get install -y dataset-fashion-mnist`. Prints what it "
+        "did in one line.",
+    )
     f.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
     add_data_dir(f)
     f.set_defaults(func=cmd_fetch)
@@ -67,8 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    where = fetch_dataset(args.name, root=args.data_dir)
-    print(f"{args.name}: files in {where}")
+    print(ensure_dataset(args.name, root=args.data_dir).line)
     return 0
 
 
@@ -93,31 +100,41 @@ def sample_indices(labels: torch.Tensor, count: int, seed: int = 0) -> list[int]
     return out
 
 
+def _describe_series(train: SequenceDataset) -> None:
+    print(f"series:  {train.in_channels} x {train.length} float32 (channels x steps)")
+    print("values:  each series z-normalised per channel, padded or cut to the longest train one")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..viz import image_grid
+    from ..viz import image_grid, series_grid
 
     splits = {s: load(args.name, s, args) for s in SPLITS}
     train = splits["train"]
-    c, h, w = train.in_channels, *train.image_size
     print(f"{args.name}  ({train.source})")
-    print(f"images:  {c} x {h} x {w} uint8 ({'gray' if c == 1 else 'RGB'})")
+    if isinstance(train, SequenceDataset):
+        _describe_series(train)
+    else:
+        c, h, w = train.in_channels, *train.image_size
+        print(f"images:  {c} x {h} x {w} uint8 ({'gray' if c == 1 else 'RGB'})")
     print("splits:  " + ", ".join(f"{s} {len(d):,}" for s, d in splits.items()))
-    mean, std = train.stats()
-    print(
-        "pixels:  mean "
-        + ", ".join(f"{m:.4f}" for m in mean)
-        + "  std "
-        + ", ".join(f"{s:.4f}" for s in std)
-        + "  (train, in [0, 1])"
-    )
+    if isinstance(train, ImageDataset):
+        mean, std = train.stats()
+        print(
+            "pixels:  mean "
+            + ", ".join(f"{m:.4f}" for m in mean)
+            + "  std "
+            + ", ".join(f"{s:.4f}" for s in std)
+            + "  (train, in [0, 1])"
+        )
     counts = {s: d.class_counts() for s, d in splits.items()}
     width = max(len("class"), *(len(n) for n in train.classes))
     print(f"\n{'#':>3}  {'class':<{width}}" + "".join(f"  {s:>8}" for s in splits))
     for k, name in enumerate(train.classes):
         print(f"{k:>3}  {name:<{width}}" + "".join(f"  {counts[s][k]:>8,}" for s in splits))
     idx = sample_indices(train.labels, args.rows * args.cols)
-    out = image_grid(
-        train.images[idx],
+    draw = series_grid if isinstance(train, SequenceDataset) else image_grid
+    out = draw(
+        getattr(train, train.inputs_field)[idx],
         [train.classes[int(train.labels[i])] for i in idx],
         rows=args.rows,
         cols=args.cols,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import ConvzooError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix")
@@ -16,9 +18,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument(
+        "--weights",
+        choices=("best", "last"),
+        default=None,
+        help="a run's best.safetensors (the epoch chosen on validation data) or "
+        "model.safetensors (the last epoch); default: best where the run has it",
+    )
+    p.add_argument(
         "--out",
         default=None,
         help="confusion matrix PNG (default: next to the weights, confusion-<dataset>-<split>.png)",
+    )
+    p.add_argument(
+        "--most-confused",
+        type=int,
+        default=0,
+        metavar="K",
+        help="print the K (true, predicted) class pairs mistaken most often",
+    )
+    p.add_argument(
+        "--top-losses",
+        type=int,
+        default=0,
+        metavar="K",
+        help="write a gallery of the K images with the highest loss "
+        "(top-losses-<dataset>-<split>.png next to the weights)",
     )
     p.set_defaults(func=cmd_evaluate)
 
@@ -35,13 +59,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..inference import evaluate_model, load_trained, weights_path
     from ..viz import plot_confusion
 
-    model, meta = load_trained(args.source)
+    for flag, k in (("--most-confused", args.most_confused), ("--top-losses", args.top_losses)):
+        if k < 0:
+            raise ConvzooError(f"{flag} must be >= 0, got {k}")
+    path = weights_path(args.source, args.weights)
+    model, meta = load_trained(path)
     name = args.dataset or meta["dataset"]
     subset = args.subset if args.subset is not None else meta.get("subset")
     data = apply_subset(load_dataset(name, split=args.split, root=args.data_dir), subset)
     result = evaluate_model(model, meta, data, device=args.device, batch_size=args.batch_size)
     print(
-        f"{meta['model']} on {name} {args.split}"
+        f"{meta['model']} ({path.name}) on {name} {args.split}"
         + (f" ({subset})" if subset else "")
         + f": accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
         f"({result['count']:,} images)"
@@ -49,20 +77,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     width = max(len(c) for c in data.classes)
     for cls, acc in result["per_class_acc"].items():
         print(f"  {cls:<{width}}  {acc:.4f}")
-    safe = name.replace("/", "_").replace(":", "_")
-    out = (
-        Path(args.out)
-        if args.out
-        else (weights_path(args.source).parent / f"confusion-{safe}-{args.split}.png")
-    )
-    plot_confusion(
-        result["confusion"],
-        data.classes,
-        out,
-        title=f"{meta['model']} on {name} {args.split} (accuracy {result['acc']:.4f})",
-    )
+    stem = f"{name.replace('/', '_').replace(':', '_')}-{args.split}"
+    out = Path(args.out) if args.out else path.parent / f"confusion-{stem}.png"
+    title = f"{meta['model']} on {name} {args.split} (accuracy {result['acc']:.4f})"
+    plot_confusion(result["confusion"], data.classes, out, title=title)
     print(f"confusion matrix: {out}")
+    if args.most_confused:
+        print_most_confused(result["confusion"], data.classes, args.most_confused)
+    if args.top_losses:
+        gallery = path.parent / f"top-losses-{stem}.png"
+        write_top_losses(model, meta, data, args, gallery)
     return 0
+
+
+def print_most_confused(confusion, classes: list[str], k: int) -> None:
+    from ..analysis import most_confused
+
+    pairs = most_confused(confusion, classes, k)
+    print(f"most confused (true -> predicted, images), {len(pairs)} of {k}:")
+    width = max((len(t) for t, _, _ in pairs), default=0)
+    for true, pred, count in pairs:
+        print(f"  {true:<{width}} -> {pred}  {count:,}")
+
+
+def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Path) -> None:
+    from ..analysis import plot_top_losses, top_losses
+
+    top = top_losses(
+        model, meta, data, args.top_losses, device=args.device, batch_size=args.batch_size
+    )
+    plot_top_losses(
+        top,
+        data,
+        out,
+        title=f"{meta['model']}: the {len(top.indices)} highest "
+        f"losses on {data.name} {args.split} (true / predicted / prob / loss)",
+    )
+    print(f"top losses: {out}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input-size",
         type=parse_size,
         default=None,
-        help="C,H,W of one image (default: 1 channel at the book's size for the model)",
+        help="C,H,W of one image, or C,L of one sequence for 1-D models (default: 1 channel at "
+        "the model's default size)",
     )
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--depth", type=int, default=None, help="expand nested blocks this deep")
@@ -52,10 +53,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models(args.pattern):
         entry = get_model_entry(name)
-        s = summary(
-            _meta_model(name), (1, entry.default_image_size, entry.default_image_size), depth=0
-        )
-        size = f"1x{entry.default_image_size}x{entry.default_image_size}"
+        s = summary(_meta_model(name), entry.default_input_size(), depth=0)
+        size = "x".join(map(str, entry.default_input_size()))
         rows.append(
             (
                 name,
@@ -71,15 +70,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     aligns = "<<>>><"
     for r in [head, *rows]:
         print("  ".join(f"{c:{a}{w}}" for c, a, w in zip(r, aligns, widths)).rstrip())
-    print("\nGFLOPs: forward pass of one image at the input size shown (multiply-add = 2 FLOPs).")
+    print(
+        "\nGFLOPs: forward pass of one input at the size shown (multiply-add = 2 FLOPs); "
+        "inputs are C x H x W images, or C x L sequences for 1-D models."
+    )
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     entry = get_model_entry(args.model)
-    size = args.input_size or (1, entry.default_image_size, entry.default_image_size)
-    if len(size) != 3:
-        raise SystemExit(f"convzoo: error: --input-size needs C,H,W, got {size}")
+    size = args.input_size or entry.default_input_size()
+    if len(size) != 1 + entry.spatial_dims:
+        shape = "C,H,W" if entry.spatial_dims == 2 else "C,L"
+        raise SystemExit(f"convzoo: error: --input-size of {args.model} needs {shape}, got {size}")
     model = _meta_model(
         args.model, num_classes=args.num_classes, in_channels=size[0], **parse_kwargs(args.option)
     )

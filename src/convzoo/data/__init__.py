@@ -1,13 +1,16 @@
-"""Data: image sets in memory, loaders that batch them on the device, augmentation.
+"""Data: image sets and time series in memory, loaders that batch them on the device,
+augmentation.
 
 Data knows nothing of models or training.
 """
 
 from .augment import apply, augmented_versions, folder_transforms, parse_augment
+from .augment1d import parse_augment1d
 from .dataset import ImageDataset
 from .folder import FolderIndex, index_folder, load_folder
 from .folder_loader import FolderLoader
 from .loader import Augment, Batch, BatchLoader, DeviceLoader, derive_seed
+from .sequences import SequenceDataset, load_sequences
 from .sources import dataset_names, default_root, fetch_dataset, load_dataset
 from .subsets import apply_subset, parse_subset
 
@@ -19,6 +22,7 @@ __all__ = [
     "FolderIndex",
     "FolderLoader",
     "ImageDataset",
+    "SequenceDataset",
     "apply",
     "apply_subset",
     "augmented_versions",
@@ -30,6 +34,8 @@ __all__ = [
     "index_folder",
     "load_dataset",
     "load_folder",
+    "load_sequences",
     "parse_augment",
+    "parse_augment1d",
     "parse_subset",
 ]

@@ -407,17 +407,25 @@ _OPS: dict[str, tuple[Callable[[list[str]], Augment], str]] = {
 def parse_augment(spec: str | None) -> Compose | None:
     """The augmentation a spec string describes (grammar in the module docstring); ``None``
     for ``""``/``"none"``. Bad parts raise :class:`AugmentSpecError` naming them."""
+    return parse_ops(spec, _OPS)
+
+
+def parse_ops(
+    spec: str | None, table: dict[str, tuple[Callable[[list[str]], Augment], str]]
+) -> Compose | None:
+    """``spec`` built with ``table`` (op name -> builder from its ``:`` arguments, grammar):
+    the parser shared by image and sequence augmentations."""
     if spec is None or spec.strip().lower() in ("", "none"):
         return None
     ops = []
     for part in spec.split(","):
         name, *args = part.strip().split(":")
-        if name not in _OPS:
+        if name not in table:
             raise UnknownNameError(
                 f"unknown augmentation {name!r} in {spec!r}; known: "
-                + ", ".join(g for _, g in _OPS.values())
+                + ", ".join(g for _, g in table.values())
             )
-        build, grammar = _OPS[name]
+        build, grammar = table[name]
         try:
             ops.append(build(args))
         except ValueError as e:

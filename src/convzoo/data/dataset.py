@@ -3,12 +3,56 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
+_Data = TypeVar("_Data", bound="LabelledData")
+
+
+class LabelledData:
+    """What in-memory sets share, images or time series: N inputs in the tensor field named
+    ``inputs_field``, int64 ``labels`` N in ``[0, len(classes))``, class names, subsets."""
+
+    inputs_field: ClassVar[str]
+    #: fields a subset resets (cached statistics of the whole set)
+    reset_on_subset: ClassVar[dict[str, Any]] = {}
+    labels: torch.Tensor
+    classes: list[str]
+
+    def _check_labels(self) -> None:
+        n, what = len(getattr(self, self.inputs_field)), self.inputs_field
+        if self.labels.dim() != 1 or len(self.labels) != n:
+            raise ValueError(f"{n} {what} but labels of shape {tuple(self.labels.shape)}")
+        self.labels = self.labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self: _Data, indices: torch.Tensor, **changes: Any) -> _Data:
+        """The items at ``indices`` (labels and classes kept unless ``changes`` says else)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        fields = {
+            self.inputs_field: getattr(self, self.inputs_field)[indices],
+            "labels": self.labels[indices],
+            **self.reset_on_subset,
+            **changes,
+        }
+        out = replace(self, **fields)
+        if len(out) and not 0 <= int(out.labels.min()) <= int(out.labels.max()) < out.num_classes:
+            raise ValueError("subset labels fall outside its classes")
+        return out
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+
 
 @dataclass
-class ImageDataset:
+class ImageDataset(LabelledData):
     """A labelled image set held in memory.
 
     ``images`` is uint8 N x C x H x W (the compact form: Fashion-MNIST's 60,000 training images
@@ -24,6 +68,8 @@ class ImageDataset:
     source: str = ""
     #: per-channel mean and std of the pixels in [0, 1] (computed on first use)
     _stats: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
+    inputs_field: ClassVar[str] = "images"
+    reset_on_subset: ClassVar[dict[str, Any]] = {"_stats": None}
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -31,18 +77,7 @@ class ImageDataset:
                 f"images must be a uint8 N x C x H x W tensor, got {self.images.dtype} "
                 f"{tuple(self.images.shape)}"
             )
-        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
-            raise ValueError(
-                f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}"
-            )
-        self.labels = self.labels.to(torch.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+        self._check_labels()
 
     @property
     def in_channels(self) -> int:
@@ -51,18 +86,6 @@ class ImageDataset:
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.images.shape[2]), int(self.images.shape[3])
-
-    def subset(self, indices: torch.Tensor, **changes) -> ImageDataset:
-        """The images at ``indices`` (labels and classes kept unless ``changes`` says else)."""
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        fields = dict(images=self.images[indices], labels=self.labels[indices], _stats=None)
-        fields.update(changes)
-        out = replace(self, **fields)
-        if out.labels.numel() and not 0 <= int(out.labels.min()) <= int(out.labels.max()) < len(
-            out.classes
-        ):
-            raise ValueError("subset labels fall outside its classes")
-        return out
 
     def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the pixel values scaled to [0, 1]."""
@@ -79,6 +102,3 @@ class ImageDataset:
             std = (squares / n - mean.square()).clamp_min(1e-12).sqrt()
             self._stats = (tuple(mean.tolist()), tuple(std.tolist()))
         return self._stats
-
-    def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=self.num_classes).tolist()

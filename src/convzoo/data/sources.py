@@ -2,7 +2,9 @@
 
 ``load_dataset(name, split)`` returns an :class:`ImageDataset` (uint8 N x C x H x W, int64
 labels, class names). Names: ``fashion-mnist`` (the default everywhere), ``mnist``, ``cifar10``
-and ``folder:PATH`` (an image folder, see :mod:`convzoo.data.folder`).
+and ``folder:PATH`` (an image folder, see :mod:`convzoo.data.folder`); ``ucr:NAME`` and
+``uea:NAME`` are time series (a :class:`~convzoo.data.sequences.SequenceDataset`, see
+:mod:`convzoo.data.sequences`).
 
 Where the files come from, first hit wins:
 
@@ -50,8 +52,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..errors import ConvzooError, DataError, UnknownNameError
+from ..errors import ConvzooError, DataError, DataNotFoundError, UnknownNameError
 from .dataset import ImageDataset
+from .sequences import ARCHIVES, SequenceDataset, SequenceSource
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -68,8 +71,10 @@ DEFAULT_DATASET = "fashion-mnist"
 SPLITS = ("train", "test")
 #: where packaged copies live (one sub-folder per data set); ``$CONVZOO_SYSTEM_DATA`` replaces it
 SYSTEM_ROOTS: tuple[str, ...] = ("/usr/share/datasets",)
-#: seconds a download may wait on the network before it is given up
-DOWNLOAD_TIMEOUT_S = 30.0
+#: seconds one network operation of a download (a connect, one read) may wait before the
+#: download is given up: a live mirror answers in well under a second, and a machine without
+#: internet must not stall set-up (a black-holed route costs this once per mirror)
+DOWNLOAD_TIMEOUT_S = 5.0
 
 
 def default_root() -> Path:
@@ -241,7 +246,7 @@ class Source(Protocol):
 
     def fetch(self, root: Path, splits: tuple[str, ...], download: bool) -> Path: ...
 
-    def load(self, root: Path, split: str, download: bool) -> ImageDataset: ...
+    def load(self, root: Path, split: str, download: bool) -> ImageDataset | SequenceDataset: ...
 
 
 @dataclass(frozen=True)
@@ -301,11 +306,13 @@ class IdxSource:
             reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (raw / f).exists()]
         if missing:
-            places = [str(raw)] + [str(r / self.system_dir) for r in system_roots()]
+            places = ", ".join([str(raw)] + [str(r / self.system_dir) for r in system_roots()])
             how = f"`apt-get install {self.package}`, or " if self.package else ""
-            raise DataError(
-                f"{self.name} not found (searched {', '.join(places)}) and not downloaded "
-                f"({reason}); get it with {how}`convzoo data fetch {self.name}` when online"
+            raise DataNotFoundError(
+                f"{self.name} not found (searched {places}) and not downloaded "
+                f"({reason}); get it with {how}`convzoo data fetch {self.name}` when online",
+                searched=places,
+                reason=reason,
             )
         return raw
 
@@ -371,9 +378,11 @@ class CifarSource:
             reason = _download(get, root) or "the download lacked them"
             missing = [f for f in missing if not (folder / f).exists()]
         if missing:
-            raise DataError(
+            raise DataNotFoundError(
                 f"{self.name} not found (searched {folder}) and not downloaded ({reason}); get "
-                f"it with `convzoo data fetch {self.name}` when online"
+                f"it with `convzoo data fetch {self.name}` when online",
+                searched=str(folder),
+                reason=reason,
             )
         return folder
 
@@ -420,10 +429,12 @@ FOLDER_PREFIX = "folder:"
 
 def dataset_names() -> list[str]:
     """The named data sets, and the folder form."""
-    return [*SOURCES, f"{FOLDER_PREFIX}PATH"]
+    return [*SOURCES, f"{FOLDER_PREFIX}PATH", *(f"{a}:NAME" for a in ARCHIVES)]
 
 
 def get_source(name: str) -> Source:
+    if name.partition(":")[0] in ARCHIVES:
+        return SequenceSource(name)
     try:
         return SOURCES[name]
     except KeyError:
@@ -447,7 +458,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     skip_bad_images: bool = False,
     max_bytes: int | None = None,
-) -> ImageDataset:
+) -> ImageDataset | SequenceDataset:
     """Load one split of a data set into memory, checked (see the module docstring).
 
     ``root`` is the data directory (default ``$CONVZOO_DATA`` or ``~/.cache/convzoo``);

@@ -1,6 +1,7 @@
 """Class subsets and few-shot subsets of any data set, from one spec string.
 
-Grammar: comma-separated ``key=value`` items.
+Grammar: comma-separated ``key=value`` items. "Images" below stand for series too: a subset of
+a :class:`~convzoo.data.sequences.SequenceDataset` works the same way.
 
 - ``classes=5-9`` (a range), ``classes=0+2+4`` (a list), ``classes=Sandal+Bag`` (names) or a
   mix: keep only these classes; labels are renumbered 0..k-1 in the order given and the class
@@ -16,10 +17,16 @@ Examples: ``classes=0-4`` (pretraining half), ``classes=5-9,shots=20`` (few-shot
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 
 from ..errors import ConvzooError
 from .dataset import ImageDataset
+from .sequences import SequenceDataset
+
+#: images or time series: anything with labels, classes, a split and ``subset()``
+Data = TypeVar("Data", ImageDataset, SequenceDataset)
 
 
 class SubsetError(ConvzooError, ValueError):
@@ -71,7 +78,7 @@ def _class_ids(value: str, classes: list[str]) -> list[int]:
     return ids
 
 
-def apply_subset(data: ImageDataset, spec: str | None) -> ImageDataset:
+def apply_subset(data: Data, spec: str | None) -> Data:
     """``data`` restricted as ``spec`` says (see the module docstring); ``None`` keeps all."""
     if not spec:
         return data

@@ -3,7 +3,19 @@
 Importing this package registers every family; models know nothing of data or training.
 """
 
-from . import alexnet, densenet, googlenet, lenet, nin, resnet, speednet, tv, vgg  # noqa: F401
+from . import (  # noqa: F401
+    alexnet,
+    densenet,
+    fcn,
+    googlenet,
+    lenet,
+    nin,
+    resnet,
+    resnet1d,
+    speednet,
+    tv,
+    vgg,
+)
 from ._base import ZooModel
 from ._registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .batchnorm import BatchNorm

@@ -12,6 +12,8 @@ from ..errors import InputSizeError
 
 #: largest input side the smallest-size probe tries before giving up (pixels)
 _PROBE_LIMIT = 4096
+#: what a model of 1 or 2 spatial dimensions takes, for messages
+_INPUT_KINDS = {1: ("sequences", "N x C x L"), 2: ("images", "N x C x H x W")}
 
 
 class ZooModel(nn.Module):
@@ -26,10 +28,12 @@ class ZooModel(nn.Module):
 
     classifier_path: str = "head.fc"
 
-    def __init__(self, *, num_classes: int, in_channels: int) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int, spatial_dims: int = 2) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
+        #: 2 for images (N x C x H x W), 1 for sequences (N x C x L)
+        self.spatial_dims = spatial_dims
 
     # -- forward --------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,29 +53,39 @@ class ZooModel(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise :class:`InputSizeError` (one line, naming the model) for inputs it cannot take."""
-        if x.dim() != 4:
+        what, shape = _INPUT_KINDS[self.spatial_dims]
+        if x.dim() != 2 + self.spatial_dims:
             raise InputSizeError(
-                f"{self.display_name} expects a batch of images shaped N x C x H x W, "
+                f"{self.display_name} expects a batch of {what} shaped {shape}, "
                 f"got a tensor of shape {tuple(x.shape)}"
             )
         if x.shape[1] != self.in_channels:
             raise InputSizeError(
-                f"{self.display_name} was built for {self.in_channels}-channel images, got "
+                f"{self.display_name} was built for {self.in_channels}-channel {what}, got "
                 f"{x.shape[1]} channels; build it with in_channels={x.shape[1]}"
             )
-        h, w = x.shape[-2:]
         # not while torch.compile traces: the size probe runs the network on stand-in
         # tensors, which has no place in a compiled graph (an eager call checks beforehand)
-        if not torch.compiler.is_compiling() and min(h, w) < self.min_input_size:
-            raise InputSizeError(
-                f"{self.display_name} needs inputs of at least {self.min_input_size}x"
-                f"{self.min_input_size} pixels, got {h}x{w}; resize the images "
-                f"(e.g. --image-size {self.min_input_size}) or pick a model that downsamples less"
+        if not torch.compiler.is_compiling() and min(x.shape[2:]) < self.min_input_size:
+            raise InputSizeError(self._too_small(tuple(x.shape[2:])))
+
+    def _too_small(self, got: tuple[int, ...]) -> str:
+        m = self.min_input_size
+        if self.spatial_dims == 1:
+            return (
+                f"{self.display_name} needs sequences of at least {m} steps, got {got[0]}; pad "
+                "the series or pick a model that downsamples less"
             )
+        return (
+            f"{self.display_name} needs inputs of at least {m}x{m} pixels, got "
+            f"{'x'.join(map(str, got))}; resize the images (e.g. --image-size {m}) or pick a "
+            "model that downsamples less"
+        )
 
     @functools.cached_property
     def min_input_size(self) -> int:
-        """Smallest square input side (pixels) every layer can process.
+        """Smallest square input side (pixels), or sequence length (steps) for 1-D models,
+        that every layer can process.
 
         Found by running the network on tiny zero inputs with stand-in weights that take no
         memory (see ``_probe_min_size``), so it is right for any configuration of the family
@@ -126,7 +140,7 @@ def _probe_min_size(model: nn.Module) -> int:
     in_channels = model.in_channels
 
     def works(size: int) -> bool:
-        x = torch.zeros(2, in_channels, size, size, dtype=dtype)
+        x = torch.zeros(2, in_channels, *[size] * model.spatial_dims, dtype=dtype)
         try:
             with torch.no_grad():
                 torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=False)

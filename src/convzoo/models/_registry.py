@@ -17,32 +17,54 @@ class ModelOptionError(ConvzooError, ValueError):
     """A model option with a value the family does not accept."""
 
 
+#: default length (steps) of the 1-D models' input: GunPoint's 150, the UCR set docs/sequences.md
+#: starts with (data sets pad or crop their series; this is what `convzoo models` shows)
+DEFAULT_LENGTH = 150
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """What the registry knows of a model before building it."""
 
     name: str
     builder: Callable[..., nn.Module]
-    #: input size (H = W, pixels) the book trains this network at on Fashion-MNIST
+    #: input size (H = W, pixels) the book trains this network at on Fashion-MNIST; for a
+    #: sequence model (``spatial_dims == 1``) its default length L in steps
     default_image_size: int
     family: str
     doc: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: 2: the model takes images N x C x H x W; 1: sequences N x C x L
+    spatial_dims: int = 2
+
+    def default_input_size(self, in_channels: int = 1) -> tuple[int, ...]:
+        """One input's shape at the default size: (C, H, W) for images, (C, L) for sequences."""
+        return (in_channels,) + (self.default_image_size,) * self.spatial_dims
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, image_size: int, family: str, tags: tuple[str, ...] = ()
+    name: str,
+    *,
+    image_size: int | None = None,
+    length: int | None = None,
+    family: str,
+    tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under ``name``; duplicate names are a programming error."""
+    """Register a builder under ``name``: an image model with its default ``image_size``
+    (pixels), or a sequence model with its default ``length`` (steps). Duplicate names, or
+    both or neither size, are programming errors."""
+    if (image_size is None) == (length is None):
+        raise RuntimeError(f"model {name!r}: give exactly one of image_size and length")
+    size, dims = (image_size, 2) if length is None else (length, 1)
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} is registered twice")
         doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = ModelEntry(name, fn, image_size, family, doc, tuple(tags))
+        _REGISTRY[name] = ModelEntry(name, fn, size, family, doc, tuple(tags), dims)
         return fn
 
     return deco

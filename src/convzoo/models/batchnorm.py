@@ -17,8 +17,9 @@ class BatchNorm(nn.Module):
     then scale by ``weight`` (the book's gamma) and shift by ``bias`` (beta), and move the running
     estimates towards the batch statistics. Evaluation: normalise with the running estimates.
 
-    Works on fully connected outputs (N x C) and on feature maps (N x C x H x W). Parameter and
-    buffer names are those of ``nn.BatchNorm1d/2d`` so state dicts are interchangeable.
+    Works on fully connected outputs (N x C), sequence features (N x C x L) and feature maps
+    (N x C x H x W). Parameter and buffer names are those of ``nn.BatchNorm1d/2d`` so state dicts
+    are interchangeable.
 
     Two conventions follow PyTorch rather than the book's code so that the module matches
     ``nn.BatchNorm2d`` exactly: ``momentum`` is the weight of the *new* batch (PyTorch's 0.1 is
@@ -39,13 +40,14 @@ class BatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
+        if x.dim() not in (2, 3, 4) or x.shape[1] != self.num_features:
             raise ValueError(
-                f"BatchNorm({self.num_features}) expects N x {self.num_features} or "
-                f"N x {self.num_features} x H x W, got {tuple(x.shape)}"
+                f"BatchNorm({self.num_features}) expects N x {self.num_features}, "
+                f"N x {self.num_features} x L or N x {self.num_features} x H x W, "
+                f"got {tuple(x.shape)}"
             )
-        dims = (0,) if x.dim() == 2 else (0, 2, 3)
-        shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
+        dims = (0, *range(2, x.dim()))  # every axis but the channels
+        shape = (1, -1) + (1,) * (x.dim() - 2)
         xf = x.float()
         if self.training:
             # the batch's mean and biased variance per channel (two passes: torch.var_mean is

@@ -156,10 +156,14 @@ def confusions(rows: list[Row]) -> Block:
 
 
 def machine(cells: list[CellResult], state: dict) -> Block:
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    from .. import __version__
-
+    try:  # not convzoo.__version__: the package's top level is a layer above this one
+        ours = version("convzoo")
+    except PackageNotFoundError:
+        ours = "not installed"
     env = next((c.config.get("environment") for c in cells if c.config), None) or {}
     cpu = ""
     if Path("/proc/cpuinfo").exists():
@@ -173,7 +177,7 @@ def machine(cells: list[CellResult], state: dict) -> Block:
         ("CPU", f"{cpu} ({os.cpu_count()} cores visible)"),
         ("GPU", str(env.get("cuda") or "none")),
         ("platform", env.get("platform") or platform.platform()),
-        ("python / torch / convzoo", f"{env.get('python')} / {env.get('torch')} / {__version__}"),
+        ("python / torch / convzoo", f"{env.get('python')} / {env.get('torch')} / {ours}"),
         ("report written with torch", torch.__version__),
         ("load average (1, 5, 15 min) at start -> end of each invocation", "; ".join(loads)),
     )

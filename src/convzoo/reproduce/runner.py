@@ -33,10 +33,12 @@ from typing import Any, TextIO
 
 from ..errors import ConvzooError
 from ..io import atomic_write_json
-from ..train.rundir import ARTIFACTS
 from .profiles import Cell, Profile
 
 STATE = "reproduce.json"
+#: what every finished run directory holds (``confusion.png`` is written last; a run with a
+#: validation split also keeps ``best.safetensors``)
+FINISHED = ("model.safetensors", "history.csv", "metrics.json", "confusion.png")
 
 
 def load_average() -> str:
@@ -49,7 +51,7 @@ def load_average() -> str:
 
 def is_done(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a finished run (every file the end of a run writes)."""
-    return all((run_dir / name).exists() for name in ARTIFACTS)
+    return all((run_dir / name).exists() for name in FINISHED)
 
 
 def cell_command(cell: Cell, run_dir: Path, device: str, data_dir: str | None) -> list[str]:

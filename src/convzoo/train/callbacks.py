@@ -8,17 +8,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text, save_checkpoint
+import torch
+from torch import nn
+
+from ..io import atomic_write_text, load_weights, save_checkpoint, save_weights
 from .trainer import Callback, Trainer
 
 
 def format_epoch(record: dict[str, float], epochs: int) -> str:
-    """One line per epoch in the book's words: loss, train acc, test acc, examples/sec."""
+    """One line per epoch in the book's words: loss, train acc, (val acc,) test acc,
+    examples/sec."""
     width = len(str(epochs))
-    test = "" if math.isnan(record["test_acc"]) else f", test acc {record['test_acc']:.3f}"
+    evals = "".join(
+        f", {name} acc {record[key]:.3f}"
+        for name, key in (("val", "val_acc"), ("test", "test_acc"))
+        if not math.isnan(record[key])
+    )
     return (
         f"epoch {int(record['epoch']):>{width}}/{epochs}  loss {record['loss']:.3f}, "
-        f"train acc {record['train_acc']:.3f}{test}, "
+        f"train acc {record['train_acc']:.3f}{evals}, "
         f"{record['examples_per_sec']:,.0f} examples/sec  "
         f"({record['epoch_time_s'] + record['eval_time_s']:.1f} s, lr {record['lr']:.3g})"
     )
@@ -126,23 +134,120 @@ class HistoryWriter(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when the test accuracy has not improved for ``patience`` epochs."""
+    """Stop when the monitored validation value has not improved for ``patience`` epochs."""
 
-    def __init__(self, patience: int, key: str = "test_acc") -> None:
+    def __init__(self, patience: int, monitor: str = "val_acc") -> None:
         self.patience = patience
-        self.key = key
+        self.monitor = monitor
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
-        values = trainer.history.column(self.key)
-        best_at = max(range(len(values)), key=lambda i: values[i])
-        if len(values) - 1 - best_at >= self.patience:
+        best = trainer.history.best(self.monitor)
+        if best is None:
+            return
+        if int(record["epoch"] - best["epoch"]) >= self.patience:
             trainer.should_stop = True
             if trainer.is_main:
                 print(
-                    f"early stopping: {self.key} has not improved for {self.patience} epochs "
-                    f"(best {values[best_at]:.4f} at epoch {best_at + 1})",
+                    f"early stopping: {self.monitor} has not improved for {self.patience} "
+                    f"epochs (best {best[self.monitor]:.4f} at epoch {int(best['epoch'])})",
                     flush=True,
                 )
+
+
+class KeepBest(Callback):
+    """Keep the weights of the epoch with the best monitored validation value: written to
+    ``best.safetensors`` (with the run's metadata) when it improves, or held in memory
+    without a run directory. The best so far is read from the history, so a resumed run
+    goes on comparing against the same figure.
+
+    Registered before :class:`Checkpointer`: a crash between the two writes then repeats the
+    epoch after resuming and writes the same best weights again, never loses them.
+    """
+
+    FILENAME = "best.safetensors"
+
+    def __init__(self, run_dir: str | Path | None, meta: dict[str, Any], monitor: str) -> None:
+        # only rank 0 keeps them; the others receive them when the run ends
+        self.path = Path(run_dir) / self.FILENAME if run_dir is not None else None
+        self.meta = meta
+        self.monitor = monitor
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        best = trainer.history.best(self.monitor)
+        if best is None or best["epoch"] != record["epoch"] or not trainer.is_main:
+            return
+        state = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
+        if self.path is None:
+            self.state = state
+        else:
+            save_weights(self.path, state, {**self.meta, "epoch": int(record["epoch"])})
+
+    def best_state(self) -> dict[str, torch.Tensor] | None:
+        """The kept weights (from memory, or read back from ``best.safetensors``)."""
+        if self.path is None:
+            return self.state
+        return load_weights(self.path)[0] if self.path.exists() else None
+
+
+class RefreshBatchNorm(Callback):
+    """Recompute the batch-norm running statistics over training batches before an epoch is
+    evaluated, while the run is young enough for them to lag.
+
+    A running average with momentum 0.1 still holds 0.9^k of its initial value (mean 0, var 1)
+    after k steps, and averages statistics of weights that have since changed: trained for 15
+    steps per epoch on a small image folder, a batch-norm network evaluated 0.100 (chance) for
+    three epochs while its training accuracy reached 0.775. Until ``settle_steps`` steps, the
+    statistics are replaced by the exact average over up to ``max_batches`` training batches
+    (fixed, unaugmented, in the mode and precision of training), as
+    ``torch.optim.swa_utils.update_bn`` does; ours also covers the from-scratch
+    ``convzoo.BatchNorm``, which ``update_bn`` skips. Every rank computes the same figures.
+    """
+
+    def __init__(self, loader: Any, settle_steps: int = 200, max_batches: int = 50) -> None:
+        self.loader = loader
+        self.settle_steps = settle_steps
+        self.max_batches = max_batches
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        # layers in eval mode (stages frozen by fine-tuning) keep their statistics
+        layers = [m for m in batchnorm_layers(trainer.model) if m.training]
+        if not layers or trainer.global_step >= self.settle_steps:
+            return
+        refresh_batchnorm(trainer.model, layers, self.loader, trainer.precision, self.max_batches)
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with running statistics (PyTorch's batch norms and convzoo.BatchNorm)."""
+    return [
+        m
+        for m in model.modules()
+        if getattr(m, "running_mean", None) is not None and hasattr(m, "momentum")
+    ]
+
+
+@torch.no_grad()
+def refresh_batchnorm(
+    model: nn.Module, layers: list[nn.Module], loader: Any, precision: Any, max_batches: int
+) -> None:
+    """Set ``layers``' running statistics to the exact average over the first ``max_batches``
+    batches of ``loader`` (epoch 0's order), with every module in the mode it is in."""
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.running_mean.zero_()
+        m.running_var.fill_(1)
+    loader.set_epoch(0)
+    try:
+        for k, batch in enumerate(loader):
+            if k >= max_batches:
+                break
+            for m in layers:
+                m.momentum = 1.0 / (k + 1)  # the cumulative average of the batch statistics
+            with precision.autocast():
+                model(batch.x)
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
 
 
 class TensorBoardLogger(Callback):

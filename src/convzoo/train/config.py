@@ -17,6 +17,7 @@ from ..data.sources import DEFAULT_DATASET
 from ..errors import ConvzooError, UnknownNameError
 from ..parallel import STRATEGIES
 from ..runtime import PRECISIONS
+from .history import MONITORS
 from .optim import INITS, OPTIMIZERS, SCHEDULES
 from .recipes import RECIPES
 
@@ -99,10 +100,23 @@ class TrainConfig:
         None, "device list for --strategy scratch or dp, e.g. cpu,cpu or cuda:0,cuda:1"
     )
     sync_bn: bool = setting(False, "synchronise batch-norm statistics across processes (ddp)")
-    # run control
-    patience: int | None = setting(
-        None, "stop after this many epochs without a better test accuracy"
+    # choosing: on validation data carved out of the training split, never on the test set
+    val_split: float = setting(
+        0.1,
+        "validation images set aside from the training split, stratified and seeded: a "
+        "fraction (0.1) or a count (5000); 0: none (nothing can then be chosen)",
+        metavar="N|FRACTION",
     )
+    monitor: str = setting(
+        "val_acc",
+        "the validation figure that picks the kept weights (best.safetensors), early stopping "
+        "and lr plateaus",
+        choices=tuple(MONITORS),
+    )
+    patience: int | None = setting(
+        None, "stop after this many epochs without a better --monitor value"
+    )
+    # run control
     ckpt_every: int | None = setting(None, "also save a checkpoint every N optimizer steps")
     out: str | None = setting(None, "run directory (default runs/<time>-<model>)")
     tensorboard: bool = setting(False, "also write TensorBoard logs to RUN_DIR/tensorboard")
@@ -146,6 +160,21 @@ class TrainConfig:
             ),
             (self.grad_clip is None or self.grad_clip > 0, "grad clip must be > 0"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (
+                self.val_split > 0 or not self.patience,
+                "--patience stops on validation data, never on the test set: give --val-split "
+                "(e.g. 0.1)",
+            ),
+            (
+                self.val_split > 0 or self.schedule != "plateau",
+                "--schedule plateau lowers the lr when the validation figure stalls: give "
+                "--val-split (e.g. 0.1)",
+            ),
+            (
+                self.val_split >= 0 and (self.val_split < 1 or float(self.val_split).is_integer()),
+                f"--val-split must be a fraction in (0, 1) or a whole number of images, got "
+                f"{self.val_split:g}",
+            ),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
             (self.image_size is None or self.image_size >= 1, "image size must be >= 1"),
             (

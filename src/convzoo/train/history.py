@@ -15,6 +15,8 @@ COLUMNS = (
     "epoch",
     "loss",
     "train_acc",
+    "val_loss",
+    "val_acc",
     "test_loss",
     "test_acc",
     "lr",
@@ -25,6 +27,10 @@ COLUMNS = (
 )
 
 
+#: ``--monitor`` values: the validation figures a choice may look at, and which way is better
+MONITORS: dict[str, str] = {"val_acc": "max", "val_loss": "min"}
+
+
 @dataclass
 class History:
     """One record per finished epoch (a dict with :data:`COLUMNS` as keys)."""
@@ -32,6 +38,11 @@ class History:
     records: list[dict[str, float]] = field(default_factory=list)
     #: the run directory it was saved in, if any
     run_dir: Path | None = None
+    #: the epoch (1-based) whose weights the model holds after training: the best by the
+    #: monitored validation value, or the last epoch without a validation split
+    chosen_epoch: int | None = None
+    #: the last epoch's weights (CPU) when the model was given another epoch's
+    last_state: dict[str, Any] | None = None
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append({k: record.get(k, math.nan) for k in COLUMNS})
@@ -49,9 +60,16 @@ class History:
     def last(self) -> dict[str, float]:
         return self.records[-1]
 
-    def best(self, key: str = "test_acc") -> dict[str, float] | None:
-        valid = [r for r in self.records if not math.isnan(r[key])]
-        return max(valid, key=lambda r: r[key]) if valid else None
+    def best(self, monitor: str = "val_acc") -> dict[str, float] | None:
+        """The first epoch with the best ``monitor`` value (a validation figure, never a test
+        one: choosing on the test set would make its figure optimistic); ``None`` without one."""
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+        valid = [r for r in self.records if not math.isnan(r[monitor])]
+        if not valid:
+            return None
+        sign = 1.0 if MONITORS[monitor] == "max" else -1.0
+        return max(valid, key=lambda r: sign * r[monitor])  # max keeps the first of ties
 
     def to_csv(self) -> str:
         buf = io.StringIO()

@@ -19,13 +19,23 @@ from torch import nn
 
 from ..data.dataset import ImageDataset
 from ..data.loader import DeviceLoader
+from ..data.split import split_validation
 from ..errors import ConvzooError, InputSizeError
+from ..io import save_weights
 from ..models import create_model
 from ..parallel import Strategy, make_strategy
 from ..runtime import Precision, resolve_device, resolve_precision, tune_backends
-from .callbacks import Checkpointer, ConsoleLogger, EarlyStopping, HistoryWriter, TensorBoardLogger
+from .callbacks import (
+    Checkpointer,
+    ConsoleLogger,
+    EarlyStopping,
+    HistoryWriter,
+    KeepBest,
+    RefreshBatchNorm,
+    TensorBoardLogger,
+)
 from .config import ConfigError, TrainConfig
-from .history import History
+from .history import MONITORS, History
 from .optim import build_optimizer, build_scheduler, xavier_init
 from .recipes import DEFAULT_MODEL, recipe_defaults
 from .rundir import (
@@ -33,6 +43,7 @@ from .rundir import (
     final_metrics,
     make_run_dir,
     read_resume_state,
+    result_line,
     world_size_note,
     write_artifacts,
     write_config,
@@ -75,9 +86,13 @@ class Setup:
 
     model: nn.Module
     train_data: ImageDataset
+    val_data: ImageDataset | None  #: carved out of the training split (--val-split)
     test_data: ImageDataset | None
     train_loader: DeviceLoader
+    val_loader: DeviceLoader | None
     test_loader: DeviceLoader | None
+    #: the training images in a fixed order without augmentation (batch-norm refresh)
+    plain_train_loader: DeviceLoader
     precision: Precision
     meta: dict[str, Any]  #: what rebuilding and using the trained network needs
 
@@ -181,6 +196,7 @@ def build_setup(
     precision = resolve_precision(cfg.precision, device)
     tune_backends(device)
     train_data, test_data = data if data is not None else load_data(cfg)
+    train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
     model = model if model is not None else build_model(cfg, train_data)
     image_size = cfg.image_size or train_data.image_size[0]
     check_image_size(model, image_size)
@@ -209,13 +225,31 @@ def build_setup(
         drop_last=cfg.drop_last and len(train_data) >= cfg.batch_size * strategy.world_size,
         **loader_args,
     )
-    test_loader = (
-        DeviceLoader(test_data, cfg.eval_batch_size, **loader_args)
-        if test_data is not None
-        else None
+
+    def eval_loader(data: ImageDataset | None) -> DeviceLoader | None:
+        return DeviceLoader(data, cfg.eval_batch_size, **loader_args) if data is not None else None
+
+    # one process computes the batch-norm refresh on the whole set, as every other does
+    plain = DeviceLoader(
+        train_data,
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        **{**loader_args, "rank": 0, "world_size": 1},
     )
     meta = describe_model(cfg, train_data, image_size, mean, std, precision.name)
-    return Setup(model, train_data, test_data, train_loader, test_loader, precision, meta)
+    return Setup(
+        model,
+        train_data,
+        val_data,
+        test_data,
+        train_loader,
+        eval_loader(val_data),
+        eval_loader(test_data),
+        plain,
+        precision,
+        meta,
+    )
 
 
 def _augment(spec: str) -> Any:
@@ -246,6 +280,7 @@ def make_trainer(
         cfg.schedule,
         total_steps=cfg.epochs * len(setup.train_loader),
         warmup=cfg.warmup,
+        mode=MONITORS[cfg.monitor],
     )
     trainer = Trainer(
         model,
@@ -260,6 +295,8 @@ def make_trainer(
         callbacks=callbacks,
         strategy=strategy,
         tta=cfg.tta,
+        val_loader=setup.val_loader,
+        monitor=cfg.monitor,
     )
     if cfg.compile:
         trainer.net = torch.compile(trainer.net)
@@ -267,17 +304,21 @@ def make_trainer(
 
 
 def run_callbacks(
-    cfg: TrainConfig, meta: dict[str, Any], run_dir: Path | None, stream: TextIO
+    cfg: TrainConfig, setup: Setup, run_dir: Path | None, stream: TextIO
 ) -> list[Callback]:
-    """The callbacks every run has: printing, and with a run directory its files."""
-    cbs: list[Callback] = [ConsoleLogger(stream)]
+    """The callbacks every run has: printing, batch-norm refresh, keeping the best weights,
+    and with a run directory its files (the best weights before the checkpoint)."""
+    meta = setup.meta
+    cbs: list[Callback] = [ConsoleLogger(stream), RefreshBatchNorm(setup.plain_train_loader)]
+    if setup.val_loader is not None:
+        cbs.append(KeepBest(run_dir, meta, cfg.monitor))
     if run_dir is not None:
         cbs.append(HistoryWriter(run_dir, title=f"{cfg.model} on {cfg.dataset}"))
         cbs.append(Checkpointer(run_dir, {"config": cfg.to_dict(), "meta": meta}, cfg.ckpt_every))
         if cfg.tensorboard:
             cbs.append(TensorBoardLogger(run_dir / "tensorboard"))
     if cfg.patience:
-        cbs.append(EarlyStopping(cfg.patience))
+        cbs.append(EarlyStopping(cfg.patience, cfg.monitor))
     return cbs
 
 
@@ -288,10 +329,11 @@ def header(
     params = sum(p.numel() for p in setup.model.parameters())
     size = setup.meta["image_size"]
     n_test = len(setup.test_data) if setup.test_data is not None else 0
+    n_val = f" / {len(setup.val_data):,} val" if setup.val_data is not None else ""
     world = trainer.strategy.world_size
     lines = [
         f"model {cfg.model} ({params:,} parameters)  data {cfg.dataset} "
-        f"({len(setup.train_data):,} train / {n_test:,} test, {size}x{size})",
+        f"({len(setup.train_data):,} train{n_val} / {n_test:,} test, {size}x{size})",
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'  "
         f"device {trainer.device} {setup.precision.name}"
@@ -334,7 +376,7 @@ def train(
         if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
             run_dir = Path(resume) if resume is not None else None
             run_dir = run_dir or on_main(strategy, lambda: make_run_dir(cfg, reuse=auto_resume))
-        cbs = run_callbacks(cfg, setup.meta, run_dir, stream) + list(callbacks or [])
+        cbs = run_callbacks(cfg, setup, run_dir, stream) + list(callbacks or [])
         trainer = make_trainer(cfg, setup, strategy, cbs, param_groups)
         if state is not None:
             trainer.load_state_dict(state["trainer"])
@@ -356,16 +398,43 @@ def fit_keeping_checkpoint(trainer: Trainer, epochs: int, run_dir: Path | None) 
         raise NonFiniteLossError(e.value, e.epoch, e.step, e.lr, note=where) from None
 
 
+def choose_weights(trainer: Trainer, setup: Setup) -> dict[str, Any] | None:
+    """Give the model the weights of the best epoch by the monitored validation value; return
+    that epoch's record (``None`` without a validation split: the model keeps the last)."""
+    best = trainer.history.best(trainer.monitor) if setup.val_loader is not None else None
+    if best is None:
+        return None
+    if int(best["epoch"]) != len(trainer.history):
+        keeper = next(cb for cb in trainer.callbacks if isinstance(cb, KeepBest))
+        state = on_main(trainer.strategy, keeper.best_state)  # rank 0 kept them
+        trainer.history.last_state = {
+            k: v.detach().cpu().clone() for k, v in setup.model.state_dict().items()
+        }
+        setup.model.load_state_dict(state)
+    return best
+
+
 def finish(trainer: Trainer, setup: Setup, run_dir: Path | None, stream: TextIO) -> RunResult:
-    """Test the final model once more (with its confusion matrix) and write the last files."""
+    """Save the last epoch's weights, give the model the weights chosen on validation data,
+    and test those once more (with their confusion matrix) for the report and the files."""
     history = trainer.history
+    if trainer.is_main and run_dir is not None:
+        save_weights(run_dir / "model.safetensors", setup.model.state_dict(), setup.meta)
+    chosen = choose_weights(trainer, setup)
+    history.chosen_epoch = int(chosen["epoch"]) if chosen else len(history) or None
     test_data = setup.test_data
     test_eval = (
-        trainer.evaluate(setup.test_loader, confusion=True) if setup.test_loader is not None else {}
+        trainer.evaluate(trainer.test_loader, confusion=True)
+        if trainer.test_loader is not None
+        else {}
     )
-    metrics = final_metrics(history, test_eval, list(test_data.classes) if test_data else [])
-    if trainer.is_main and run_dir is not None:
-        write_artifacts(run_dir, setup.model, setup.meta, metrics, test_eval, test_data)
-        print(f"saved run to {run_dir}/ ({', '.join(ARTIFACTS)})", file=stream, flush=True)
+    classes = list(test_data.classes) if test_data else []
+    metrics = final_metrics(history, test_eval, classes, chosen, trainer.monitor)
+    if trainer.is_main:
+        print(result_line(metrics), file=stream, flush=True)
+        if run_dir is not None:
+            write_artifacts(run_dir, setup.meta, metrics, test_eval, test_data)
+            files = ", ".join(a for a in ARTIFACTS if (run_dir / a).exists())
+            print(f"saved run to {run_dir}/ ({files})", file=stream, flush=True)
     history.run_dir = run_dir
     return RunResult(run_dir, history, metrics, setup.model)

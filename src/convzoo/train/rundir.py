@@ -2,8 +2,9 @@
 
 ``runs/<time>-<model>/`` (or ``--out DIR``): ``config.json`` (every resolved setting and the
 environment), ``checkpoint.pt`` (written by :class:`~convzoo.train.callbacks.Checkpointer`),
-``history.csv`` and ``curves.png`` (per epoch), and at the end ``model.safetensors``,
-``metrics.json`` and ``confusion.png``.
+``history.csv`` and ``curves.png`` (per epoch), ``best.safetensors`` (the weights of the best
+epoch by the monitored validation value, with a validation split), and at the end
+``model.safetensors`` (the last epoch's weights), ``metrics.json`` and ``confusion.png``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..data.dataset import ImageDataset
 from ..errors import CheckpointError, ConvzooError
-from ..io import atomic_write_json, load_checkpoint, save_weights
+from ..io import atomic_write_json, load_checkpoint
 from .callbacks import Checkpointer
 from .config import ConfigError, TrainConfig
 from .history import History
@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = {"epochs", "device", "ckpt_every", "tensorboard", "patience"
 #: what a finished run directory holds, as the last line of a run names it
 ARTIFACTS = (
     "model.safetensors",
+    "best.safetensors",
     "checkpoint.pt",
     "history.csv",
     "curves.png",
@@ -86,10 +87,28 @@ def environment() -> dict[str, Any]:
 
 
 # -- at the end of a run ------------------------------------------------------------------------
-def final_metrics(history: History, test_eval: dict[str, Any], classes: list[str]) -> dict:
+def final_metrics(
+    history: History,
+    test_eval: dict[str, Any],
+    classes: list[str],
+    chosen: dict[str, float] | None,
+    monitor: str,
+) -> dict:
+    """metrics.json: the test figures of the weights the model holds, which weights those are
+    and how they were chosen, and the last epoch's figures beside them."""
     metrics: dict[str, Any] = {"epochs_done": len(history)}
     if history.records:
         metrics.update({k: history.last[k] for k in ("loss", "train_acc", "elapsed_s")})
+    if chosen is not None:
+        metrics.update(
+            weights="best",
+            chosen_by=monitor,
+            best_epoch=int(chosen["epoch"]),
+            val_acc=chosen["val_acc"],
+            val_loss=chosen["val_loss"],
+        )
+    else:
+        metrics.update(weights="last", chosen_by=None)
     if test_eval:
         metrics.update(
             test_acc=test_eval["acc"], test_loss=test_eval["loss"], test_examples=test_eval["count"]
@@ -99,16 +118,33 @@ def final_metrics(history: History, test_eval: dict[str, Any], classes: list[str
             per_class = (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist()
             metrics["per_class_acc"] = dict(zip(classes, per_class))
             metrics["confusion"] = cm.tolist()
-    best = history.best()
-    if best is not None:
-        metrics["best_test_acc"] = best["test_acc"]
-        metrics["best_epoch"] = int(best["epoch"])
+    if history.records:
+        last = history.last
+        keys = ("val_acc", "val_loss", "test_acc", "test_loss")
+        metrics["last"] = {"epoch": int(last["epoch"]), **{k: last[k] for k in keys}}
     return metrics
+
+
+def result_line(metrics: dict[str, Any]) -> str:
+    """The run's last word: the test accuracy, and whose weights it belongs to."""
+    if "test_acc" not in metrics:
+        return f"trained {metrics['epochs_done']} epochs (no test set)"
+    acc = f"test acc {metrics['test_acc']:.4f}"
+    if metrics["weights"] == "last":
+        return f"{acc} (last epoch's weights; no validation split, nothing chosen)"
+    last = metrics["last"]
+    monitor = metrics["chosen_by"]
+    line = (
+        f"{acc} with the weights of epoch {metrics['best_epoch']} of {metrics['epochs_done']}, "
+        f"chosen on {monitor} {metrics[monitor]:.4f} (best.safetensors)"
+    )
+    if metrics["best_epoch"] != last["epoch"]:
+        line += f"; last epoch: test acc {last['test_acc']:.4f}"
+    return line
 
 
 def write_artifacts(
     run_dir: Path,
-    model: nn.Module,
     meta: dict,
     metrics: dict,
     test_eval: dict,
@@ -117,13 +153,13 @@ def write_artifacts(
     from ..viz import plot_confusion
 
     atomic_write_json(run_dir / "metrics.json", metrics)
-    save_weights(run_dir / "model.safetensors", model.state_dict(), meta)
     if test_eval.get("confusion") is not None and test_data is not None:
+        which = "last epoch" if metrics["weights"] == "last" else f"epoch {metrics['best_epoch']}"
         plot_confusion(
             test_eval["confusion"],
             test_data.classes,
             run_dir / "confusion.png",
-            title=f"{meta['model']} on {meta['dataset']} test set "
+            title=f"{meta['model']} on {meta['dataset']} test set, {which} "
             f"(accuracy {test_eval['acc']:.4f})",
         )
 

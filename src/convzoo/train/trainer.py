@@ -41,12 +41,15 @@ class Callback:
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_start(self, trainer: Trainer) -> None: ...
     def on_step_end(self, trainer: Trainer) -> None: ...
+    #: after an epoch's last step, before it is evaluated
+    def on_train_epoch_end(self, trainer: Trainer) -> None: ...
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None: ...
     def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
 class Trainer:
-    """Trains ``model`` on ``train_loader``, evaluating on ``test_loader`` after every epoch.
+    """Trains ``model`` on ``train_loader``; after every epoch evaluates it on ``val_loader``
+    (what choices look at) and on ``test_loader`` (reported, never used to choose).
 
     State that a checkpoint must restore for an exact resume lives here: ``epoch`` (0-based,
     the epoch in progress), ``step`` (optimizer steps done in it), ``global_step``, the running
@@ -68,11 +71,15 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         strategy: Strategy | None = None,
         tta: bool = False,
+        val_loader: Any | None = None,
+        monitor: str = "val_acc",
     ) -> None:
         self.model = model
         self.device = torch.device(device)
         self.train_loader = train_loader
         self.test_loader = test_loader
+        self.val_loader = val_loader
+        self.monitor = monitor
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(reduction="none")
@@ -116,6 +123,7 @@ class Trainer:
             self._epoch_time += time.perf_counter() - t
             if self.should_stop:
                 break
+            self._call("on_train_epoch_end")
             record = self.end_epoch()
             self._call("on_epoch_end", record)
         self._call("on_fit_end")
@@ -133,7 +141,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.strategy.after_step(self.model)
         lr = self.lr
-        if self.scheduler is not None:
+        if self.scheduler is not None and not self.steps_per_epoch_end:
             self.scheduler.step()
         self.step += 1
         self.global_step += 1
@@ -148,12 +156,15 @@ class Trainer:
         sums = self.strategy.all_reduce_(self._sums.clone())
         loss_sum, correct, count = sums.tolist()
         t = time.perf_counter()
+        val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
         test = self.evaluate(self.test_loader) if self.test_loader is not None else {}
         eval_time = time.perf_counter() - t
         record = {
             "epoch": self.epoch + 1,
             "loss": loss_sum / max(count, 1),
             "train_acc": correct / max(count, 1),
+            "val_loss": val.get("loss", math.nan),
+            "val_acc": val.get("acc", math.nan),
             "test_loss": test.get("loss", math.nan),
             "test_acc": test.get("acc", math.nan),
             "lr": self.lr,
@@ -163,6 +174,8 @@ class Trainer:
             "elapsed_s": self.elapsed,
         }
         self.history.append(record)
+        if self.scheduler is not None and self.steps_per_epoch_end:
+            self.scheduler.step(record[self.monitor])  # a validation figure, never a test one
         self.epoch += 1
         self.step = 0
         self._sums = self._zero_sums()
@@ -237,6 +250,12 @@ class Trainer:
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def steps_per_epoch_end(self) -> bool:
+        """Whether the scheduler steps once per epoch on the monitored value (a plateau
+        schedule) rather than once per optimizer step."""
+        return isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
     @property
     def elapsed(self) -> float:

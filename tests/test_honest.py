@@ -1,0 +1,343 @@
+"""Honest evaluation: every choice is made on a validation split, the test set only reports."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from convzoo.analysis import most_confused
+from convzoo.cli import main as cli_main
+from convzoo.data import ImageDataset
+from convzoo.data.split import SplitError, split_validation
+from convzoo.io import load_weights
+from convzoo.train import Callback, train
+from convzoo.train.callbacks import RefreshBatchNorm, batchnorm_layers, refresh_batchnorm
+from convzoo.train.config import ConfigError
+from convzoo.train.lr_find import lr_find
+from convzoo.train.run import resolve_config
+from convzoo.train.rundir import resume_config
+from helpers import toy_dataset, toy_pair
+
+SMALL_VGG = {"conv_arch": [[1, 8], [1, 16]], "hidden": 32}
+
+
+def cfg_for(tmp_path: Path, **kw):
+    values = dict(
+        model="vgg11",
+        model_options=SMALL_VGG,
+        epochs=6,
+        batch_size=32,
+        lr=0.05,
+        optimizer="nesterov",
+        precision="fp32",
+        image_size=16,
+        augment="",
+        out=str(tmp_path / "run"),
+        dataset="toy",
+        device="cpu",
+        val_split=0.25,
+    )
+    values.update(kw)
+    return resolve_config(values)
+
+
+# -- the split -------------------------------------------------------------------------------
+def test_split_is_stratified_seeded_and_disjoint():
+    data = toy_dataset(400, num_classes=4, seed=3)
+    train_a, val_a = split_validation(data, 0.1, seed=5)
+    _, val_b = split_validation(data, 0.1, seed=5)
+    _, val_c = split_validation(data, 0.1, seed=6)
+    assert len(val_a) == 40 and len(train_a) == 360 and val_a.split == "val"
+    assert val_a.class_counts() == [10, 10, 10, 10]  # the same share of every class
+    assert torch.equal(val_a.images, val_b.images)  # same seed, same split
+    assert not torch.equal(val_a.images, val_c.images)
+    seen = {bytes(x.numpy()) for x in train_a.images}
+    assert not any(bytes(x.numpy()) in seen for x in val_a.images)  # nothing in both
+
+
+@pytest.mark.parametrize(("size", "expected"), [(0.25, 100), (25, 25), (1, 1), (0, None)])
+def test_split_takes_a_fraction_or_a_count(size, expected):
+    data = toy_dataset(400, num_classes=4)
+    train_part, val = split_validation(data, size)
+    if expected is None:
+        assert val is None and train_part is data
+    else:
+        assert len(val) == expected and len(train_part) == 400 - expected
+
+
+@pytest.mark.parametrize(("size", "match"), [(400, "leave some"), (2.5, "whole number")])
+def test_split_errors_name_the_value(size, match):
+    with pytest.raises(SplitError, match=match):
+        split_validation(toy_dataset(400), size)
+
+
+def test_split_never_takes_the_last_image_of_a_class():
+    y = torch.tensor([0] * 9 + [1])  # class 1 has one image: it stays in training
+    data = ImageDataset(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), y, ["a", "b"])
+    rest, val = split_validation(data, 0.5)
+    assert val.class_counts()[1] == 0 and rest.class_counts()[1] == 1
+
+
+# -- choosing never reads the test set -----------------------------------------------------------
+class Spy:
+    """A test loader that counts how often it is read."""
+
+    def __init__(self, loader):
+        self.loader, self.reads = loader, 0
+
+    def __iter__(self):
+        self.reads += 1
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+
+class SpyOnTest(Callback):
+    def on_fit_start(self, trainer):
+        trainer.test_loader = self.spy = Spy(trainer.test_loader)
+
+
+class Snapshots(Callback):
+    """Each epoch's weights, as the epoch ends."""
+
+    def __init__(self):
+        self.states = []
+
+    def on_epoch_end(self, trainer, record):
+        self.states.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+
+
+def test_nothing_that_decides_reads_the_test_set(tmp_path):
+    train_set, test_set = toy_pair(256, 64)
+    g = torch.Generator().manual_seed(0)
+    junk = ImageDataset(
+        torch.randint(0, 256, test_set.images.shape, generator=g, dtype=torch.uint8),
+        test_set.labels[torch.randperm(len(test_set), generator=g)],
+        test_set.classes,
+        split="test",
+    )
+    runs = []
+    for name, test in (("real", test_set), ("junk", junk)):
+        spy = SpyOnTest()
+        cfg = cfg_for(tmp_path / name, epochs=8, patience=2, schedule="plateau", lr=0.5)
+        result = train(cfg, data=(train_set, test), callbacks=[spy], stdout=io.StringIO())
+        runs.append(result)
+        # once per epoch for the curves, once for the final report: never more
+        assert spy.spy.reads == len(result.history) + 1
+    real, junk_run = runs
+    assert real.metrics["test_acc"] != junk_run.metrics["test_acc"]  # the test sets differ...
+    for key in ("val_acc", "val_loss", "lr", "loss"):  # ...every decision is the same
+        assert real.history.column(key) == junk_run.history.column(key), key
+    assert len(real.history) == len(junk_run.history)
+    assert real.history.chosen_epoch == junk_run.history.chosen_epoch
+    a = load_weights(real.run_dir / "best.safetensors")[0]
+    b = load_weights(junk_run.run_dir / "best.safetensors")[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_weights_are_the_best_validation_epochs_and_the_model_keeps_them(tmp_path):
+    snaps = Snapshots()
+    cfg = cfg_for(tmp_path, epochs=6, lr=0.3, schedule="constant")
+    result = train(cfg, data=toy_pair(256, 64), callbacks=[snaps], stdout=io.StringIO())
+    history = result.history
+    val = history.column("val_acc")
+    best = val.index(max(val))  # the first epoch with the best validation accuracy
+    assert history.chosen_epoch == best + 1
+    saved, meta = load_weights(result.run_dir / "best.safetensors")
+    last = load_weights(result.run_dir / "model.safetensors")[0]
+    assert meta["epoch"] == best + 1 and meta["model"] == "vgg11"
+    for k in saved:
+        assert torch.equal(saved[k], snaps.states[best][k]), k
+        assert torch.equal(last[k], snaps.states[-1][k]), k
+        assert torch.equal(result.model.state_dict()[k], saved[k]), k
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["weights"] == "best" and metrics["chosen_by"] == "val_acc"
+    assert metrics["best_epoch"] == best + 1 and metrics["val_acc"] == max(val)
+    assert metrics["last"]["epoch"] == len(history)
+    assert "best_test_acc" not in metrics  # a best-test-epoch figure is never reported
+
+
+def test_val_loss_monitor_picks_the_lowest_loss(tmp_path):
+    cfg = cfg_for(tmp_path, epochs=4, monitor="val_loss", lr=0.3, schedule="constant")
+    result = train(cfg, data=toy_pair(256, 64), stdout=io.StringIO())
+    losses = result.history.column("val_loss")
+    assert result.history.chosen_epoch == losses.index(min(losses)) + 1
+
+
+class CrashAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer):
+        if trainer.global_step == self.step:
+            raise RuntimeError("injected")
+
+
+def test_resume_with_validation_choices_is_bitwise_identical(tmp_path):
+    data = toy_pair(256, 64)
+    kw = dict(epochs=6, patience=3, schedule="plateau", monitor="val_loss", ckpt_every=5)
+    full = train(cfg_for(tmp_path / "a", **kw), data=data, stdout=io.StringIO())
+    crashed = cfg_for(tmp_path / "b", **kw)
+    with pytest.raises(RuntimeError, match="injected"):
+        train(crashed, data=data, callbacks=[CrashAt(17)], stdout=io.StringIO())
+    resumed = train(
+        resume_config(crashed.out, {}), data=data, resume=crashed.out, stdout=io.StringIO()
+    )
+    for name in ("model.safetensors", "best.safetensors"):
+        a = load_weights(full.run_dir / name)[0]
+        b = load_weights(resumed.run_dir / name)[0]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+    def figures(history):  # timings differ between processes; every figure must not
+        return [{k: v for k, v in r.items() if not k.endswith(("_s", "_sec"))} for r in history]
+
+    assert figures(full.history) == figures(resumed.history)
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--patience", "2"], "--patience stops on validation data"),
+        (["--schedule", "plateau"], "--schedule plateau"),
+        (["--val-split", "-1"], "--val-split"),
+    ],
+)
+def test_choices_without_a_validation_split_are_one_line_errors(capsys, flags, match):
+    args = ["train", "--recipe", "d2l", "--dataset", "toy-does-not-matter", *flags]
+    if flags[0] != "--val-split":
+        args += ["--val-split", "0"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convzoo: error:") and err.count("\n") == 1 and match in err, err
+
+
+def test_recipes_choose_their_split():
+    assert resolve_config({}).val_split == 0.1  # fast: the main job keeps the best epoch
+    for recipe in ("d2l", "speedrun", "finetune"):  # nothing chosen: every image trains
+        assert resolve_config({"model": "lenet"}, recipe).val_split == 0
+
+
+def test_patience_is_refused_in_the_config_without_a_split():
+    with pytest.raises(ConfigError, match="validation"):
+        resolve_config({"patience": 2, "val_split": 0})
+
+
+# -- seeing the mistakes -------------------------------------------------------------------------
+def test_most_confused_pairs_are_the_largest_off_diagonal_cells():
+    cm = torch.tensor([[50, 3, 9], [7, 40, 0], [1, 9, 30]])
+    pairs = most_confused(cm, ["a", "b", "c"], 3)
+    assert pairs == [("a", "c", 9), ("c", "b", 9), ("b", "a", 7)]
+    off = cm.clone().fill_diagonal_(0)
+    assert [p[2] for p in pairs] == off.flatten().sort(descending=True).values[:3].tolist()
+    assert most_confused(torch.eye(3, dtype=torch.long) * 5, ["a", "b", "c"], 2) == []
+
+
+def test_evaluate_picks_weights_and_shows_mistakes(tmp_path, capsys):
+    cfg = cfg_for(tmp_path, epochs=3, lr=0.3, schedule="constant")
+    result = train(cfg, data=toy_pair(256, 64), stdout=io.StringIO())
+    run = str(result.run_dir)
+    # evaluate reads the data set by name: give it the toy folder's images through a folder
+    from helpers import write_image_folder
+
+    folder = write_image_folder(tmp_path / "folder", 64, 48)
+    for weights, name in (("best", "best.safetensors"), ("last", "model.safetensors")):
+        rc = cli_main(
+            [
+                "evaluate",
+                run,
+                "--weights",
+                weights,
+                "--dataset",
+                f"folder:{folder}",
+                "--device",
+                "cpu",
+                "--most-confused",
+                "2",
+                "--top-losses",
+                "6",
+            ]
+        )
+        out = capsys.readouterr().out
+        assert rc == 0 and f"({name})" in out and "most confused" in out
+    gallery = result.run_dir / f"top-losses-folder_{str(folder).replace('/', '_')}-test.png"
+    assert gallery.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- the lr finder ---------------------------------------------------------------------------------
+def test_lr_finder_leaves_the_model_and_the_random_state_untouched():
+    cfg = resolve_config(
+        dict(
+            model="vgg11",
+            model_options=SMALL_VGG,
+            dataset="toy",
+            image_size=16,
+            precision="fp32",
+            device="cpu",
+            batch_size=32,
+            augment="",
+        )
+    )
+    torch.manual_seed(1)
+    from convzoo.models import create_model
+
+    model = create_model("vgg11", num_classes=4, **SMALL_VGG)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    result = lr_find(cfg, model=model, data=toy_pair(256, 64), steps=60, end_lr=50)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert len(result.lrs) >= 5 and result.lrs == sorted(result.lrs)
+    assert result.lrs[0] <= result.steepest <= result.minimum <= result.lrs[-1]
+
+
+# -- batch-norm statistics that lag ----------------------------------------------------------
+def test_refresh_sets_running_statistics_to_the_average_of_the_batches():
+    from convzoo.data import DeviceLoader
+    from convzoo.models import create_model
+    from convzoo.runtime import Precision
+
+    data = toy_dataset(96, size=16)
+    model = create_model("speednet", num_classes=4, width=8).train()
+    loader = DeviceLoader(data, 32, shuffle=True)
+    layers = batchnorm_layers(model)
+    first = layers[0]
+    means = []
+    inputs = []
+    h = first.register_forward_pre_hook(lambda m, i: inputs.append(i[0]))
+    for batch in loader:  # the first batch-norm layer's input, batch by batch, by hand
+        with torch.no_grad():
+            model(batch.x)
+        means.append(inputs[-1].float().mean(dim=(0, 2, 3)))
+    h.remove()
+    loader.set_epoch(0)
+    refresh_batchnorm(model, layers, loader, Precision("fp32", "cpu"), max_batches=50)
+    torch.testing.assert_close(first.running_mean, torch.stack(means).mean(0))
+    assert first.momentum == 0.1  # put back
+
+
+@pytest.mark.slow
+def test_short_runs_are_evaluated_with_refreshed_statistics():
+    """The reported case: a batch-norm network trained 15 steps per epoch evaluated far below
+    its training accuracy (running averages still near their start); refreshed, its
+    evaluation follows its training."""
+    kw = dict(num_classes=10, size=28)
+    data = (toy_dataset(480, seed=1, **kw), toy_dataset(200, seed=2, split="test", **kw))
+    accs = {}
+    for settle in (0, 200):  # 0: the refresh never runs
+
+        class Setting(Callback):
+            def on_fit_start(self, trainer, settle=settle):
+                for cb in trainer.callbacks:
+                    if isinstance(cb, RefreshBatchNorm):
+                        cb.settle_steps = settle
+
+        cfg = resolve_config(
+            dict(dataset="toy", epochs=3, batch_size=32, device="cpu", val_split=0)
+        )
+        result = train(cfg, data=data, callbacks=[Setting()], save=False, stdout=io.StringIO())
+        accs[settle] = result.history.column("test_acc")
+    assert min(accs[0]) < 0.9  # the lag, as reported
+    assert min(accs[200]) >= 0.95
