@@ -33,19 +33,7 @@ else
 fi
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_reproduce.log") 2>&1
-failed=0
-
-step() {  # step LIMIT_S NAME CMD...: one step, never longer than LIMIT_S, never stops the script
-  local limit=$1 name=$2
-  shift 2
-  echo
-  echo "== $name ($(date -u +%T), limit ${limit} s)"
-  local t0=$SECONDS
-  timeout -k 10 "$limit" "$@"
-  local rc=$?
-  echo "-- $name: exit $rc after $((SECONDS - t0)) s"
-  if [ "$rc" -ne 0 ]; then failed=$((failed + 1)); fi
-}
+source benchmarks/gpu_step.sh  # step LIMIT_S NAME CMD..., $failed
 
 echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no GPU"
