@@ -110,13 +110,26 @@ class State:
         return self.data["cells"].setdefault(cell.name, {})
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # Linux: a SIGKILLed reproduce takes its cell down too, so a restarted one never finds
-    # the same cell still training in the background
-    with contextlib.suppress(Exception):
+def _load_prctl() -> Any:
+    # Linux: a SIGKILLed reproduce takes its cells down too (PR_SET_PDEATHSIG), so a restarted
+    # one never finds a cell still training in the background. Loaded here, in the parent:
+    # between fork and exec the child may only call it (another job's thread may hold a lock)
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_subprocess(
@@ -134,14 +147,14 @@ def run_subprocess(
     if jobs > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     cmd = [sys.executable, "-m", "convzoo", *argv]
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = _die_with_parent if _PRCTL is not None else None
     with subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        preexec_fn=preexec,  # no threads run in this process: preexec_fn is safe
+        preexec_fn=preexec,  # one C call, nothing imported or locked: safe beside threads
     ) as proc:
         try:
             assert proc.stdout is not None
