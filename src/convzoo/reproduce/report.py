@@ -62,7 +62,11 @@ def _gain(row: Row) -> str:
 def _verdict(row: Row) -> str:
     if not row.verdict:
         return ""
-    return f"{row.verdict} ({row.seeds_inside}/{len(row.accs)} seeds inside)"
+    text = f"{row.verdict} ({row.seeds_inside}/{len(row.accs)} seeds inside"
+    late = row.late_range
+    if late is not None:  # the figure the book prints is a noisy one: say how noisy
+        text += f"; last 3 epochs {late[0]:.3f}-{late[1]:.3f}"
+    return text + ")"
 
 
 def _weights(row: Row) -> str:

@@ -111,6 +111,14 @@ class Row:
         return sum(self.book.verdict(a) == "inside" for a in self.accs)
 
     @property
+    def late_range(self) -> tuple[float, float] | None:
+        """The lowest and highest test accuracy of the last 3 epochs over all seeds: how much
+        the last epoch's figure, the one the book prints, moves from epoch to epoch."""
+        values = [v for c in self.cells if c.done for v in c.history.get("test_acc", [])[-3:]]
+        values = [v for v in values if not math.isnan(v)]
+        return (min(values), max(values)) if values else None
+
+    @property
     def gain(self) -> float:
         """Points (x 100) over the d2l row at the same budget."""
         if self.baseline is None or not self.accs or not self.baseline.accs:
