@@ -7,7 +7,8 @@ which on small images costs far more than the training step. Here each image of 
 its own parameters, drawn from the ``torch.Generator`` passed in (so a batch is reproducible
 from the loader's seed), and a whole batch takes a handful of kernels: ``torch.where`` with
 per-sample masks for flips, one ``gather`` for padded crops, two batched matrix products for
-resized crops, broadcasting for color jitter. No Python loop runs over samples.
+resized crops, broadcasting for color jitter, one masked fill for random erasing. No Python
+loop runs over samples.
 
 Every op takes float images in [0, 1], N x C x H x W, and a generator, and returns a batch
 (the :data:`~convzoo.data.loader.Augment` type). The parameter distributions are
@@ -29,6 +30,10 @@ Spec grammar (one string for the CLI ``--ops``/``--augment`` and the API)::
                                    the input's size)
     jitter:B[:C[:S[:H]]]           ColorJitter(brightness=B, contrast=C, saturation=S, hue=H),
                                    missing ones 0; H <= 0.5; S and H do nothing on 1 channel
+    erase[:P[:SMIN-SMAX[:RMIN-RMAX]]]
+                                   RandomErasing: with probability P (default 0.5) a rectangle
+                                   of SMIN..SMAX of the area (default 0.02-0.33) and aspect
+                                   ratio RMIN..RMAX (default 0.3-3.3) set to 0
 
 For example the chapter's ``Compose([RandomHorizontalFlip(), color_aug, shape_aug])`` is
 ``"hflip,jitter:0.5:0.5:0.5:0.5,rrc:200:0.1-1:0.5-2"``.
@@ -65,6 +70,7 @@ __all__ = [
     "AugmentSpecError",
     "ColorJitter",
     "Compose",
+    "Erase",
     "Flip",
     "PadCrop",
     "ResizedCrop",
@@ -232,6 +238,60 @@ class ResizedCrop:
         return f"rrc:{size}:{self.scale[0]:g}-{self.scale[1]:g}:{self.ratio[0]:g}-{self.ratio[1]:g}"
 
 
+# -- random erasing ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Erase:
+    """torchvision ``RandomErasing(p, scale, ratio, value=0)`` per image (Zhong et al. 2017).
+
+    Parameters are drawn as torchvision's ``get_params`` does: up to 10 tries of an area
+    fraction in ``scale`` and a log-uniform aspect ratio (height / width) in ``ratio``; the
+    first rectangle smaller than the image wins, at a uniformly random place; if none fits, the
+    image is kept. All tries of all images at once, and one masked fill for the batch.
+    """
+
+    p: float = 0.5
+    scale: tuple[float, float] = (0.02, 0.33)
+    ratio: tuple[float, float] = (0.3, 3.3)
+    tries: int = 10
+
+    def params(self, n: int, h: int, w: int, g: torch.Generator, device=None) -> torch.Tensor:
+        """Rectangles as an N x 4 int64 tensor of (top, left, height, width) in pixels; height
+        and width 0 where the image is kept."""
+        device = device or g.device
+        u = uniform(g, (2, n, self.tries), device)
+        area = h * w * (self.scale[0] + u[0] * (self.scale[1] - self.scale[0]))
+        lo, hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(lo + u[1] * (hi - lo))
+        eh = torch.sqrt(area * aspect).round().long()
+        ew = torch.sqrt(area / aspect).round().long()
+        fits = (eh < h) & (ew < w)
+        first = fits.int().argmax(dim=1, keepdim=True)  # first try that fits
+        eh, ew = eh.gather(1, first)[:, 0], ew.gather(1, first)[:, 0]
+        on = fits.any(dim=1) & (uniform(g, (n,), device) < self.p)
+        eh, ew = torch.where(on, eh, 0), torch.where(on, ew, 0)
+        return torch.stack([randint(g, h - eh), randint(g, w - ew), eh, ew], dim=1)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if n == 0:
+            return x
+        top, left, eh, ew = self.params(n, h, w, g, x.device).unbind(1)
+        rows = torch.arange(h, device=x.device)
+        cols = torch.arange(w, device=x.device)
+        in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # N x H
+        in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # N x W
+        return x.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
+
+    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
+        from torchvision.transforms import v2
+
+        return v2.RandomErasing(p=self.p, scale=self.scale, ratio=self.ratio, value=0)
+
+    def __str__(self) -> str:
+        s, r = self.scale, self.ratio
+        return f"erase:{self.p:g}:{s[0]:g}-{s[1]:g}:{r[0]:g}-{r[1]:g}"
+
+
 # -- composition and the spec -----------------------------------------------------------------
 class Compose:
     """Ops applied left to right, all drawing from the same generator."""
@@ -313,6 +373,17 @@ def _jitter(args: list[str]) -> ColorJitter:
     return ColorJitter(*values)
 
 
+def _erase(args: list[str]) -> Erase:
+    if len(args) > 3:
+        raise ValueError("takes at most P:SCALE:RATIO")
+    op = Erase(_prob(args[0]) if args and args[0] else 0.5)
+    if len(args) > 1 and args[1]:
+        op = Erase(op.p, _range(args[1], positive=False), op.ratio)
+    if len(args) > 2 and args[2]:
+        op = Erase(op.p, op.scale, _range(args[2], positive=True))
+    return op
+
+
 def _flip(dim: int) -> Callable[[list[str]], Flip]:
     def build(args: list[str]) -> Flip:
         if len(args) > 1:
@@ -329,6 +400,7 @@ _OPS: dict[str, tuple[Callable[[list[str]], Augment], str]] = {
     "crop": (_crop, "crop[:PAD]"),
     "rrc": (_rrc, "rrc[:SIZE[:SMIN-SMAX[:RMIN-RMAX]]]"),
     "jitter": (_jitter, "jitter:B[:C[:S[:H]]]"),
+    "erase": (_erase, "erase[:P[:SMIN-SMAX[:RMIN-RMAX]]]"),
 }
 
 
