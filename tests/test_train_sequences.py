@@ -65,6 +65,8 @@ def test_d2l_recipe_for_sequence_models_is_still_the_books_plain_sgd():
     assert (values["optimizer"], values["momentum"], values["weight_decay"]) == ("sgd", 0.0, 0.0)
     assert values["image_size"] is None and values["init"] == "xavier"
     assert recipe_defaults("speedrun", "fcn1d")["tta"] is False  # no mirror image in time
+    with pytest.raises(ConfigError, match="best recipe was chosen on images"):
+        recipe_defaults("best", "resnet1d")
 
 
 def test_default_model_follows_the_data_kind():

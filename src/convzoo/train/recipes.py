@@ -8,6 +8,7 @@
   with batch norm are :class:`~convzoo.train.config.TrainConfig`'s defaults; it states only
   what differs for the others.
 - ``speedrun``: time to accuracy with ``speednet`` (see ``benchmarks/RESULTS.md``).
+- ``best``: ``fast`` trained longer and regularised more, chosen on held-out training images.
 - ``finetune``: the chapter's fine-tuning, the default of ``convzoo finetune``.
 """
 
@@ -134,6 +135,23 @@ def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any
     return cfg
 
 
+def best(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The modern recipe's longest reach (``convzoo reproduce``'s best row): ``fast`` for 30
+    epochs with random 2-pixel shifts and random erasing on top of the flips, and flip
+    test-time augmentation; each choice decided on 6,000 held-out training images
+    (``benchmarks/best_recipe.py``, ``benchmarks/RESULTS.md`` "best recipe")."""
+    if get_model_entry(model).spatial_dims == 1:
+        from .config import ConfigError  # config imports this module
+
+        raise ConfigError(
+            f"the best recipe was chosen on images (flips, erasing, flip TTA); {model} takes "
+            "time series: use --recipe fast (docs/sequences.md)"
+        )
+    cfg = fast(model, options)
+    cfg.update(epochs=30, augment="hflip,crop:2,erase", tta=True)
+    return cfg
+
+
 def finetune(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``convzoo finetune``'s defaults, the chapter's recipe: a small learning rate (0.01, the
     new head 10x that, ``--head-lr-mult``) for few epochs at the book's fine-tuning batch size,
@@ -158,6 +176,7 @@ RECIPES: dict[str, Callable[..., dict[str, Any]]] = {
     "d2l": d2l,
     "fast": fast,
     "speedrun": speedrun,
+    "best": best,
     "finetune": finetune,
 }
 
