@@ -420,3 +420,33 @@ def test_explain_a_sequence_run_over_time(tmp_path):
         explain(model, {**meta, "in_channels": 2}, series)
     with pytest.raises(DataError, match="float C x L"):
         explain(model, meta, series.to(torch.uint8)[0])
+
+
+# -- benchmarks/sequences.py: what it chooses and reports -------------------------------------
+def test_sequence_benchmark_chooses_on_validation_and_writes_only_its_section(tmp_path):
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequences.py"
+    spec = importlib.util.spec_from_file_location("bench_sequences", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(model, seed, val_acc, test_acc, wall=10.0):
+        figures = dict(val_acc=val_acc, val_loss=1 - val_acc, test_acc=test_acc)
+        times = dict(wall_s=wall, cpu_s=wall, load_before=1.0, load_after=2.0)
+        return dict(dataset="ucr:GunPoint", model=model, seed=seed, **figures, **times)
+
+    runs = [run("resnet1d", 0, 0.9, 0.5), run("fcn1d", 0, 0.8, 0.99), run("lenet1d", 0, 0.7, 0.9)]
+    runs += [run("resnet1d", 1, 0.6, 0.7, wall=200.0), run("fcn1d", 1, 0.95, 0.8)]
+    runs.append(run("lenet1d", 1, 0.5, 0.6))
+    summary = bench.summarize(runs, ["ucr:GunPoint"])["ucr:GunPoint"]
+    # the best validation accuracy picks, never the best test accuracy (fcn1d's 0.99)
+    assert summary["chosen_models"] == ["resnet1d", "fcn1d"]
+    assert summary["chosen"] == [0.5, 0.8]
+    text = bench.table({"ucr:GunPoint": summary})
+    assert "| 105 (52) | yes |" in text  # resnet1d's mean wall time, CPU / 2, < 2 minutes
+    assert "resnet1d 0.6000, chosen on validation 0.6500" in text
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\n\n## Before\n\nkeep\n\n{bench.SECTION}\n\nold\n\n## After\n\nkeep\n")
+    bench.write_section(f"{bench.SECTION}\n\nnew\n", results)
+    assert results.read_text() == (
+        f"# R\n\n## Before\n\nkeep\n\n{bench.SECTION}\n\nnew\n\n## After\n\nkeep\n"
+    )
