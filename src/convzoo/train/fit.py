@@ -8,12 +8,12 @@ from typing import Any
 
 from torch import nn
 
-from ..data.dataset import ImageDataset
+from ..data.dataset import LabelledData
 from .history import History
 from .run import resolve_config, train
 from .trainer import Callback
 
-DataArg = ImageDataset | tuple[ImageDataset, ImageDataset | None] | str
+DataArg = LabelledData | tuple[LabelledData, LabelledData | None] | str
 
 
 def user_overrides(
@@ -34,12 +34,12 @@ def user_overrides(
 
 
 def split_data(
-    data: DataArg, test_data: ImageDataset | None
-) -> tuple[tuple[ImageDataset, ImageDataset | None] | None, str | None]:
+    data: DataArg, test_data: LabelledData | None
+) -> tuple[tuple[LabelledData, LabelledData | None] | None, str | None]:
     """``data`` as a (train, test) pair, or ``(None, name)`` for a data set to load by name."""
     if isinstance(data, str):
         return None, data
-    if isinstance(data, ImageDataset):
+    if isinstance(data, LabelledData):  # images or time series
         return (data, test_data), data.name
     return (data[0], data[1]), data[0].name
 
@@ -51,7 +51,7 @@ def fit(
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
-    test_data: ImageDataset | None = None,
+    test_data: LabelledData | None = None,
     recipe: str = "fast",
     out: str | Path | None = None,
     callbacks: list[Callback] | None = None,
@@ -62,10 +62,10 @@ def fit(
 
     ``model``: a zoo name or a module (a zoo model keeps its name for the saved weights).
     ``data``: a data set name (train and test splits are loaded), an :class:`ImageDataset`
-    (with ``test_data``) or a ``(train, test)`` pair. Values not given come from ``recipe``
-    (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig` field can be passed as a
-    keyword. With ``out`` the run directory (checkpoints, curves, weights) is written there;
-    without it nothing is written. ``history.run_dir`` tells where.
+    or :class:`SequenceDataset` (with ``test_data``) or a ``(train, test)`` pair. Values not
+    given come from ``recipe`` (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig`
+    field can be passed as a keyword. With ``out`` the run directory (checkpoints, curves,
+    weights) is written there; without it nothing is written. ``history.run_dir`` tells where.
     """
     overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
     module = model if isinstance(model, nn.Module) else None
