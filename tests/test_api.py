@@ -331,3 +331,31 @@ def test_model_meta_refuses_what_is_not_its_metadata():
         ModelMeta.from_dict(good)
     meta = ModelMeta.from_dict({**good, "classes": ["a", "b"], "weights": "best"})
     assert meta.extra == {"weights": "best"} and meta.to_dict()["weights"] == "best"
+
+
+# -- time-series runs ------------------------------------------------------------------------
+def test_a_time_series_run_loads_and_says_what_it_takes(tmp_path, capsys):
+    from convzoo.export import ExportError, export_model
+    from helpers import toy_series_pair
+
+    train, test = toy_series_pair(48, 24)
+    options = {"width": 4, "kernel_sizes": [5, 3]}
+    history = convzoo.fit(
+        "resnet1d", (train, test), out=tmp_path / "run", model_options=options, **FIT
+    )
+    net = convzoo.load_model(history.run_dir)
+    assert net.meta.is_sequence and net.meta.input_shape == (1, 32)
+    assert net(test.series[:2]).shape == (2, 3)  # input_shape is what the network takes
+    with pytest.raises(ConvzooError, match="takes time series, not images") as e:
+        convzoo.predict(net, test.series[0])
+    assert "\n" not in str(e.value)
+    with pytest.raises(ExportError, match="takes image runs so far"):
+        export_model(history.run_dir, "pt2", card=False)
+    f = tmp_path / "series.npy"
+    np.save(f, test.series[:5, 0].numpy())
+    assert cli_main(["predict", str(history.run_dir), str(f), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    from convzoo.inference import load_trained, predict_series
+
+    want = predict_series(*load_trained(history.run_dir), [str(f)], top_k=1, device="cpu")
+    assert lines == [f"{n}: {top[0][0]} {top[0][1]:.3f}" for n, top in want]

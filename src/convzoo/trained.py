@@ -151,6 +151,11 @@ def predict(
     :func:`convzoo.export.load_onnx`).
     """
     meta = meta or model_meta(model)
+    if meta.is_sequence:
+        raise ConvzooError(
+            f"{meta.model} takes time series, not images: predict on .csv/.npy series files "
+            f"with convzoo predict RUN FILE (docs/sequences.md)"
+        )
     x = normalize(image_batch(images, meta.in_channels, meta.image_size), meta)
     is_module = isinstance(model, nn.Module)
     dev = resolve_device(device) if is_module else torch.device("cpu")

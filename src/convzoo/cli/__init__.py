@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "finetune",
     "explain",
     "export",
+    "reproduce",
     "bench",
 )
 

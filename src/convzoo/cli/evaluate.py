@@ -46,9 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes of image files")
+    p = sub.add_parser("predict", help="top-k classes of image files (or series files)")
     p.add_argument("source", help="run directory, model.safetensors or an exported .onnx file")
-    p.add_argument("images", nargs="+", help="image files (any size and mode)")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="FILE",
+        help="image files (any size and mode); for a time-series model .csv or .npy files "
+        "(one series per row, or a C x L array; docs/sequences.md)",
+    )
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -79,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{meta['model']} ({path.name}) on {name} {args.split}"
         + (f" ({subset})" if subset else "")
         + f": accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
-        f"({result['count']:,} images)"
+        f"({result['count']:,} {'series' if 'length' in meta else 'images'})"
     )
     width = max(len(c) for c in data.classes)
     for cls, acc in result["per_class_acc"].items():
@@ -125,10 +131,16 @@ def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Pat
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..export import load_predictor
+    from ..inference import predict_series
     from ..trained import predict
 
     model = load_predictor(args.source, args.weights)
-    results = predict(model, args.images, device=args.device).top(args.top_k)
-    for path, top in zip(args.images, results):
-        print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
+    if model.meta.is_sequence:  # a time-series model: series files
+        meta = model.meta.to_dict()
+        named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
+    else:
+        results = predict(model, args.images, device=args.device).top(args.top_k)
+        named = list(zip(args.images, results))
+    for name, top in named:
+        print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     return 0

@@ -135,6 +135,11 @@ def export_model(
     wfile = weights_file(source, weights)
     net = load_model(source, weights, model=model).float()
     meta: ModelMeta = net.meta
+    if meta.is_sequence:  # the writers take the 1-D networks (tests); the run's spec does not yet
+        raise ExportError(
+            f"{source} trained a time-series model; convzoo export takes image runs so far: "
+            f"export its network from Python with torch.export or torch.onnx (docs/sequences.md)"
+        )
     target = target_path(out, wfile, fmt, with_preprocess)
     module = (WithPreprocess(net, meta) if with_preprocess else net).eval()
     example = example_batch(meta, 2 if dynamic_batch else 1, with_preprocess)

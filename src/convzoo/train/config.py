@@ -65,7 +65,8 @@ class TrainConfig:
     recipe: str = setting(
         "fast",
         "fast: measured modern settings; d2l: the book's train_ch6 exactly; speedrun: time "
-        "to accuracy; finetune: convzoo finetune's",
+        "to accuracy; best: fast for longer, with more augmentation; finetune: convzoo "
+        "finetune's",
         choices=tuple(RECIPES),
     )
     # optimisation
@@ -137,6 +138,12 @@ class TrainConfig:
     patience: int | None = setting(
         None, "stop after this many epochs without a better --monitor value"
     )
+    test_every: int = setting(
+        1,
+        "test every N epochs for the curves (0: only once, when training ends); the test set "
+        "is only reported, so this changes no result, only the time spent",
+        metavar="N",
+    )
     # run control
     ckpt_every: int | None = setting(None, "also save a checkpoint every N optimizer steps")
     out: str | None = setting(None, "run directory (default runs/<time>-<model>)")
@@ -181,6 +188,7 @@ class TrainConfig:
             ),
             (self.grad_clip is None or self.grad_clip > 0, "grad clip must be > 0"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (self.test_every >= 0, f"--test-every must be >= 0, got {self.test_every}"),
             (
                 self.val_split > 0 or not self.patience,
                 "--patience stops on validation data, never on the test set: give --val-split "

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import ImageDataset
+from ..data.dataset import ImageDataset, LabelledData
 from ..errors import ConvzooError, InputSizeError
 from .history import History
 from .meta import ModelMeta
 from .run import load_data, resolve_config, train
 from .trainer import Callback
 
-DataArg = ImageDataset | tuple[ImageDataset, ImageDataset | None] | str
+DataArg = LabelledData | tuple[LabelledData, LabelledData | None] | str
 
 
 def user_overrides(
@@ -38,12 +38,12 @@ def user_overrides(
 
 
 def split_data(
-    data: DataArg, test_data: ImageDataset | None
-) -> tuple[tuple[ImageDataset, ImageDataset | None] | None, str | None]:
+    data: DataArg, test_data: LabelledData | None
+) -> tuple[tuple[LabelledData, LabelledData | None] | None, str | None]:
     """``data`` as a (train, test) pair, or ``(None, name)`` for a data set to load by name."""
     if isinstance(data, str):
         return None, data
-    if isinstance(data, ImageDataset):
+    if isinstance(data, LabelledData):  # images or time series
         return (data, test_data), data.name
     return (data[0], data[1]), data[0].name
 
@@ -55,7 +55,7 @@ def fit(
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
-    test_data: ImageDataset | None = None,
+    test_data: LabelledData | None = None,
     recipe: str = "fast",
     out: str | Path | None = None,
     callbacks: list[Callback] | None = None,
@@ -70,10 +70,10 @@ def fit(
     is trained in place and gets ``model.meta`` (:class:`ModelMeta`: classes, input size,
     normalization), so ``convzoo.predict(model, images)`` works on it right away.
     ``data``: a data set name (train and test splits are loaded), an :class:`ImageDataset`
-    (with ``test_data``) or a ``(train, test)`` pair. Values not given come from ``recipe``
-    (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig` field can be passed as a
-    keyword. With ``out`` the run directory (checkpoints, curves, weights) is written there;
-    without it nothing is written. ``history.run_dir`` tells where.
+    or :class:`SequenceDataset` (with ``test_data``) or a ``(train, test)`` pair. Values not
+    given come from ``recipe`` (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig`
+    field can be passed as a keyword. With ``out`` the run directory (checkpoints, curves,
+    weights) is written there; without it nothing is written. ``history.run_dir`` tells where.
 
     With a validation split (``val_split``; the ``fast`` recipe's default) the module ends
     holding the weights of the best validation epoch (``history.chosen_epoch``, and
@@ -101,7 +101,8 @@ def fit(
     cfg = resolve_config(overrides, recipe, net=module if python_net else None)
     if module is not None:
         pair = pair or load_data(cfg)
-        check_logits(module, pair[0], cfg.image_size)
+        if python_net or isinstance(pair[0], ImageDataset):  # zoo 1-D models check their input
+            check_logits(module, pair[0], cfg.image_size)
     result = train(
         cfg,
         model=module,
@@ -116,17 +117,22 @@ def fit(
     return result.history
 
 
-def check_logits(net: nn.Module, data: ImageDataset, image_size: int | None) -> None:
+def check_logits(net: nn.Module, data: LabelledData, image_size: int | None) -> None:
     """One forward pass on two of the training images before anything is set up, so that a
     network that does not map them to one logit per class fails in one line naming the
     shapes, not deep inside the first training step."""
-    x = data.images[:2].float().div(255.0)  # (time series say here that they are none)
+    label = getattr(net, "model_name", type(net).__name__)
+    if not isinstance(data, ImageDataset):
+        raise InputSizeError(
+            f"fit trains a network defined in Python ({label}) on images; {data.name} holds "
+            f"time series: use a zoo sequence model (lenet1d, fcn1d, resnet1d)"
+        )
+    x = data.images[:2].float().div(255.0)
     size = image_size or data.image_size[0]
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     param = next(net.parameters(), None)
     x = x.to(param.device if param is not None else "cpu")
-    label = getattr(net, "model_name", type(net).__name__)
     shape = "x".join(map(str, x.shape))
     was_training = net.training
     net.eval()  # batch statistics of two images would be noise; eval gives the same shapes

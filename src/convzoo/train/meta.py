@@ -83,8 +83,16 @@ class ModelMeta:
         return {**d, **extra}
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """C x H x W of one input image."""
+    def is_sequence(self) -> bool:
+        """Whether the network takes time series (C x L; a 1-D run's metadata has their
+        ``length`` before resampling to ``image_size`` steps), not images."""
+        return "length" in self.extra
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """C x H x W of one input image, C x L of one series."""
+        if self.is_sequence:
+            return (self.in_channels, self.image_size)
         return (self.in_channels, self.image_size, self.image_size)
 
     def describe_input(self) -> str:
