@@ -143,6 +143,37 @@ def default_layer(stages: list[StageView]) -> str:
     raise ConvzooError("no stage of this network outputs a spatial map; give --layer")
 
 
+def _check_request(meta: dict, label: int | None, method: str) -> None:
+    if method not in METHODS:
+        raise UnknownNameError(
+            f"unknown attribution method {method!r}; known: {', '.join(METHODS)}"
+        )
+    if label is not None and not 0 <= label < len(meta["classes"]):
+        raise DataError(f"label {label} is outside 0..{len(meta['classes']) - 1}")
+
+
+def _forward_with_views(
+    model: nn.Module, x: torch.Tensor, layer: str | None
+) -> tuple[torch.Tensor, list[StageView], str, tuple[int, ...]]:
+    """One forward pass of ``x`` (a batch of one) watching every stage: the class
+    probabilities, each stage's view, the attribution layer (given or :func:`default_layer`)
+    and its output's shape."""
+    check = getattr(model, "check_input", None)
+    if check is not None:  # before the hooks: its one-off size probe runs the network too
+        check(x)
+    stages = stage_modules(model)
+    watched = dict(stages)
+    if layer is not None:  # an unknown name fails before any work
+        watched[_LAYER] = resolve_layer(model, layer)
+    with torch.no_grad(), capture(watched) as outs:
+        probs = model(x).float().softmax(1)[0]
+    views = [StageView(name, outs[name][0].float()) for name, _ in stages if name in outs]
+    if layer is None:
+        layer = default_layer(views)
+        outs[_LAYER] = outs[layer]
+    return probs, views, layer, tuple(outs[_LAYER].shape[1:])
+
+
 def explain(
     model: nn.Module,
     meta: dict,
@@ -160,27 +191,10 @@ def explain(
     (classes, image_size, mean, std, in_channels). ``layer``: stage name or module path for
     the attribution maps (default: :func:`default_layer`).
     """
-    if method not in METHODS:
-        raise UnknownNameError(
-            f"unknown attribution method {method!r}; known: {', '.join(METHODS)}"
-        )
-    if label is not None and not 0 <= label < len(meta["classes"]):
-        raise DataError(f"label {label} is outside 0..{len(meta['classes']) - 1}")
+    _check_request(meta, label, method)
     model.eval()
     x = network_input(image, meta)
-    check = getattr(model, "check_input", None)
-    if check is not None:  # before the hooks: its one-off size probe runs the network too
-        check(x)
-    stages = stage_modules(model)
-    watched = dict(stages)
-    if layer is not None:  # an unknown name fails before any work
-        watched[_LAYER] = resolve_layer(model, layer)
-    with torch.no_grad(), capture(watched) as outs:
-        probs = model(x).float().softmax(1)[0]
-    views = [StageView(name, outs[name][0].float()) for name, _ in stages if name in outs]
-    if layer is None:
-        layer = default_layer(views)
-        outs[_LAYER] = outs[layer]
+    probs, views, layer, layer_shape = _forward_with_views(model, x, layer)
     targets = list(dict.fromkeys([int(probs.argmax())] + ([label] if label is not None else [])))
     batch, classes = x.expand(len(targets), *x.shape[1:]), torch.tensor(targets)
     maps = class_activation_maps(
@@ -206,7 +220,7 @@ def explain(
         label=label,
         method=method,
         layer=layer,
-        layer_shape=tuple(outs[_LAYER].shape[1:]),
+        layer_shape=layer_shape,
         maps=dict(zip(targets, maps.detach())),
         pixel_maps=dict(zip(targets, pixel_maps)),
     )
