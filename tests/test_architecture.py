@@ -14,7 +14,7 @@ LAYERS = [
     {"models", "data", "summary"},
     {"parallel"},
     {"train"},
-    {"inference"},
+    {"inference", "trained"},
     {"finetuning", "explain", "export", "reproduce", "analysis"},
     {"cli", "__init__", "__main__"},
 ]

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .data.dataset import LabelledData
+from .data.images import read_image  # noqa: F401  (where it used to be)
 from .data.loader import make_loader
 from .data.sequences import SequenceDataset, series_tensor, trim_missing_end
 from .data.series_file import read_series_file
@@ -21,6 +21,7 @@ from .errors import CheckpointError, ConvzooError, DataError
 from .io import load_weights
 from .models import create_model
 from .runtime import resolve_device, resolve_precision
+from .train.meta import MODULE_CLASS, ModelMeta
 from .train.trainer import Trainer
 
 #: ``weights=`` of a run directory: the epoch chosen on validation data, or the last epoch
@@ -122,6 +123,12 @@ def load_trained(
             f"{path} carries no convzoo metadata (model name, classes); it was not written by "
             f"convzoo train — use convzoo finetune --from for foreign weights"
         )
+    if meta.get(MODULE_CLASS):
+        raise CheckpointError(
+            f"{path} holds a network defined in Python ({meta[MODULE_CLASS]}), which convzoo "
+            f"cannot rebuild by name; in Python, build it as it was trained and load the "
+            f"weights into it: convzoo.load_model({str(source)!r}, model=...)"
+        )
     try:
         with torch.device("meta"):
             model = create_model(
@@ -205,25 +212,6 @@ def evaluate_model(
     return out
 
 
-def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """An image file of any size and mode as uint8 C x H x W with ``channels`` channels."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image {p} does not exist")
-    try:
-        with Image.open(p) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            t = t.view(im.height, im.width, -1).permute(2, 0, 1).contiguous()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"cannot read image {p}: {e}") from None
-    if channels not in (1, 3):
-        raise ConvzooError(f"predicting needs a 1- or 3-channel model, this one has {channels}")
-    return t
-
-
 def predict_images(
     model: nn.Module,
     meta: dict,
@@ -232,37 +220,11 @@ def predict_images(
     top_k: int = 3,
     device: str = "auto",
 ) -> list[list[tuple[str, float]]]:
-    """Top-``k`` (class, probability) for each image, read and converted like the training
-    data: the model's channel count, resized to its input size, normalized as in training."""
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    size = meta["image_size"]
-    batch = []
-    for p in paths:
-        x = read_image(p, meta["in_channels"]).float().div(255)[None]
-        x = F.interpolate(
-            x,
-            size=(size, size),
-            mode="bilinear",
-            align_corners=False,
-            antialias=max(x.shape[-2:]) > size,
-        )
-        batch.append(x)
-    x = torch.cat(batch).to(dev)
-    if meta.get("mean") is not None:
-        c = meta["in_channels"]
-        x = (x - torch.tensor(meta["mean"], device=dev).view(1, c, 1, 1)) / torch.tensor(
-            meta["std"], device=dev
-        ).view(1, c, 1, 1)
-    with torch.no_grad():
-        probs = model(x).float().softmax(1).cpu()
-    k = min(top_k, probs.shape[1])
-    values, indices = probs.topk(k, dim=1)
-    classes = meta["classes"]
-    return [
-        [(classes[i], float(v)) for v, i in zip(vs, ix)]
-        for vs, ix in zip(values.tolist(), indices.tolist())
-    ]
+    """Top-``k`` (class, probability) for each image file: :func:`convzoo.predict`."""
+    from .trained import predict
+
+    meta_ = ModelMeta.from_dict(meta)
+    return predict(model, list(paths), meta=meta_, device=device).top(top_k)
 
 
 def read_series(path: str | Path, meta: dict) -> list[tuple[str, torch.Tensor]]:

@@ -8,6 +8,7 @@ imports convzoo. Every file is written atomically (a crash never leaves half a P
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -37,8 +38,18 @@ def _save(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     return path
 
 
+class NotebookFigure(Figure):
+    """A figure that Jupyter shows when it is a cell's value, whichever matplotlib backend
+    is active (pyplot is never involved, so nothing else would display it)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
+    fig = NotebookFigure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
 
@@ -132,10 +143,11 @@ def series_grid(
     return _save(fig, path, dpi=100)
 
 
-def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> Path:
+def plot_curves(history, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
     """Loss (left) and accuracy (right) per epoch, train, validation and test, like the book's
-    animator. The marked epoch is the best by validation accuracy (what a run keeps); the
-    test curve is only reported, never used to choose.
+    animator; saved as a PNG at ``path`` when given. The figure is returned (a notebook shows
+    it). The marked epoch is the best by validation accuracy (what a run keeps); the test curve
+    is only reported, never used to choose.
 
     ``history`` is a :class:`convzoo.train.History` (anything with ``column(name)``).
     """
@@ -166,7 +178,9 @@ def plot_curves(history, path: str | os.PathLike, title: str | None = None) -> P
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    if path is not None:
+        _save(fig, path)
+    return fig
 
 
 def _mark_best(ax, epochs: Sequence[float], val_acc: Sequence[float]) -> None:

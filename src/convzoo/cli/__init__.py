@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "lr_find",
     "finetune",
     "explain",
+    "export",
     "reproduce",
     "bench",
 )

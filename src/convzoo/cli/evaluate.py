@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes of image files (or series files)")
-    p.add_argument("source", help="run directory or model.safetensors")
+    p.add_argument("source", help="run directory, model.safetensors or an exported .onnx file")
     p.add_argument(
         "images",
         nargs="+",
@@ -57,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--weights",
+        choices=("best", "last"),
+        default="best",
+        help="of a run directory, as for evaluate (an .onnx file holds the weights it was "
+        "exported with)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -123,13 +130,16 @@ def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Pat
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import load_trained, predict_images, predict_series
+    from ..export import load_predictor
+    from ..inference import predict_series
+    from ..trained import predict
 
-    model, meta = load_trained(args.source)
-    if "length" in meta:  # a time-series model: series files
+    model = load_predictor(args.source, args.weights)
+    if model.meta.is_sequence:  # a time-series model: series files
+        meta = model.meta.to_dict()
         named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
     else:
-        results = predict_images(model, meta, args.images, top_k=args.top_k, device=args.device)
+        results = predict(model, args.images, device=args.device).top(args.top_k)
         named = list(zip(args.images, results))
     for name, top in named:
         print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))

@@ -20,6 +20,9 @@ def frozen_stages(
     model: nn.Module, freeze: int = 0, freeze_until: str | None = None
 ) -> list[tuple[str, nn.Module]]:
     """The bottom stages ``--freeze N`` / ``--freeze-until STAGE`` hold fixed."""
+    if not freeze and freeze_until is None:
+        return []
+    require_zoo(model, "stages", "freezing stages")
     stages = model.stages
     names = [n for n, _ in stages]
     label = getattr(model, "model_name", type(model).__name__)
@@ -70,6 +73,7 @@ class FreezeStages(Callback):
 
 def param_groups(model: nn.Module, lr: float, head_lr_mult: float) -> list[dict[str, Any]]:
     """Every parameter at ``lr`` except the classifier's, at ``lr * head_lr_mult``."""
+    require_zoo(model, "get_classifier", "a learning rate of its own for the classifier")
     head = list(model.get_classifier().parameters())
     ids = {id(p) for p in head}
     body = [p for p in model.parameters() if id(p) not in ids]
@@ -77,3 +81,14 @@ def param_groups(model: nn.Module, lr: float, head_lr_mult: float) -> list[dict[
         {"params": body, "lr": lr, "name": "body"},
         {"params": head, "lr": lr * head_lr_mult, "name": "head"},
     ]
+
+
+def require_zoo(model: nn.Module, attr: str, what: str) -> None:
+    """Freezing stages and replacing the classifier need the zoo's interface (named
+    ``stages``, ``get_classifier``/``reset_classifier``): say so in one line when a network
+    defined in Python lacks it, rather than an AttributeError from deep inside."""
+    if not hasattr(model, attr):
+        raise FinetuneError(
+            f"{what} needs a zoo model (convzoo.create_model): {type(model).__name__} has no "
+            f"{attr}; train a network of your own with convzoo.fit, which needs neither"
+        )

@@ -30,7 +30,7 @@ from ..train.run import RunResult, build_model, load_data, resolve_config, train
 from ..train.rundir import default_run_dir, resume_config
 from ..train.trainer import Callback, Trainer
 from .adapt import adapt_input_channels, adapt_normalization
-from .freeze import FreezeStages, frozen_stages, param_groups
+from .freeze import FreezeStages, frozen_stages, param_groups, require_zoo
 from .sources import Pretrained, load_source
 
 #: the file in a fine-tuning run directory that says how to resume it
@@ -148,6 +148,7 @@ def _new_head(model: nn.Module, src: Pretrained, data: ImageDataset, ft: Finetun
     same_classes = src.classes is not None and src.classes == list(data.classes)
     if not ft.reset_head and same_classes:
         return f"head kept (same classes), lr x{ft.head_lr_mult:g}"
+    require_zoo(model, "reset_classifier", "a new classifier")
     torch.manual_seed(seed)  # the same new head for the same seed
     xavier_init(model.reset_classifier(data.num_classes))
     return (

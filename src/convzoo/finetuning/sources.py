@@ -27,6 +27,7 @@ from ..models.tv import (
     pretrained_weights,
     weights_names,
 )
+from ..train.meta import MODULE_CLASS
 from .adapt import adapt_normalization
 
 TORCHVISION = "torchvision:"
@@ -93,6 +94,12 @@ def load_run(source: str | Path, *, strict: bool = False) -> Pretrained:
         raise CheckpointError(
             f"{path} carries no convzoo metadata (it was not written by convzoo train); for "
             f"torchvision weights use --from torchvision:ARCH --weights {path}"
+        )
+    if meta.get(MODULE_CLASS):
+        raise FinetuneError(
+            f"{path} holds a network defined in Python ({meta[MODULE_CLASS]}); fine-tuning "
+            f"needs a zoo model (named stages, a classifier to replace): load yours with "
+            f"convzoo.load_model(path, model=...) and train it further with convzoo.fit"
         )
     model = create_model(
         meta["model"],

@@ -34,13 +34,24 @@ def format_epoch(record: dict[str, float], epochs: int) -> str:
     )
 
 
+def in_jupyter() -> bool:
+    """Whether this process is a Jupyter kernel (tqdm.autonotebook's test: IPython's shell
+    is configured by an IPKernelApp), where stdout is no terminal but shows progress bars."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
 class ConsoleLogger(Callback):
-    """A progress bar per epoch (tqdm on a terminal, a few plain lines otherwise) and the
-    book's line at the end of each epoch. Only the main rank prints."""
+    """A progress bar per epoch (tqdm on a terminal, tqdm's notebook widget in Jupyter, a few
+    plain lines otherwise) and the book's line at the end of each epoch. Only the main rank
+    prints."""
 
     def __init__(self, stream: Any = None, bar: bool | None = None, updates: int = 4) -> None:
         self.stream = stream or sys.stdout
-        self.bar = self.stream.isatty() if bar is None else bar
+        if bar is None:
+            bar = self.stream.isatty() or (self.stream is sys.stdout and in_jupyter())
+        self.bar = bar
         self.updates = updates  # plain progress lines per epoch when not on a terminal
         self._pbar = None
 

@@ -6,11 +6,15 @@ import io
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import LabelledData
+from ..data.dataset import ImageDataset, LabelledData
+from ..errors import ConvzooError, InputSizeError
 from .history import History
-from .run import resolve_config, train
+from .meta import ModelMeta
+from .run import load_data, resolve_config, train
 from .trainer import Callback
 
 DataArg = LabelledData | tuple[LabelledData, LabelledData | None] | str
@@ -60,31 +64,45 @@ def fit(
 ) -> History:
     """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
 
-    ``model``: a zoo name or a module (a zoo model keeps its name for the saved weights).
+    ``model``: a zoo name, a zoo model (it keeps its name for the saved weights) or any
+    ``nn.Module`` that maps N x C x H x W images to N x num_classes logits (trained at the
+    data's image size; reload its run with ``convzoo.load_model(run, model=...)``). A module
+    is trained in place and gets ``model.meta`` (:class:`ModelMeta`: classes, input size,
+    normalization), so ``convzoo.predict(model, images)`` works on it right away.
     ``data``: a data set name (train and test splits are loaded), an :class:`ImageDataset`
     or :class:`SequenceDataset` (with ``test_data``) or a ``(train, test)`` pair. Values not
     given come from ``recipe`` (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig`
     field can be passed as a keyword. With ``out`` the run directory (checkpoints, curves,
     weights) is written there; without it nothing is written. ``history.run_dir`` tells where.
+
+    With a validation split (``val_split``; the ``fast`` recipe's default) the module ends
+    holding the weights of the best validation epoch (``history.chosen_epoch``, and
+    ``model.meta.epoch``; ``best.safetensors`` in ``out``) and ``history.last_state`` keeps
+    the last epoch's where they differ (``model.safetensors``).
     """
     overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
     module = model if isinstance(model, nn.Module) else None
+    python_net = module is not None and not hasattr(module, "model_name")
     if module is None:
         overrides["model"] = model
-    elif hasattr(module, "model_name"):
+    elif python_net:
+        overrides.setdefault("model", type(module).__name__)  # a label: nothing is built by it
+    else:
         overrides["model"] = module.model_name
         options = {
             k: v for k, v in module.model_kwargs.items() if k not in ("num_classes", "in_channels")
         }
         overrides.setdefault("model_options", options)
-    else:
-        raise TypeError("fit() needs a zoo model (convzoo.create_model) or a model name")
     pair, name = split_data(data, test_data)
     if pair is None:
         overrides["dataset"] = name
     else:
         overrides.setdefault("dataset", name)
-    cfg = resolve_config(overrides, recipe)
+    cfg = resolve_config(overrides, recipe, net=module if python_net else None)
+    if module is not None:
+        pair = pair or load_data(cfg)
+        if python_net or isinstance(pair[0], ImageDataset):  # zoo 1-D models check their input
+            check_logits(module, pair[0], cfg.image_size)
     result = train(
         cfg,
         model=module,
@@ -93,4 +111,47 @@ def fit(
         save=out is not None,
         stdout=None if verbose else io.StringIO(),
     )
+    if module is not None:  # it holds the weights chosen on validation data, if any were
+        chosen = result.metrics.get("best_epoch")  # None: no validation split, the last epoch
+        module.meta = ModelMeta.from_dict({**result.meta, "epoch": chosen})
     return result.history
+
+
+def check_logits(net: nn.Module, data: LabelledData, image_size: int | None) -> None:
+    """One forward pass on two of the training images before anything is set up, so that a
+    network that does not map them to one logit per class fails in one line naming the
+    shapes, not deep inside the first training step."""
+    label = getattr(net, "model_name", type(net).__name__)
+    if not isinstance(data, ImageDataset):
+        raise InputSizeError(
+            f"fit trains a network defined in Python ({label}) on images; {data.name} holds "
+            f"time series: use a zoo sequence model (lenet1d, fcn1d, resnet1d)"
+        )
+    x = data.images[:2].float().div(255.0)
+    size = image_size or data.image_size[0]
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    param = next(net.parameters(), None)
+    x = x.to(param.device if param is not None else "cpu")
+    shape = "x".join(map(str, x.shape))
+    was_training = net.training
+    net.eval()  # batch statistics of two images would be noise; eval gives the same shapes
+    try:
+        with torch.no_grad():
+            out = net(x)
+    except ConvzooError:  # a zoo model's own input check: already one clear line
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InputSizeError(
+            f"{label} fails on a {shape} batch of {data.name} images: {first}"
+        ) from None
+    finally:
+        net.train(was_training)
+    expected = (len(x), data.num_classes)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = "x".join(map(str, out.shape)) if isinstance(out, torch.Tensor) else type(out)
+        raise InputSizeError(
+            f"{label} maps a {shape} batch of {data.name} images to {got}; fit needs "
+            f"N x {data.num_classes} logits, one per class of {data.name}"
+        )

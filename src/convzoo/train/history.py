@@ -8,7 +8,10 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: columns of history.csv, in order (units in the names where they have one)
 COLUMNS = (
@@ -89,11 +92,12 @@ class History:
             h.append(r)
         return h
 
-    def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
-        """Loss and accuracies per epoch, like the book's animator, as a PNG."""
+    def plot(self, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
+        """Loss and accuracies per epoch, like the book's animator: a matplotlib Figure (a
+        notebook shows it), also saved as a PNG at ``path`` when given."""
         from ..viz import plot_curves
 
-        plot_curves(self, path, title=title)
+        return plot_curves(self, path, title=title)
 
 
 def _fmt(v: float) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import UnknownNameError
@@ -37,22 +38,26 @@ BOOK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def input_size(model: str) -> int | None:
-    """The size a recipe trains ``model`` at: its default image side in pixels; for a sequence
-    model ``None``, the data set's own length (its registered length is only what
-    ``convzoo models`` shows)."""
+def input_size(model: str, net: nn.Module | None = None) -> int | None:
+    """The size a recipe trains ``model`` at: its default image side in pixels; ``None`` for a
+    sequence model (the data set's own length; its registered length is only what ``convzoo
+    models`` shows) and for ``net``, a network defined in Python (the data's image size)."""
+    if net is not None:
+        return None
     entry = get_model_entry(model)
     return None if entry.spatial_dims == 1 else entry.default_image_size
 
 
-def d2l(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def d2l(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """``train_ch6``: Xavier init, SGD without momentum or weight decay, no tricks."""
-    book = BOOK_SETTINGS.get(model, {})
+    book = BOOK_SETTINGS.get(model, {}) if net is None else {}
     return dict(
         epochs=10,
         lr=book.get("lr", 0.1),
         batch_size=book.get("batch_size", 256),
-        image_size=book.get("image_size", input_size(model)),
+        image_size=book.get("image_size", input_size(model, net)),
         model_options=dict(book.get("model_options", {})),
         optimizer="sgd",
         momentum=0.0,
@@ -86,10 +91,14 @@ FAST_BY_KIND: dict[str, dict[str, Any]] = {
 }
 
 
-def has_batchnorm(model: str, options: dict[str, Any] | None = None) -> bool:
-    """Whether the network normalizes batches (built on the meta device: no memory)."""
-    with torch.device("meta"):
-        net = create_model(model, **(options or {}))
+def has_batchnorm(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> bool:
+    """Whether the network normalizes batches: ``net`` itself when given (a network defined
+    in Python), else the zoo's ``model`` built on the meta device (no memory)."""
+    if net is None:
+        with torch.device("meta"):
+            net = create_model(model, **(options or {}))
     return any(isinstance(m, (_BatchNorm, BatchNorm)) for m in net.modules())
 
 
@@ -116,49 +125,59 @@ FAST_SEQUENCES: dict[str, Any] = dict(
 )
 
 
-def fast(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def fast(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """Nesterov SGD with a one-cycle schedule, label smoothing, weight decay, flips, bf16 +
     channels_last where supported; networks without batch norm get AdamW and normalized
-    inputs instead. Sequence models get :data:`FAST_SEQUENCES`."""
-    if get_model_entry(model).spatial_dims == 1:
+    inputs instead. Sequence models get :data:`FAST_SEQUENCES`; ``net`` (a network defined in
+    Python, which takes images) is read itself."""
+    if net is None and get_model_entry(model).spatial_dims == 1:
         return dict(FAST_SEQUENCES, image_size=None)
-    kind = "batchnorm" if has_batchnorm(model, options) else "plain"
-    return dict(FAST_BY_KIND[kind], image_size=input_size(model))
+    kind = "batchnorm" if has_batchnorm(model, options, net) else "plain"
+    return dict(FAST_BY_KIND[kind], image_size=input_size(model, net))
 
 
-def speedrun(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def speedrun(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """Time to accuracy: ``fast`` for few epochs, with flip test-time augmentation. A fixed
     number of epochs and the last weights: nothing is chosen, so every training image trains."""
-    cfg = fast(model, options)
+    cfg = fast(model, options, net)
     # a time series has no mirror image to test on
-    cfg.update(epochs=5, tta=get_model_entry(model).spatial_dims == 2, val_split=0.0)
+    two_d = net is not None or get_model_entry(model).spatial_dims == 2
+    cfg.update(epochs=5, tta=two_d, val_split=0.0)
     return cfg
 
 
-def best(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def best(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """The modern recipe's longest reach (``convzoo reproduce``'s best row): ``fast`` for 30
     epochs with random 2-pixel shifts and random erasing on top of the flips, and flip
     test-time augmentation; each choice decided on 6,000 held-out training images
     (``benchmarks/best_recipe.py``, ``benchmarks/RESULTS.md`` "best recipe")."""
-    if get_model_entry(model).spatial_dims == 1:
+    if net is None and get_model_entry(model).spatial_dims == 1:
         from .config import ConfigError  # config imports this module
 
         raise ConfigError(
             f"the best recipe was chosen on images (flips, erasing, flip TTA); {model} takes "
             "time series: use --recipe fast (docs/sequences.md)"
         )
-    cfg = fast(model, options)
+    cfg = fast(model, options, net)
     cfg.update(epochs=30, augment="hflip,crop:2,erase", tta=True)
     return cfg
 
 
-def finetune(model: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def finetune(
+    model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
+) -> dict[str, Any]:
     """``convzoo finetune``'s defaults, the chapter's recipe: a small learning rate (0.01, the
     new head 10x that, ``--head-lr-mult``) for few epochs at the book's fine-tuning batch size,
     cosine decay without warm-up (the features are already trained), no dropped batch
     (few-shot sets are small). 0.01 beat 0.003 and 0.03 in the few-shot demonstration's
     tuning runs (``benchmarks/RESULTS.md``)."""
-    cfg = fast(model, options)
+    cfg = fast(model, options, net)
     cfg.update(
         epochs=5,
         lr=0.01,
@@ -198,10 +217,13 @@ def default_model(recipe: str, dataset: str) -> str | None:
 
 
 def recipe_defaults(
-    recipe: str, model: str, options: dict[str, Any] | None = None
+    recipe: str, model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
 ) -> dict[str, Any]:
-    """The recipe's values for ``model`` (built with ``options``)."""
+    """The recipe's values for ``model`` (built with ``options``), or for ``net``, a network
+    defined in Python that ``model`` only names: its kind is read from the module itself, its
+    input size is the data's, and the book's per-model settings do not apply."""
     if recipe not in RECIPES:
         raise UnknownNameError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    get_model_entry(model)  # unknown model: one clear error listing the known ones
-    return RECIPES[recipe](model, options)
+    if net is None:
+        get_model_entry(model)  # unknown model: one clear error listing the known ones
+    return RECIPES[recipe](model, options, net)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -37,6 +37,7 @@ from .callbacks import (
 )
 from .config import ConfigError, TrainConfig
 from .history import MONITORS, History
+from .meta import MODULE_CLASS, refuse_python_network
 from .optim import build_optimizer, build_scheduler, xavier_init
 from .recipes import default_model, recipe_defaults
 from .rundir import (
@@ -55,16 +56,19 @@ T = TypeVar("T")
 Normalization = tuple[Sequence[float], Sequence[float]]
 
 
-def resolve_config(overrides: dict[str, Any], recipe: str | None = None) -> TrainConfig:
+def resolve_config(
+    overrides: dict[str, Any], recipe: str | None = None, net: nn.Module | None = None
+) -> TrainConfig:
     """The recipe's values for the chosen model, with the user's explicit ``overrides`` on top.
 
-    ``overrides`` holds only what the user set (CLI flags given, keyword arguments passed).
+    ``overrides`` holds only what the user set (CLI flags given, keyword arguments passed);
+    ``net``: a network defined in Python that ``overrides["model"]`` only names.
     """
     recipe = recipe or overrides.get("recipe") or TrainConfig.recipe
     dataset = overrides.get("dataset") or TrainConfig.dataset
     model = overrides.get("model") or default_model(recipe, dataset) or TrainConfig.model
     options = overrides.get("model_options") or {}
-    values = recipe_defaults(recipe, model, options)
+    values = recipe_defaults(recipe, model, options, net)
     # a recipe's model options (the book's VGG is width_ratio=4) yield to the user's
     values["model_options"] = {**values.get("model_options", {}), **options}
     values.update({k: v for k, v in overrides.items() if k != "model_options"})
@@ -80,6 +84,7 @@ class RunResult:
     history: History
     metrics: dict[str, Any]
     model: nn.Module
+    meta: dict[str, Any] = field(default_factory=dict)  #: as saved with the weights
 
 
 @dataclass
@@ -277,6 +282,8 @@ def build_setup(
         **{**loader_args, "rank": 0, "world_size": 1},
     )
     meta = describe_model(cfg, train_data, image_size, mean, std, precision.name)
+    if not hasattr(model, "model_name"):  # not rebuilt by name: loaded into (load_model)
+        meta[MODULE_CLASS] = f"{type(model).__module__}.{type(model).__qualname__}"
     return Setup(
         model,
         train_data,
@@ -414,6 +421,8 @@ def train(
     stream = stdout or sys.stdout
     with open_strategy(cfg) as strategy:
         resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
+        if model is None and state is not None:
+            refuse_python_network(state.get("meta") or {}, resume)
         setup = build_setup(cfg, strategy, model, data, normalization)
         run_dir: Path | None = None
         if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
@@ -480,4 +489,4 @@ def finish(trainer: Trainer, setup: Setup, run_dir: Path | None, stream: TextIO)
             files = ", ".join(a for a in ARTIFACTS if (run_dir / a).exists())
             print(f"saved run to {run_dir}/ ({files})", file=stream, flush=True)
     history.run_dir = run_dir
-    return RunResult(run_dir, history, metrics, setup.model)
+    return RunResult(run_dir, history, metrics, setup.model, setup.meta)
