@@ -109,6 +109,29 @@ def export_info(
     }
 
 
+def _image_network(
+    source: str | os.PathLike, weights: str, model: nn.Module | None
+) -> tuple[nn.Module, ModelMeta]:
+    net = load_model(source, weights, model=model).float()
+    meta: ModelMeta = net.meta
+    if meta.is_sequence:  # the writers take the 1-D networks (tests); the run's spec does not yet
+        raise ExportError(
+            f"{source} trained a time-series model; convzoo export takes image runs so far: "
+            f"export its network from Python with torch.export or torch.onnx (docs/sequences.md)"
+        )
+    return net, meta
+
+
+def _check_plan(fmt: Format, dynamic_batch: bool) -> tuple[tuple[int, ...], list[str]]:
+    """The batch sizes the written file is checked at against PyTorch (none when the library
+    that reads the format is missing), and the notes for the user."""
+    notes = [fmt.note] if fmt.note else []
+    needs = READ_NEEDS.get(fmt.name)
+    if needs is not None and importlib.util.find_spec(needs) is None:
+        return (), [*notes, f"not checked against PyTorch: {needs} is not installed"]
+    return (CHECK_BATCHES if dynamic_batch else CHECK_BATCHES[:1]), notes
+
+
 def export_model(
     source: str | os.PathLike,
     format: str = "onnx",
@@ -133,29 +156,18 @@ def export_model(
     if fmt is None:
         raise UnknownNameError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
     wfile = weights_file(source, weights)
-    net = load_model(source, weights, model=model).float()
-    meta: ModelMeta = net.meta
-    if meta.is_sequence:  # the writers take the 1-D networks (tests); the run's spec does not yet
-        raise ExportError(
-            f"{source} trained a time-series model; convzoo export takes image runs so far: "
-            f"export its network from Python with torch.export or torch.onnx (docs/sequences.md)"
-        )
+    net, meta = _image_network(source, weights, model)
     target = target_path(out, wfile, fmt, with_preprocess)
     module = (WithPreprocess(net, meta) if with_preprocess else net).eval()
     example = example_batch(meta, 2 if dynamic_batch else 1, with_preprocess)
     with torch.no_grad():
         module(example)  # eager first: input checks and size probes run outside the trace
     info = export_info(fmt, meta, wfile, dynamic_batch, with_preprocess)
-    notes = [fmt.note] if fmt.note else []
-    needs = READ_NEEDS.get(fmt.name)
-    checkable = needs is None or importlib.util.find_spec(needs) is not None
-    batches = (CHECK_BATCHES if dynamic_batch else CHECK_BATCHES[:1]) if checkable else ()
+    batches, notes = _check_plan(fmt, dynamic_batch)
     with atomic_path(target, suffix=".tmp" + fmt.suffix) as tmp:
         meta_json = {**meta.to_dict(), "export": info}
         description = fmt.write(module, example, tmp, meta_json, dynamic_batch)
         diff = check_export(fmt, tmp, module, meta, batches, with_preprocess) if batches else None
-    if not checkable:
-        notes.append(f"not checked against PyTorch: {needs} is not installed")
     run_dir = Path(source) if Path(source).is_dir() else wfile.parent
     result = ExportResult(
         target,
