@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import ConvzooError
+from .data import add_skip_bad_images, load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
+    add_skip_bad_images(p)
     p.add_argument(
         "--weights",
         choices=("best", "last"),
@@ -48,25 +51,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="top-k classes of image files")
     p.add_argument("source", help="run directory or model.safetensors")
-    p.add_argument("images", nargs="+", help="image files (any size and mode)")
+    p.add_argument("images", nargs="+", help="image files (any size and mode), or folders of them")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..data import apply_subset, load_dataset
+    from ..data import apply_subset
     from ..inference import evaluate_model, load_trained, weights_path
     from ..viz import plot_confusion
 
     for flag, k in (("--most-confused", args.most_confused), ("--top-losses", args.top_losses)):
         if k < 0:
             raise ConvzooError(f"{flag} must be >= 0, got {k}")
+    if args.batch_size < 1:
+        raise ConvzooError(f"--batch-size must be >= 1, got {args.batch_size}")
     path = weights_path(args.source, args.weights)
     model, meta = load_trained(path)
     name = args.dataset or meta["dataset"]
     subset = args.subset if args.subset is not None else meta.get("subset")
-    data = apply_subset(load_dataset(name, split=args.split, root=args.data_dir), subset)
+    data = apply_subset(load(name, args.split, args), subset)
+    warn_other_classes(data.classes, meta["classes"], name)
     result = evaluate_model(model, meta, data, device=args.device, batch_size=args.batch_size)
     print(
         f"{meta['model']} ({path.name}) on {name} {args.split}"
@@ -88,6 +94,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         gallery = path.parent / f"top-losses-{stem}.png"
         write_top_losses(model, meta, data, args, gallery)
     return 0
+
+
+def warn_other_classes(classes: list[str], trained: list[str], name: str) -> None:
+    """Accuracy compares class numbers: say so when the names behind them differ."""
+    if len(classes) == len(trained) and list(classes) != list(trained):
+        pairs = [f"{a!r} vs {b!r}" for a, b in zip(classes, trained) if a != b]
+        print(
+            f"warning: {name}'s classes differ from those the model was trained on "
+            f"({len(pairs)} of {len(classes)}: {', '.join(pairs[:3])}"
+            f"{', ...' if len(pairs) > 3 else ''}); class k is scored as the model's class k",
+            file=sys.stderr,
+        )
 
 
 def print_most_confused(confusion, classes: list[str], k: int) -> None:
@@ -116,11 +134,30 @@ def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Pat
     print(f"top losses: {out}")
 
 
+def image_paths(items: list[str]) -> list[str]:
+    """The files given, with each folder replaced by the image files in it."""
+    from ..data.folder import image_files
+
+    paths: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            found = image_files(item)
+            if not found:
+                raise ConvzooError(f"{item} is a folder without image files")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..inference import load_trained, predict_images
 
+    if args.top_k < 1:
+        raise ConvzooError(f"--top-k must be >= 1, got {args.top_k}")
+    images = image_paths(args.images)
     model, meta = load_trained(args.source)
-    results = predict_images(model, meta, args.images, top_k=args.top_k, device=args.device)
-    for path, top in zip(args.images, results):
+    results = predict_images(model, meta, images, top_k=args.top_k, device=args.device)
+    for path, top in zip(images, results):
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     return 0

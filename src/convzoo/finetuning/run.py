@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,13 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from ..data import ImageDataset, apply_subset
+from ..data import ImageDataset
+from ..data.sources import absolute_name
 from ..errors import CheckpointError, FinetuneError
 from ..io import atomic_write_json
 from ..train.callbacks import Checkpointer
 from ..train.config import TrainConfig, setting
-from ..train.fit import DataArg, split_data, user_overrides
+from ..train.fit import DataArg, in_memory_data, split_data, user_overrides
 from ..train.optim import xavier_init
 from ..train.run import RunResult, build_model, load_data, resolve_config, train
 from ..train.rundir import default_run_dir, resume_config
@@ -92,8 +94,8 @@ class FinetuneConfig:
                 raise FinetuneError(
                     f"--unfreeze-at must be an epoch >= 2 (1-based), got {self.unfreeze_at}"
                 )
-        if self.head_lr_mult <= 0:
-            raise FinetuneError(f"--head-lr-mult must be > 0, got {self.head_lr_mult}")
+        if not 0 < self.head_lr_mult < math.inf:
+            raise FinetuneError(f"--head-lr-mult must be > 0 and finite, got {self.head_lr_mult}")
 
 
 class WriteRecord(Callback):
@@ -110,13 +112,7 @@ class WriteRecord(Callback):
 def _prepare_data(
     cfg: TrainConfig, data: tuple[ImageDataset, ImageDataset | None] | None
 ) -> tuple[ImageDataset, ImageDataset | None]:
-    if data is None:
-        return load_data(cfg)
-    train_data, test_data = data
-    return (
-        apply_subset(train_data, cfg.subset),
-        apply_subset(test_data, cfg.subset) if test_data is not None else None,
-    )
+    return load_data(cfg) if data is None else in_memory_data(data, cfg)
 
 
 def _config(
@@ -137,7 +133,7 @@ def _config(
     values["normalize"] = src.mean is not None
     cfg = resolve_config({**values, **overrides}, overrides.get("recipe", recipe))
     if data is not None and "dataset" not in overrides:
-        cfg = dataclasses.replace(cfg, dataset=data[0].name)
+        cfg = dataclasses.replace(cfg, dataset=absolute_name(data[0].name))
     if save and cfg.out is None:
         cfg = dataclasses.replace(cfg, out=str(default_run_dir(f"{cfg.model}-finetune")))
     return cfg

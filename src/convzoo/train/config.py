@@ -10,6 +10,7 @@ default ``speednet``): the recipe states only where other networks or recipes di
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,9 @@ class TrainConfig:
     )
     subset: str | None = setting(
         None, "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (docs/data.md)"
+    )
+    skip_bad_images: bool = setting(
+        False, "folder: data sets: leave out unreadable image files (listed) instead of stopping"
     )
     recipe: str = setting(
         "fast",
@@ -149,8 +153,11 @@ class TrainConfig:
         return [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (0 < self.lr < math.inf, f"learning rate must be > 0 and finite, got {self.lr}"),
+            (
+                0 <= self.weight_decay < math.inf,
+                f"weight decay must be >= 0 and finite, got {self.weight_decay}",
+            ),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (0 <= self.warmup < 1, f"warmup must be a fraction in [0, 1), got {self.warmup}"),
             (
@@ -158,6 +165,10 @@ class TrainConfig:
                 f"label smoothing must be in [0, 1), got {self.label_smoothing}",
             ),
             (self.grad_clip is None or self.grad_clip > 0, "grad clip must be > 0"),
+            (
+                self.eval_batch_size >= 1,
+                f"eval batch size must be >= 1, got {self.eval_batch_size}",
+            ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (
                 self.val_split > 0 or not self.patience,

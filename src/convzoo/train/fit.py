@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from ..data.dataset import ImageDataset
+from .config import ConfigError, TrainConfig
 from .history import History
 from .run import resolve_config, train
 from .trainer import Callback
@@ -24,13 +26,45 @@ def user_overrides(
     out: str | Path | None,
     config: dict[str, Any],
 ) -> dict[str, Any]:
-    """The :class:`TrainConfig` values a Python caller set (``None``: the recipe's)."""
+    """The :class:`TrainConfig` values a Python caller set (``None``: the recipe's); a keyword
+    that is no field (a typo such as ``epoch=1``) is an error, never silently dropped."""
+    check_keywords(config)
     given = dict(epochs=epochs, lr=lr, batch_size=batch_size)
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     overrides.update(config)
     if out is not None:
         overrides["out"] = str(out)
     return overrides
+
+
+def check_keywords(config: dict[str, Any]) -> None:
+    fields = TrainConfig.field_names()
+    for key in config:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise ConfigError(
+                f"unknown keyword {key}=; {hint}any TrainConfig field may be given "
+                f"(convzoo train --help lists them)"
+            )
+
+
+def in_memory_data(
+    pair: tuple[ImageDataset, ImageDataset | None], cfg: TrainConfig
+) -> tuple[ImageDataset, ImageDataset | None]:
+    """Data sets handed over in memory, restricted to ``cfg.subset`` as a loaded set would be
+    (the subset is saved with the weights, and evaluate applies it again)."""
+    from ..data import apply_subset
+
+    if cfg.skip_bad_images:
+        raise ConfigError(
+            "skip_bad_images= applies to folder: data sets loaded by name (fit(model, "
+            "'folder:PATH', skip_bad_images=True)); data handed over in memory is already read"
+        )
+    train_data, test_data = pair
+    if test_data is not None:
+        test_data = apply_subset(test_data, cfg.subset)
+    return apply_subset(train_data, cfg.subset), test_data
 
 
 def split_data(
@@ -88,7 +122,7 @@ def fit(
     result = train(
         cfg,
         model=module,
-        data=pair,
+        data=in_memory_data(pair, cfg) if pair is not None else None,
         callbacks=callbacks,
         save=out is not None,
         stdout=None if verbose else io.StringIO(),
