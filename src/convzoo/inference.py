@@ -20,7 +20,8 @@ from .data.loader import DeviceLoader
 from .errors import CheckpointError, ConvzooError, DataError
 from .io import load_weights
 from .models import create_model
-from .runtime import resolve_device, resolve_precision
+from .runtime import PRECISIONS, resolve_device, resolve_precision
+from .train.config import MAX_IMAGE_SIZE
 from .train.trainer import Trainer
 
 #: ``weights=`` of a run directory: the epoch chosen on validation data, or the last epoch
@@ -110,11 +111,6 @@ def load_fitting(model: nn.Module, tensors: dict[str, torch.Tensor]) -> LoadRepo
     )
 
 
-#: largest input side (pixels) a weights file may ask for: 4096 px is 200 MB of float32 per RGB
-#: image; a hand-edited ``image_size`` of 100,000 would have tried 40 GB for one
-MAX_IMAGE_SIZE = 4096
-
-
 def check_metadata(meta: dict, path: Path) -> None:
     """Refuse metadata that would build a network but not use it: a class list of another
     length, an input size of 0 or of gigabytes, a normalization of the wrong length."""
@@ -147,6 +143,9 @@ def check_metadata(meta: dict, path: Path) -> None:
             raise bad(f"has a {key} of {value!r}, not {c} finite numbers (std > 0)")
     if (meta.get("mean") is None) != (meta.get("std") is None):
         raise bad("gives only one of mean and std")
+    precision, tta = meta.get("precision", "fp32"), meta.get("tta", False)
+    if precision not in PRECISIONS or not isinstance(tta, bool):
+        raise bad(f"has precision {precision!r}, tta {tta!r}")
 
 
 def _small(options: Any) -> bool:

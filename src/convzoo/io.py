@@ -8,6 +8,7 @@ the new one, never a torn one. Checkpoints are read only with ``torch.load(weigh
 
 from __future__ import annotations
 
+import _compat_pickle
 import contextlib
 import errno
 import io
@@ -218,8 +219,10 @@ def _globals(data: bytes) -> Iterator[str]:
     while stream.tell() < len(data):
         try:
             for op, arg, _ in pickletools.genops(stream):
-                if op.name in ("GLOBAL", "INST"):
-                    yield str(arg).replace(" ", ".", 1)
+                if op.name in ("GLOBAL", "INST"):  # Python 2 names, as unpickling maps them
+                    module, _, name = str(arg).partition(" ")
+                    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+                    yield f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
                 elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
                     yield f"{strings[-2]}.{strings[-1]}"
                 elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):

@@ -71,7 +71,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_trained(path)
     name = args.dataset or meta["dataset"]
     subset = args.subset if args.subset is not None else meta.get("subset")
-    data = apply_subset(load(name, args.split, args), subset)
+    try:
+        data = apply_subset(load(name, args.split, args), subset)
+    except ConvzooError as e:
+        if args.dataset is not None and args.subset is not None:
+            raise
+        raise ConvzooError(  # the data set (or subset) the weights file names
+            f"{e} (the data the model in {path} was trained on; evaluate on other data with "
+            f"--dataset/--subset)"
+        ) from None
     warn_other_classes(data.classes, meta["classes"], name)
     result = evaluate_model(model, meta, data, device=args.device, batch_size=args.batch_size)
     print(

@@ -52,7 +52,14 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..errors import ConvzooError, DataError, DataNotFoundError, UnknownNameError
+from ..errors import (
+    ConvzooError,
+    DataError,
+    DataNotFoundError,
+    StorageError,
+    UnknownNameError,
+)
+from ..io import storage_error
 from .dataset import ImageDataset
 from .sequences import ARCHIVES, SequenceDataset, SequenceSource
 
@@ -118,32 +125,54 @@ def _writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(
+        raise StorageError(
             f"cannot create the data directory {path} ({_one_line(e)}); set CONVZOO_DATA or "
             "--data-dir to a writable folder"
         ) from None
     return path
 
 
-def _install(src: Path, dst: Path) -> None:
-    """Copy ``src`` (decompressing ``.gz``) to ``dst`` atomically: temp file, then replace."""
+def _install(src: Path, dst: Path, max_bytes: int | None = None) -> None:
+    """Copy ``src`` (decompressing ``.gz``) to ``dst`` atomically: temp file, then replace.
+
+    A damaged source is a :class:`DataError` naming it, a write the disk refuses a
+    :class:`StorageError`; ``max_bytes`` stops a ``.gz`` that expands beyond what it should
+    (a few MB of gzip can expand to terabytes)."""
     _writable_dir(dst.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    except OSError as e:
+        raise storage_error(dst, e) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            opener = gzip.open if src.suffix == ".gz" else open
-            try:
-                with opener(src, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-            except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-                raise DataError(
-                    f"{src}: cannot read it ({_one_line(e)}); the copy is damaged: replace it "
-                    "or delete it and fetch the data again"
-                ) from None
+            for chunk in _chunks(src):
+                out.write(chunk)
+                if max_bytes is not None and out.tell() > max_bytes:
+                    raise DataError(
+                        f"{src}: it expands to more than the {max_bytes:,} bytes its header "
+                        "announces; the copy is damaged: replace it or delete it and fetch the "
+                        "data again"
+                    )
         os.replace(tmp, dst)
+    except OSError as e:  # reading errors are DataErrors by now: this is the disk
+        raise storage_error(dst, e) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _chunks(src: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of ``src`` (decompressed if ``.gz``), any reading failure a DataError."""
+    opener = gzip.open if src.suffix == ".gz" else open
+    try:
+        with opener(src, "rb") as f:
+            while chunk := f.read(size):
+                yield chunk
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(
+            f"{src}: cannot read it ({_one_line(e)}); the copy is damaged: replace it "
+            "or delete it and fetch the data again"
+        ) from None
 
 
 def _move_into(src_dir: Path, dst_dir: Path, names: list[str]) -> None:
@@ -198,6 +227,20 @@ def idx_problem(path: Path, ndim: int) -> str | None:
         state = "truncated" if size < expected else "too long"
         return f"{state} IDX {kind} file: {size:,} bytes, its header says {expected:,}"
     return None
+
+
+def idx_size(path: Path, ndim: int) -> int:
+    """The size in bytes an IDX file (or its ``.gz``) announces in its header; a header that
+    is not an IDX one announces at most 1 MiB (enough to be read and refused)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4 + 4 * ndim)
+    except (OSError, EOFError, zlib.error):
+        return 1 << 20
+    if len(head) < 4 + 4 * ndim or int.from_bytes(head[:4], "big") != _IDX_MAGIC[ndim]:
+        return 1 << 20
+    return len(head) + math.prod(struct.unpack(f">{ndim}I", head[4:]))
 
 
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
@@ -290,7 +333,7 @@ class IdxSource:
             if src is None:
                 missing.append(fname)
                 continue
-            _install(src, raw / fname)
+            _install(src, raw / fname, idx_size(src, _ndim(fname)))
             if problem := idx_problem(raw / fname, _ndim(fname)):
                 # the source itself is damaged: name it and keep nothing of it
                 os.unlink(raw / fname)

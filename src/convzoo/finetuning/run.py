@@ -238,8 +238,20 @@ def read_record(run_dir: Path) -> tuple[FinetuneConfig, dict[str, Any]]:
         raise CheckpointError(f"{run_dir} has no {Checkpointer.FILENAME} to resume from")
     try:
         record = json.loads(path.read_text())
-        return FinetuneConfig.from_dict(record["finetune"]), record["normalization"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        ft, norm = FinetuneConfig.from_dict(record["finetune"]), record["normalization"]
+        ft.validate()  # a hand-edited record may hold anything
+        if not isinstance(norm, dict):
+            raise TypeError("normalization")
+        return ft, norm
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        RecursionError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        FinetuneError,
+    ):
         raise FinetuneError(f"{path} is damaged; the run cannot be resumed") from None
 
 

@@ -22,6 +22,21 @@ from .history import MONITORS
 from .optim import INITS, OPTIMIZERS, SCHEDULES
 from .recipes import RECIPES
 
+#: largest input side in pixels: 4096 px is 200 MB of float32 per RGB image (a side of 100,000
+#: would ask 40 GB for one)
+MAX_IMAGE_SIZE = 4096
+
+
+def _kinds(annotation: str) -> tuple[type, ...]:
+    """The types a field annotated ``annotation`` (a string: ``int | None``) accepts; an int is
+    a float too."""
+    names = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    kinds: tuple[type, ...] = ()
+    for part in annotation.split("|"):
+        part = part.strip()
+        kinds += (dict,) if part.startswith("dict") else names.get(part, (type(None),))
+    return kinds
+
 
 class ConfigError(ConvzooError, ValueError):
     """A configuration value that cannot work (lr <= 0, unknown optimizer, ...)."""
@@ -138,6 +153,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # a hand-edited config.json may hold anything
+            value = getattr(self, f.name)
+            if not isinstance(value, _kinds(str(f.type))) or (
+                isinstance(value, bool) and bool not in _kinds(str(f.type))
+            ):
+                raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
         for ok, msg in self._checks():
             if not ok:
                 raise ConfigError(msg)
@@ -186,7 +207,10 @@ class TrainConfig:
                 f"{self.val_split:g}",
             ),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
-            (self.image_size is None or self.image_size >= 1, "image size must be >= 1"),
+            (
+                self.image_size is None or 1 <= self.image_size <= MAX_IMAGE_SIZE,
+                f"image size must be in 1..{MAX_IMAGE_SIZE} pixels, got {self.image_size}",
+            ),
             (
                 not self.devices or self.strategy in ("scratch", "dp"),
                 "--devices lists the devices of --strategy scratch or dp; add one of them",

@@ -24,6 +24,7 @@ from ..data.dataset import ImageDataset
 from ..data.sources import absolute_name
 from ..errors import CheckpointError, ConvzooError
 from ..io import atomic_write_json, load_checkpoint
+from ..runtime import resolve_device
 from .callbacks import Checkpointer
 from .config import ConfigError, TrainConfig
 from .history import History
@@ -269,8 +270,20 @@ def load_trainer_state(trainer: Any, state: dict, path: Path) -> None:
     """``trainer.load_state_dict`` with a checkpoint that does not fit as one line."""
     try:
         trainer.load_state_dict(state["trainer"])
-    except ConvzooError:
-        raise
+        steps = len(trainer.train_loader)
+        if not (0 <= trainer.step <= steps and trainer.epoch >= 0 and trainer.global_step >= 0):
+            raise ValueError(
+                f"epoch {trainer.epoch} step {trainer.step} of {steps} steps an epoch, global "
+                f"step {trainer.global_step}"
+            )
+        numbers = (int, float)
+        records = trainer.history.records
+        if len(records) != trainer.epoch or not all(
+            isinstance(v, numbers) for r in records for v in r.values()
+        ):
+            raise ValueError(f"a history of {len(records)} epochs that are not all numbers")
+    except ConvzooError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
         raise CheckpointError(
             f"{path} does not fit this run ({type(e).__name__}: "
@@ -291,14 +304,25 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConvzooError(f"{run_dir} is not a convzoo run directory (no config.json)")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ConvzooError(f"{path} is not valid JSON; the run cannot be resumed") from None
+    if not isinstance(raw, dict):
+        raise ConvzooError(f"{path} is not a convzoo config (no JSON object); it was damaged")
     return TrainConfig.from_dict(raw)
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
     """The saved config of ``run_dir`` with the allowed ``changes``; others are refused."""
-    return apply_resume_changes(load_run_config(run_dir), changes, run_dir)
+    cfg = load_run_config(run_dir)
+    try:
+        cfg.validate()  # the saved values, before the changes: a damaged file names itself
+        if "device" not in changes:  # a device this machine lacks: say where it comes from
+            resolve_device(cfg.device)
+    except ConvzooError as e:
+        raise ConfigError(
+            f"{Path(run_dir) / 'config.json'}: {e}; the file was altered or damaged"
+        ) from None
+    return apply_resume_changes(cfg, changes, run_dir)
 
 
 def apply_resume_changes(
