@@ -72,15 +72,14 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 def fill(where: Path) -> Path:
     """Write zeros into ``where`` until the file system has no byte left."""
     filler = where / "filler"
-    with open(filler, "wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(bytes(1 << 16))
-                f.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0")
-                f.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, bytes(size)):
+                    pass
+    finally:
+        os.close(fd)
     return filler
 
 
