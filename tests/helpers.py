@@ -1,8 +1,17 @@
-"""Small synthetic data for fast tests (no files, no network)."""
+"""Small synthetic data for fast tests (no files, no network), and shared test machinery."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from convzoo.data import ImageDataset
+from convzoo.train import Callback
+
+TESTS = Path(__file__).parent
 
 
 def toy_dataset(
@@ -50,3 +59,45 @@ def write_image_folder(root, n_train: int = 96, n_test: int = 32, **kw):
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img[0].numpy()).save(folder / f"{i:04d}.png")
     return root
+
+
+class CrashAt(Callback):
+    """An exception after global step ``step`` (on every rank: they stop together)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("injected crash")
+
+
+def run_torchrun(
+    script: Path, *args: str, cwd: Path, restarts: int = 0, env: dict | None = None,
+    timeout: float = 240,
+) -> str:  # fmt: skip
+    """``script`` in 2 processes under ``python -m torch.distributed.run --standalone`` (gloo on
+    the CPU, one thread each, src and tests importable); its output. A non-zero exit or a run
+    past ``timeout`` seconds fails the test (torchrun stops its workers on SIGTERM)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           "2", "--max-restarts", str(restarts), str(script), *args]  # fmt: skip
+    path = os.pathsep.join(
+        [str(TESTS.parent / "src"), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    )
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **(env or {})}
+    env.pop("RANK", None)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        pytest.fail(f"torchrun timed out:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    return out

@@ -11,7 +11,7 @@ import pytest
 from torchvision.datasets import FashionMNIST
 
 from convzoo.cli import main
-from convzoo.data import ensure, sources
+from convzoo.data import ensure, files
 from convzoo.data.ensure import ensure_dataset
 from convzoo.data.system_package import Host, plan_apt_install
 from convzoo.errors import DataError, DataNotFoundError
@@ -196,13 +196,13 @@ def test_plan_asks_sudo_only_when_not_root(tmp_path):
 def test_silent_mirror_fails_within_the_download_timeout(tmp_path, monkeypatch):
     # a server that accepts the connection and never answers: without a socket timeout,
     # torchvision's urlopen waits forever and set-up hangs
-    assert sources.DOWNLOAD_TIMEOUT_S <= 10  # the real limit is a few seconds per mirror
+    assert files.DOWNLOAD_TIMEOUT_S <= 10  # the real limit is a few seconds per mirror
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         port = server.getsockname()[1]
         monkeypatch.setattr(FashionMNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
-        monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT_S", 0.5)
+        monkeypatch.setattr(files, "DOWNLOAD_TIMEOUT_S", 0.5)
         machine = FakeMachine(tmp_path, euid=1000, programs=("apt-get",))
         t = time.perf_counter()
         with pytest.raises(DataError, match="timed out"):

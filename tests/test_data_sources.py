@@ -51,7 +51,7 @@ def test_loads_valid_files_from_the_data_directory(tmp_path):
 def test_idx_reader_and_class_names_match_torchvision(tmp_path):
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    from convzoo.data.sources import FASHION_MNIST_CLASSES, MNIST_CLASSES, read_idx
+    from convzoo.data.idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, read_idx
 
     write_idx(raw(tmp_path), "test", 23)
     images, labels = (

@@ -26,7 +26,7 @@ from convzoo.inference import load_trained, weights_path
 from convzoo.io import load_weights
 from convzoo.train import Callback, train
 from convzoo.train.run import resolve_config
-from helpers import toy_dataset, toy_pair
+from helpers import CrashAt, toy_dataset, toy_pair
 
 SMALL = {"width": 8}  # speednet, 4 stages with batch norm, ~10k parameters
 FAST = dict(batch_size=32, image_size=16, precision="fp32", device="cpu", augment="")
@@ -197,15 +197,6 @@ def test_too_many_frozen_stages_is_one_clear_error(source_run):
         ft(source_run, freeze=5)
     with pytest.raises(FinetuneError, match=r"no stage 'layer9'; its stages are b1, b2, b3, b4"):
         ft(source_run, freeze_until="layer9")
-
-
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer):
-        if trainer.global_step == self.step:
-            raise RuntimeError("injected crash")
 
 
 def test_resume_with_gradual_unfreezing_is_bitwise_identical(source_run, tmp_path, capsys):

@@ -2,9 +2,7 @@
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from convzoo.parallel.ddp import check_sync_bn
 from convzoo.train import Trainer
 from convzoo.train.run import train
 from ddp_job import SMALL_VGG, job_config, job_data
-from helpers import toy_pair
+from helpers import run_torchrun, toy_pair
 
 CPU = torch.device("cpu")
 TESTS = Path(__file__).parent
@@ -239,37 +237,8 @@ def one_process_run():
 
 def torchrun(report: Path, *args: str, cwd: Path, restarts: int = 0) -> subprocess.CompletedProcess:
     report.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "--max-restarts",
-        str(restarts),
-        str(TESTS / "ddp_job.py"),
-        str(report),
-        *args,
-    ]
-    path = os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    env.pop("RANK", None)
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # torchrun stops its workers on SIGTERM: nothing is left running
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        pytest.fail(f"torchrun timed out:\n{out[-3000:]}")
-    assert proc.returncode == 0, out[-3000:]
-    return subprocess.CompletedProcess(cmd, proc.returncode, out)
+    out = run_torchrun(TESTS / "ddp_job.py", str(report), *args, cwd=cwd, restarts=restarts)
+    return subprocess.CompletedProcess([], 0, out)
 
 
 def _reports(report: Path) -> list[dict]:

@@ -19,7 +19,7 @@ from convzoo.train.config import ConfigError
 from convzoo.train.recipes import BOOK_SETTINGS
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
-from helpers import toy_pair
+from helpers import CrashAt, toy_pair
 
 # A VGG with dropout (its randomness must be restored exactly on resume), small enough for tests
 SMALL_VGG = {"conv_arch": [[1, 8], [1, 16]], "hidden": 32}
@@ -103,15 +103,6 @@ def test_saved_weights_rebuild_the_model_for_evaluate_and_predict(tmp_path):
     assert all(len(t) == 2 and 0 <= t[0][1] <= 1 and t[0][1] >= t[1][1] for t in top)
     hits = sum(t[0][0] == test_data.classes[int(test_data.labels[i])] for i, t in enumerate(top))
     assert hits >= 6
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("injected crash")
 
 
 def _weights(run_dir):

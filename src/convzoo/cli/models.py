@@ -6,7 +6,9 @@ import argparse
 
 import torch
 
+from ..errors import ParallelError
 from ..models import create_model, get_model_entry, list_models
+from ..parallel.split import plan_split
 from ..summary import summary
 from ._common import parse_kwargs, parse_size
 
@@ -27,6 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--depth", type=int, default=None, help="expand nested blocks this deep")
+    p.add_argument(
+        "--split",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead of the layers: where an N-way model/pipeline split would cut (balanced "
+        "by forward FLOPs) and each part's parameters, FLOPs and outgoing activation",
+    )
+    p.add_argument(
+        "--split-at",
+        default=None,
+        metavar="STAGE[,STAGE]",
+        help="with --split: cut before these stages instead",
+    )
     p.add_argument(
         "-o",
         "--option",
@@ -86,5 +102,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     model = _meta_model(
         args.model, num_classes=args.num_classes, in_channels=size[0], **parse_kwargs(args.option)
     )
+    if args.split is None and args.split_at:
+        raise ParallelError("--split-at needs --split N (the number of parts)")
+    if args.split is not None:
+        if args.split < 1:
+            raise ParallelError(f"--split needs a number of parts >= 1, got {args.split}")
+        print(plan_split(model, size, args.split, args.split_at).table())
+        return 0
     print(summary(model, size, depth=args.depth))
     return 0

@@ -6,7 +6,7 @@ package. In order, first hit wins:
 1. the data directory already holds it: nothing is downloaded or installed;
 2. a packaged copy (``/usr/share/datasets``): decompressed into the data directory;
 3. a download through torchvision's mirrors (fails within seconds offline, see
-   :data:`~convzoo.data.sources.DOWNLOAD_TIMEOUT_S`);
+   :data:`~convzoo.data.files.DOWNLOAD_TIMEOUT_S`);
 4. the data set's Debian package, where apt may be used (:mod:`.system_package`), then step 2;
 5. otherwise a one-line :class:`~convzoo.errors.DataError` naming the exact command to run.
 
@@ -21,15 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConvzooError, DataError, DataNotFoundError
-from .sources import (
-    DEFAULT_DATASET,
-    FOLDER_PREFIX,
-    SPLITS,
-    _download_reason,
-    default_root,
-    get_source,
-    system_roots,
-)
+from .files import SPLITS, default_root, download_reason, system_roots
+from .sources import DEFAULT_DATASET, FOLDER_PREFIX, get_source
 from .system_package import Host, apt_install, plan_apt_install
 
 __all__ = ["Fetched", "ensure_dataset"]
@@ -81,7 +74,7 @@ def ensure_dataset(
     except DataNotFoundError as e:
         missing = e
     package = getattr(source, "package", None)
-    if package is None or not install or _download_reason(True) is not None:
+    if package is None or not install or download_reason(True) is not None:
         raise missing
     return _install_package(name, package, root, missing, host)
 

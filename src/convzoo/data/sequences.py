@@ -47,6 +47,7 @@ import torch
 
 from ..errors import ConvzooError, DataError, UnknownNameError
 from .dataset import LabelledData
+from .files import default_root  # the one definition of the data directory
 from .ts_format import TsFile, read_ts, read_ts_header
 
 __all__ = [
@@ -163,8 +164,6 @@ def _parse_name(name: str) -> tuple[str, str]:
 
 
 def _data_root(root: str | os.PathLike | None) -> Path:
-    from .sources import default_root  # the one definition of the data directory
-
     return Path(root).expanduser() if root else default_root()
 
 

@@ -125,6 +125,12 @@ class ZooModel(nn.Module):
         """The feature stages in input-to-output order (what ``freeze N`` counts)."""
         return list(self.features.named_children())
 
+    @property
+    def parts(self) -> list[tuple[str, nn.Module]]:
+        """The stages, then ``("head", ...)``: run in order they compute ``forward`` (less the
+        input check). Model and pipeline parallelism cut this list into contiguous groups."""
+        return [*self.stages, ("head", self.head)]
+
 
 def _probe_min_size(model: nn.Module) -> int:
     # Stand-in weights: a zero broadcast to each parameter's shape (stride 0, one element of

@@ -138,6 +138,14 @@ class TorchvisionNet(ZooModel):
             for name, paths in self._stage_plan
         ]
 
+    @property
+    def parts(self) -> list[tuple[str, nn.Module]]:
+        # forward_head as a module: global pooling, flatten, torchvision's head
+        head = nn.Sequential(
+            self.get_submodule(self.arch.pool), nn.Flatten(), self.get_submodule(self.arch.head)
+        )
+        return [*self.stages, ("head", head)]
+
 
 def _register(arch_name: str, arch: TorchvisionArch) -> None:
     def build(*, num_classes: int = 1000, in_channels: int = 3) -> TorchvisionNet:

@@ -9,50 +9,59 @@ Data parallelism, three ways (the chapter's 多GPU训练, 简洁实现 and 分�
 - ``ddp`` (:mod:`.ddp`): ``DistributedDataParallel``, one process per device, launched by
   ``torchrun`` on one machine or many.
 
+Model parallelism (the chapter's 模型并行: split the network, not the batch):
+
+- ``model`` (:mod:`.model`): the network's parts in contiguous groups, one per device
+  (:mod:`.split` says where to cut), driven by one process.
+- ``pipeline`` (:mod:`.pipeline`): the same cut run as a pipeline of micro-batches, one
+  process per part, on ``torch.distributed.pipelining``, launched by ``torchrun``.
+
 :func:`make_strategy` builds the one ``--strategy`` names; :data:`STRATEGIES` is the list.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from ..errors import UnknownNameError
-from .base import LossFn, Strategy
+from .base import DEFAULTS, LossFn, Strategy, StrategyOptions
 from .ddp import DistributedStrategy
 from .devices import parse_devices
 from .dp import DataParallelStrategy
+from .model import ModelParallelStrategy
+from .pipeline import PipelineStrategy
 from .scratch import ScratchStrategy, allreduce, get_params, split_batch
 
 
 class StrategyBuilder(Protocol):
-    def __call__(
-        self, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
-    ) -> Strategy: ...
+    def __call__(self, device: torch.device, options: StrategyOptions = DEFAULTS) -> Strategy: ...
 
 
-def single(device: torch.device, *, devices: str | None = None, sync_bn: bool = False) -> Strategy:
+def single(device: torch.device, options: StrategyOptions = DEFAULTS) -> Strategy:
     """One process on ``device``."""
     return Strategy(device)
 
 
-#: ``--strategy`` name -> builder(device, devices=, sync_bn=); ``device`` is the resolved --device
+#: ``--strategy`` name -> builder(device, options); ``device`` is the resolved --device
 STRATEGIES: dict[str, StrategyBuilder] = {
     "single": single,
     "scratch": ScratchStrategy.build,
     "dp": DataParallelStrategy.build,
     "ddp": DistributedStrategy.build,
+    "model": ModelParallelStrategy.build,
+    "pipeline": PipelineStrategy.build,
 }
 
 
-def make_strategy(
-    name: str, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
-) -> Strategy:
-    """The strategy ``name``: ``devices`` lists scratch/dp replicas, ``sync_bn`` is ddp's."""
+def make_strategy(name: str, device: torch.device, **options: Any) -> Strategy:
+    """The strategy ``name``; ``options`` are :class:`StrategyOptions` fields (``devices``
+    lists scratch/dp/model devices, ``sync_bn`` is ddp's, ``split_at`` and ``microbatches``
+    model's and pipeline's, ``schedule`` pipeline's)."""
     if name not in STRATEGIES:
         raise UnknownNameError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](device, devices=devices, sync_bn=sync_bn)
+    return STRATEGIES[name](device, StrategyOptions(**options))
 
 
 __all__ = [
@@ -60,8 +69,11 @@ __all__ = [
     "DataParallelStrategy",
     "DistributedStrategy",
     "LossFn",
+    "ModelParallelStrategy",
+    "PipelineStrategy",
     "ScratchStrategy",
     "Strategy",
+    "StrategyOptions",
     "allreduce",
     "get_params",
     "make_strategy",

@@ -8,7 +8,8 @@ numbers over processes. :class:`Strategy` itself is the default, one process on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,11 +22,29 @@ from ..runtime import Precision
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class StrategyOptions:
+    """What ``--strategy`` builders may read besides the device; each uses its own fields
+    (``None``: the strategy's own default)."""
+
+    devices: str | None = None  #: scratch, dp, model: ``cpu,cpu`` / ``cuda:0,cuda:1``
+    sync_bn: bool = False  #: ddp: synchronised batch norm
+    split_at: str | None = None  #: model, pipeline: the parts that start each next device's
+    microbatches: int | None = None  #: model, pipeline: micro-batches per batch
+    schedule: str | None = None  #: pipeline: ``gpipe`` or ``1f1b``
+
+
+#: every option at its default (a builder called with the device alone)
+DEFAULTS = StrategyOptions()
+
+
 class Strategy:
     """One process, one device (``--strategy single``); the base of every other strategy.
 
-    ``rank`` / ``world_size``: this process's place in the group (0 / 1 here); rank 0 alone
-    prints and writes files. ``device``: where this process computes.
+    ``rank`` / ``world_size``: this process's share of the data (0 / 1 here): the loader gives
+    rank r its slice of each step's ``batch_size * world_size`` samples, and sums are reduced
+    over the ranks. ``is_main``: the one process that prints and writes files (rank 0 here).
+    ``device``: where this process computes (and where the loader puts the batches).
     """
 
     rank = 0
@@ -38,9 +57,18 @@ class Strategy:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def place(self, model: nn.Module, input_size: Sequence[int]) -> None:
+        """Put the model's parameters where they compute; ``input_size`` is one example's
+        ((C, H, W), or (C, L) for sequences), for strategies that split the network by cost."""
+        model.to(self.device)
+
     def wrap(self, model: nn.Module) -> nn.Module:
         """The module the loop calls (a DDP or DataParallel wrapper where needed)."""
         return model
+
+    def describe(self) -> str:
+        """What the run's header says of the strategy beyond the device ('' for nothing)."""
+        return ""
 
     def forward_backward(
         self,
@@ -63,6 +91,19 @@ class Strategy:
 
     def after_step(self, model: nn.Module) -> None:
         """Called after every optimizer step (e.g. to broadcast buffers to other processes)."""
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation logits of ``x`` on this process's device (the loop holds no_grad and
+        autocast); every rank calls it with its own batch."""
+        return model(x)
+
+    def gather_model(self, model: nn.Module) -> None:
+        """Make the main rank's ``model`` whole and current before it is evaluated or saved
+        (every rank calls it); nothing to do where every process holds the whole model."""
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer's state for a checkpoint, whole on the main rank (every rank calls it)."""
+        return optimizer.state_dict()
 
     def all_reduce_(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` over ranks in place (nothing to do on one process)."""

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ParallelError
 from ..models import BatchNorm
-from .base import Strategy
+from .base import DEFAULTS, Strategy, StrategyOptions
 
 #: how long a collective waits for the other ranks before failing instead of hanging forever;
 #: it must cover the longest time one rank can be busy alone (rank 0 writing a checkpoint,
@@ -87,11 +87,13 @@ class DistributedStrategy(Strategy):
     CPU. A process group already set up by the caller is used as it is and left open.
     """
 
+    launch_hint = LAUNCH_HINT  #: the one line for a start without torchrun
+
     def __init__(self, device: torch.device, *, sync_bn: bool = False) -> None:
         self._owns_group = not dist.is_initialized()
         if self._owns_group:
             if "RANK" not in os.environ:
-                raise ParallelError(LAUNCH_HINT)
+                raise ParallelError(self.launch_hint)
             local_rank = int(os.environ.get("LOCAL_RANK", 0))
         else:
             local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
@@ -118,10 +120,10 @@ class DistributedStrategy(Strategy):
 
     @classmethod
     def build(
-        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+        cls, device: torch.device, options: StrategyOptions = DEFAULTS
     ) -> DistributedStrategy:
-        """This process's place in torchrun's group (``devices`` is not used: one per process)."""
-        return cls(device, sync_bn=sync_bn)
+        """This process's place in torchrun's group (one device per process)."""
+        return cls(device, sync_bn=options.sync_bn)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if self.sync_bn:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ParallelError
-from .base import Strategy
+from .base import DEFAULTS, Strategy, StrategyOptions
 from .devices import parse_devices
 
 
@@ -28,9 +28,10 @@ class DataParallelStrategy(Strategy):
 
     @classmethod
     def build(
-        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
+        cls, device: torch.device, options: StrategyOptions = DEFAULTS
     ) -> DataParallelStrategy:
-        """Every visible GPU, or those ``devices`` lists (``cuda:0,cuda:2``)."""
+        """Every visible GPU, or those ``options.devices`` lists (``cuda:0,cuda:2``)."""
+        devices = options.devices
         if not torch.cuda.is_available():
             raise ParallelError(
                 "--strategy dp splits batches over GPUs and this machine has none; "

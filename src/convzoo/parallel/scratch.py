@@ -27,7 +27,7 @@ from torch import nn
 from ..data.loader import Batch
 from ..errors import ParallelError
 from ..runtime import Precision
-from .base import LossFn, Strategy
+from .base import DEFAULTS, LossFn, Strategy, StrategyOptions
 from .devices import parse_devices
 
 
@@ -100,12 +100,10 @@ class ScratchStrategy(Strategy):
         self.replicas: list[nn.Module] = []
 
     @classmethod
-    def build(
-        cls, device: torch.device, *, devices: str | None = None, sync_bn: bool = False
-    ) -> ScratchStrategy:
-        """The replicas ``devices`` lists (``cpu,cpu``), else one per visible GPU."""
-        if devices:
-            return cls(parse_devices(devices))
+    def build(cls, device: torch.device, options: StrategyOptions = DEFAULTS) -> ScratchStrategy:
+        """The replicas ``options.devices`` lists (``cpu,cpu``), else one per visible GPU."""
+        if options.devices:
+            return cls(parse_devices(options.devices))
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
             raise ParallelError(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +219,11 @@ class RefreshBatchNorm(Callback):
         layers = [m for m in batchnorm_layers(trainer.model) if m.training]
         if not layers or trainer.global_step >= self.settle_steps:
             return
-        refresh_batchnorm(trainer.model, layers, self.loader, trainer.precision, self.max_batches)
+        # through the strategy: under model or pipeline parallelism no one device runs it all
+        forward = functools.partial(trainer.strategy.predict, trainer.model)
+        refresh_batchnorm(
+            trainer.model, layers, self.loader, trainer.precision, self.max_batches, forward
+        )
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
@@ -231,10 +237,16 @@ def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
 
 @torch.no_grad()
 def refresh_batchnorm(
-    model: nn.Module, layers: list[nn.Module], loader: Any, precision: Any, max_batches: int
+    model: nn.Module,
+    layers: list[nn.Module],
+    loader: Any,
+    precision: Any,
+    max_batches: int,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Set ``layers``' running statistics to the exact average over the first ``max_batches``
-    batches of ``loader`` (epoch 0's order), with every module in the mode it is in."""
+    batches of ``loader`` (epoch 0's order), with every module in the mode it is in;
+    ``forward`` runs ``model`` on a batch (default: ``model`` itself)."""
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.running_mean.zero_()
@@ -247,7 +259,7 @@ def refresh_batchnorm(
             for m in layers:
                 m.momentum = 1.0 / (k + 1)  # the cumulative average of the batch statistics
             with precision.autocast():
-                model(batch.x)
+                (forward or model)(batch.x)
     finally:
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum

@@ -17,6 +17,9 @@ from typing import Any
 from ..data.sources import DEFAULT_DATASET
 from ..errors import ConvzooError, UnknownNameError
 from ..parallel import STRATEGIES
+from ..parallel.model import DEFAULT_MICROBATCHES as MODEL_MICROBATCHES
+from ..parallel.pipeline import DEFAULT_MICROBATCHES as PIPELINE_MICROBATCHES
+from ..parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
 from ..runtime import PRECISIONS
 from .history import MONITORS
 from .optim import INITS, OPTIMIZERS, SCHEDULES
@@ -36,6 +39,10 @@ def _kinds(annotation: str) -> tuple[type, ...]:
         part = part.strip()
         kinds += (dict,) if part.startswith("dict") else names.get(part, (type(None),))
     return kinds
+
+
+#: the strategies that cut the network into parts (--split-at, --microbatches)
+SPLITTING = ("model", "pipeline")
 
 
 class ConfigError(ConvzooError, ValueError):
@@ -115,9 +122,25 @@ class TrainConfig:
         "single", "how to use several devices (docs/multi-device.md)", choices=tuple(STRATEGIES)
     )
     devices: str | None = setting(
-        None, "device list for --strategy scratch or dp, e.g. cpu,cpu or cuda:0,cuda:1"
+        None, "device list for --strategy scratch, dp or model, e.g. cpu,cpu or cuda:0,cuda:1"
     )
     sync_bn: bool = setting(False, "synchronise batch-norm statistics across processes (ddp)")
+    split_at: str | None = setting(
+        None,
+        "--strategy model or pipeline: the parts that start each next device's share, e.g. "
+        "b3 (default: balanced by forward FLOPs; `convzoo summary MODEL --split N`)",
+        metavar="STAGE[,STAGE]",
+    )
+    microbatches: int | None = setting(
+        None,
+        "--strategy model or pipeline: cut each batch into this many equal micro-batches "
+        f"(default {MODEL_MICROBATCHES} and {PIPELINE_MICROBATCHES}; batch norm then "
+        "normalizes each on its own)",
+        metavar="M",
+    )
+    pipeline_schedule: str = setting(
+        PIPELINE_SCHEDULES[0], "--strategy pipeline's schedule", choices=PIPELINE_SCHEDULES
+    )
     # choosing: on validation data carved out of the training split, never on the test set
     val_split: float = setting(
         0.1,
@@ -212,8 +235,35 @@ class TrainConfig:
                 f"image size must be in 1..{MAX_IMAGE_SIZE} pixels, got {self.image_size}",
             ),
             (
-                not self.devices or self.strategy in ("scratch", "dp"),
-                "--devices lists the devices of --strategy scratch or dp; add one of them",
+                not self.devices or self.strategy in ("scratch", "dp", "model"),
+                "--devices lists the replicas of --strategy scratch or dp, or the devices of "
+                "--strategy model's parts; add one of them",
+            ),
+            (
+                (self.split_at is None and self.microbatches is None) or self.strategy in SPLITTING,
+                "--split-at and --microbatches cut the network of --strategy "
+                f"{' or '.join(SPLITTING)}; add one of them",
+            ),
+            (
+                self.pipeline_schedule == PIPELINE_SCHEDULES[0] or self.strategy == "pipeline",
+                "--pipeline-schedule is the schedule of --strategy pipeline; add it",
+            ),
+            (
+                self.strategy != "pipeline"
+                or (self.grad_clip is None and self.precision != "fp16"),
+                "--strategy pipeline cannot clip gradients (--grad-clip) or scale fp16 losses: "
+                "each process sees only its own part's gradients",
+            ),
+            (
+                self.microbatches is None or self.microbatches >= 1,
+                f"microbatches must be >= 1, got {self.microbatches}",
+            ),
+            (
+                self.microbatches is None
+                or self.microbatches < 1
+                or self.batch_size % self.microbatches == 0,
+                f"--microbatches {self.microbatches} does not divide --batch-size "
+                f"{self.batch_size}: micro-batches are of equal size",
             ),
             (
                 not self.sync_bn or self.strategy == "ddp",

@@ -182,7 +182,13 @@ def open_strategy(cfg: TrainConfig) -> Iterator[Strategy]:
     """The strategy ``cfg.strategy`` names, closed (its process group too) however the run
     ends."""
     strategy = make_strategy(
-        cfg.strategy, resolve_device(cfg.device), devices=cfg.devices, sync_bn=cfg.sync_bn
+        cfg.strategy,
+        resolve_device(cfg.device),
+        devices=cfg.devices,
+        sync_bn=cfg.sync_bn,
+        split_at=cfg.split_at,
+        microbatches=cfg.microbatches,
+        schedule=cfg.pipeline_schedule,
     )
     try:
         yield strategy
@@ -209,7 +215,7 @@ def build_setup(
     channels_last = (
         cfg.channels_last if cfg.channels_last is not None else precision.dtype is not None
     )
-    model.to(device)
+    strategy.place(model, (train_data.in_channels, image_size, image_size))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
@@ -350,6 +356,8 @@ def header(
         f"device {trainer.device} {setup.precision.name}"
         + (f"  world size {world}" if world > 1 else ""),
     ]
+    if trainer.strategy.describe():
+        lines.append(trainer.strategy.describe())
     if resumed is not None:
         lines.append(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}")
     if start_over:

@@ -126,6 +126,7 @@ class Trainer:
             self._call("on_train_epoch_end")
             record = self.end_epoch()
             self._call("on_epoch_end", record)
+        self.strategy.gather_model(self.model)
         self._call("on_fit_end")
         return self.history
 
@@ -155,6 +156,7 @@ class Trainer:
         """Close the epoch: reduce the running sums over ranks, evaluate, record."""
         sums = self.strategy.all_reduce_(self._sums.clone())
         loss_sum, correct, count = sums.tolist()
+        self.strategy.gather_model(self.model)  # what the epoch's callbacks may save
         t = time.perf_counter()
         val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
         test = self.evaluate(self.test_loader) if self.test_loader is not None else {}
@@ -216,9 +218,9 @@ class Trainer:
 
     def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
-            logits = self.model(x).float()
+            logits = self.strategy.predict(self.model, x).float()
             if self.tta:  # the mirror image too (test-time augmentation), logits averaged
-                logits = (logits + self.model(x.flip(-1)).float()) / 2
+                logits = (logits + self.strategy.predict(self.model, x.flip(-1)).float()) / 2
         return logits
 
     # -- non-finite loss guard ------------------------------------------------------------
@@ -282,9 +284,10 @@ class Trainer:
         """
         self.check_finite()
         sums = self.strategy.all_reduce_(self._sums.clone())
+        self.strategy.gather_model(self.model)
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.strategy.optimizer_state(self.optimizer),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
@@ -317,9 +320,10 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.global_step = int(state["global_step"])
-        # the saved sums are global (see state_dict): count them on one rank only
+        # the saved sums are global (see state_dict): count them on one rank of the
+        # data-parallel group only (every process of a pipeline is that group's rank 0)
         sums = state["sums"].to(self.device, torch.float64)
-        self._sums = sums if self.strategy.is_main else torch.zeros_like(sums)
+        self._sums = sums if self.strategy.rank == 0 else torch.zeros_like(sums)
         self._epoch_time = float(state.get("epoch_time", 0.0))
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self.history = History.from_records(state["history"])
