@@ -138,7 +138,14 @@ def copy(src: Path, dst: Path) -> Path:
 def plan(total: int, seed: int) -> list[str]:
     """The kind of every case, in proportion to WEIGHTS, shuffled (seeded)."""
     scale = total / sum(WEIGHTS.values())
-    kinds = [k for k, w in WEIGHTS.items() for _ in range(max(1, round(w * scale)))]
+    counts = {k: max(1, round(w * scale)) for k, w in WEIGHTS.items()}
+    # rounding may miss ``total`` by a few: give or take them where the share is furthest off,
+    # so that ``--cases N`` is N cases (and every process computes the same plan from N)
+    while sum(counts.values()) < total:
+        counts[max(WEIGHTS, key=lambda k: WEIGHTS[k] * scale - counts[k])] += 1
+    while sum(counts.values()) > total and max(counts.values()) > 1:
+        counts[max(WEIGHTS, key=lambda k: counts[k] - WEIGHTS[k] * scale)] -= 1
+    kinds = [k for k, n in counts.items() for _ in range(n)]
     random.Random(seed).shuffle(kinds)
     return kinds[:total]
 
@@ -429,9 +436,11 @@ def run_all(fx: Path, work: Path, kinds: list[str], seed: int) -> list[dict]:
         if started is not None and started not in done:  # the worker died in this case
             done[started] = {"index": started, "kind": kinds[started], "problem":
                              f"worker died ({proc.returncode}): {err}", "code": None}  # fmt: skip
-        start = max(done) + 1 if done else len(kinds)
         if proc.returncode != 0 and not done:
             raise SystemExit(f"fuzz worker failed: {err}")
+        if (max(done) + 1 if done else 0) <= start:  # ran no case: another would not either
+            raise SystemExit(f"fuzz worker from case {start} ran none ({proc.returncode}): {err}")
+        start = max(done) + 1
     print()
     return [done[i] for i in sorted(done)]
 
