@@ -200,6 +200,20 @@ def test_nan_weights_are_refused(run, folder, tmp_path, capsys):
     assert code == 2 and f"{name} holds NaN" in one_line(err) and out == ""
 
 
+def test_a_first_nan_loss_in_finetuning_names_the_source_weights(run, folder, tmp_path, capsys):
+    # huge but finite weights (a damaged file; the soak's fuzz flipped exponent bits) pass the
+    # NaN check and make the very first loss NaN: the line must point at the file
+    tensors, meta = load_weights(run / "model.safetensors")
+    head = [k for k, v in tensors.items() if v.is_floating_point() and v.dim() == 2][-1]
+    tensors[head] = torch.full_like(tensors[head], 3e38)
+    save_weights(tmp_path / "model.safetensors", tensors, meta)
+    argv = ["finetune", "--from", tmp_path / "model.safetensors", "--dataset", f"folder:{folder}"]
+    code, _, err = cli(capsys, *argv, "--epochs", "1", *TINY[2:], "--out", tmp_path / "ft")
+    line = one_line(err)
+    assert code == 3 and "loss became nan at epoch 1, step 1" in line
+    assert f"the weights of {tmp_path / 'model.safetensors'} may be damaged" in line
+
+
 # -- the Python API: unknown keywords, subset=, skip_bad_images= ---------------------------------
 def test_fit_refuses_unknown_keywords_and_honours_subset(tmp_path):
     data = toy_pair(64, 32)

@@ -340,6 +340,8 @@ def test_truncated_and_missing_checkpoints(tmp_path):
         ({"mean": [0.5, 0.5], "std": [0.2, 0.2]}, r"mean of \[0.5, 0.5\], not 1 finite"),
         ({"model_options": {"width": 10**9}}, "beyond any zoo model's"),
         ({"num_classes": "10"}, "num_classes '10', not a whole number"),
+        ({"dataset": 7}, "has dataset 7, not a name"),  # was an AttributeError (the soak's fuzz)
+        ({"model": ["speednet"]}, r"has model \['speednet'\], not a name"),
     ],
 )
 def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change, match):

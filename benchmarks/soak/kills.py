@@ -252,8 +252,13 @@ def main(argv: list[str] | None = None) -> Part:
     ref = convzoo(*train_args(folder, reference, epochs=EPOCHS), timeout=600)
     if ref.code != 0:
         raise SystemExit(f"the uninterrupted run failed: {ref.stderr}")
-    kills(part, folder, work, reference, args.kills, args.seed)
+    if args.kills:
+        kills(part, folder, work, reference, args.kills, args.seed)
     if args.signals:
+        # a suite started in the background (``cmd &`` in a script, nohup) ignores SIGINT, and
+        # so would every run it starts (convzoo leaves an ignored SIGINT ignored): give the runs
+        # the default a terminal's Ctrl-C meets (exec turns this handler into SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signals(part, folder, work, reference, args.signals, args.seed)
     part.seconds = time.perf_counter() - t
     print(f"kills: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")

@@ -143,6 +143,10 @@ def check_metadata(meta: dict, path: Path) -> None:
             raise bad(f"has a {key} of {value!r}, not {c} finite numbers (std > 0)")
     if (meta.get("mean") is None) != (meta.get("std") is None):
         raise bad("gives only one of mean and std")
+    for key in ("model", "dataset", "subset"):  # names read as text (``dataset`` may be absent)
+        value = meta.get(key)
+        if not isinstance(value, str) and (key == "model" or value is not None):
+            raise bad(f"has {key} {value!r}, not a name")
     precision, tta = meta.get("precision", "fp32"), meta.get("tta", False)
     if precision not in PRECISIONS or not isinstance(tta, bool):
         raise bad(f"has precision {precision!r}, tta {tta!r}")

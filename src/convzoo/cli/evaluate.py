@@ -69,7 +69,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConvzooError(f"--batch-size must be >= 1, got {args.batch_size}")
     path = weights_path(args.source, args.weights)
     model, meta = load_trained(path)
-    name = args.dataset or meta["dataset"]
+    name = args.dataset or meta.get("dataset")
+    if name is None:
+        raise ConvzooError(f"{path} names no data set it was trained on; pass --dataset NAME")
     subset = args.subset if args.subset is not None else meta.get("subset")
     try:
         data = apply_subset(load(name, args.split, args), subset)

@@ -30,7 +30,7 @@ from ..train.fit import DataArg, in_memory_data, split_data, user_overrides
 from ..train.optim import xavier_init
 from ..train.run import RunResult, build_model, load_data, resolve_config, train
 from ..train.rundir import default_run_dir, resume_config
-from ..train.trainer import Callback, Trainer
+from ..train.trainer import Callback, NonFiniteLossError, Trainer
 from .adapt import adapt_input_channels, adapt_normalization
 from .freeze import FreezeStages, frozen_stages, param_groups
 from .sources import Pretrained, load_source
@@ -214,16 +214,24 @@ def run_finetune(
     cbs: list[Callback] = [freezer]
     if save:
         cbs.append(WriteRecord(Path(cfg.out) / RECORD, record))
-    return train(
-        cfg,
-        model=model,
-        data=(train_data, test_data),
-        param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
-        normalization=(mean, std) if mean is not None else None,
-        callbacks=cbs + (callbacks or []),
-        save=save,
-        stdout=stream,
-    )
+    try:
+        return train(
+            cfg,
+            model=model,
+            data=(train_data, test_data),
+            param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
+            normalization=(mean, std) if mean is not None else None,
+            callbacks=cbs + (callbacks or []),
+            save=save,
+            stdout=stream,
+        )
+    except NonFiniteLossError as e:
+        if (e.epoch, e.step) != (1, 1):
+            raise
+        # no learning rate makes the very first loss NaN: the source's weights do (a damaged
+        # file can hold huge finite values that pass load_trained's NaN check)
+        note = f" The first step already: the weights of {ft.weights or ft.source} may be damaged."
+        raise NonFiniteLossError(e.value, e.epoch, e.step, e.lr, note=note) from None
 
 
 def read_record(run_dir: Path) -> tuple[FinetuneConfig, dict[str, Any]]:
