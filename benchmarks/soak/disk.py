@@ -83,6 +83,18 @@ def fill(where: Path) -> Path:
     return filler
 
 
+def stopped(v: Victim, timeout: float = 600) -> bool:
+    """Until ``v``'s process has stopped itself (state T); False if it ended instead."""
+    stat = Path(f"/proc/{v.proc.pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and v.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return True
+        time.sleep(0.005)
+    return False
+
+
 def whole(run_dir: Path) -> list[str]:
     """The files of a run directory that do not read back whole."""
     from PIL import Image
@@ -110,11 +122,13 @@ def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str,
     what = f"{name} #{k}"
     with tmpfs(work / f"fs-{name}-{k}", "4m") as fs:
         run_dir = fs / "run"
-        v = Victim(train_args(folder, run_dir, epochs=2), work / "disk.phases")
-        if not v.wait_for(f"save-begin {name}", k):
+        # the run stops itself as it begins the write (a stop sent from here could come after
+        # a small last file such as metrics.json is already written, on a busy machine)
+        argv = train_args(folder, run_dir, epochs=2)
+        v = Victim(argv, work / "disk.phases", SOAK_STOP_AT=f"save-begin {name}#{k}")
+        if not stopped(v):
             part.check(False, f"{what}: the run never wrote it: {v.finish()[1][-200:]}")
             return
-        v.proc.send_signal(signal.SIGSTOP)
         filler = fill(fs)
         v.proc.send_signal(signal.SIGCONT)
         code, err = v.finish()

@@ -53,7 +53,7 @@ INTERRUPTED = re.compile(
 class Victim:
     """One ``victim.py`` process and its phase marks."""
 
-    def __init__(self, argv: list[str], phases: Path) -> None:
+    def __init__(self, argv: list[str], phases: Path, **extra_env: str) -> None:
         phases.write_text("")
         self.phases = phases
         self.t0 = time.monotonic()
@@ -62,7 +62,7 @@ class Victim:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=env(SOAK_PHASES=str(phases)),
+            env=env(SOAK_PHASES=str(phases), **extra_env),
         )
 
     def marks(self) -> list[str]:

@@ -7,14 +7,17 @@ when the process is killed right after): ``start`` (process start), ``step`` (an
 step begins), ``eval-begin``/``eval-end`` (an evaluation), ``save-begin NAME``/``save-end NAME``
 (``io.atomic_path``: from the temporary file's creation to the rename and directory fsync).
 The kill soak reads the last line at the moment of each SIGKILL to know what it interrupted,
-and waits for ``save-begin`` lines to kill inside a save. Nothing of convzoo changes: the
-marks wrap its functions from outside.
+and waits for ``save-begin`` lines to kill inside a save. ``SOAK_STOP_AT="MARK#K"`` makes the
+process stop itself (SIGSTOP) at the K-th ``MARK``, so that the full-disk soak fills the disk
+exactly there, however slow the machine. Nothing of convzoo changes: the marks wrap its
+functions from outside.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,8 +25,17 @@ from pathlib import Path
 _fd = os.open(os.environ["SOAK_PHASES"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
 
+_stop_at, _, _stop_k = os.environ.get("SOAK_STOP_AT", "").partition("#")
+_seen = 0
+
+
 def mark(what: str) -> None:
+    global _seen
     os.write(_fd, f"{time.monotonic():.6f} {os.getpid()} {what}\n".encode())
+    if what == _stop_at:
+        _seen += 1
+        if _seen == int(_stop_k or 1):
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def instrument() -> None:

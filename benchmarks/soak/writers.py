@@ -16,6 +16,7 @@ Each round (seeded timing):
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,11 +47,18 @@ def while_running(part: Part, folder: Path, work: Path, reference: Path, r, k: i
     run_dir = work / f"live{k}"
     v = Victim(train_args(folder, run_dir, epochs=3), work / f"live{k}.phases")
     v.wait_for("step", r.randint(1, 20))
-    in_use = "is in use by another convzoo process (pid"
-    refused(part, f"round {k}: same --out", train_args(folder, run_dir, epochs=3), run_dir, in_use)
-    auto = train_args(folder, run_dir, "--auto-resume", epochs=3)
-    refused(part, f"round {k}: --auto-resume", auto, run_dir, in_use)
-    refused(part, f"round {k}: --resume", ["train", "--resume", run_dir], run_dir, in_use)
+    # the live run is held still (SIGSTOP: alive, its lock held) while the others try: on a
+    # busy machine each of them takes seconds to start, and the run would end before them
+    v.proc.send_signal(signal.SIGSTOP)
+    try:
+        in_use = "is in use by another convzoo process (pid"
+        same = train_args(folder, run_dir, epochs=3)
+        refused(part, f"round {k}: same --out", same, run_dir, in_use)
+        auto = train_args(folder, run_dir, "--auto-resume", epochs=3)
+        refused(part, f"round {k}: --auto-resume", auto, run_dir, in_use)
+        refused(part, f"round {k}: --resume", ["train", "--resume", run_dir], run_dir, in_use)
+    finally:
+        v.proc.send_signal(signal.SIGCONT)
     code, err = v.finish()
     part.check(code == 0, f"round {k}: the live run failed: {err.strip()[-300:]}")
     differ = same_files(reference, run_dir, FINAL)
