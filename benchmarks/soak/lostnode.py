@@ -32,6 +32,8 @@ from pathlib import Path
 
 from common import Part, env, rng, same_files, train_args, write_folder
 
+HERE = Path(__file__).resolve().parent
+
 FINAL = ("model.safetensors", "best.safetensors")
 
 
@@ -41,18 +43,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(node: str, port: int, job: str, folder: Path, out: Path, log: Path) -> subprocess.Popen:
-    """One node's ``torchrun`` (A hosts the c10d store, so that B may be lost)."""
+def launch(
+    node: str, port: int, job: str, folder: Path, out: Path, log: Path, **stop: str
+) -> subprocess.Popen:
+    """One node's ``torchrun`` (A hosts the c10d store, so that B may be lost); with ``stop``
+    (``SOAK_STOP_AT``, ``SOAK_STOP_ONCE``, ``SOAK_PHASES``) its worker runs ``victim.py`` and
+    stops itself there once, to be lost at that moment however slow the machine."""
+    program = [str(HERE / "victim.py")] if stop else ["-m", "convzoo"]
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
-        "--rdzv-conf", f"is_host={int(node == 'A')}", "--max-restarts", "3",
-        "--monitor-interval", "0.5", "-m", "convzoo",
+        "--rdzv-conf", f"is_host={int(node == 'A')},read_timeout=300", "--max-restarts", "3",
+        "--monitor-interval", "0.5", *program,
         *train_args(folder, out, "--strategy", "ddp", "--auto-resume", epochs=3),
     ]  # fmt: skip
     f = open(log, "a")  # noqa: SIM115 - the process writes it until it ends
     return subprocess.Popen(
-        cmd, stdout=f, stderr=subprocess.STDOUT, env=env(), start_new_session=True
+        cmd, stdout=f, stderr=subprocess.STDOUT, env=env(**stop), start_new_session=True
     )
 
 
@@ -66,16 +73,6 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 900) -> list[int | 
     return [p.returncode for p in procs]
 
 
-def global_step(run_dir: Path) -> int:
-    from convzoo.io import load_checkpoint
-
-    path = run_dir / "checkpoint.pt"
-    try:
-        return int(load_checkpoint(path)["trainer"]["global_step"]) if path.exists() else -1
-    except Exception:
-        return -1
-
-
 def workers_of(agent: subprocess.Popen) -> list[int]:
     import psutil
 
@@ -87,9 +84,11 @@ def job(part: Part, folder: Path, work: Path, name: str, lose: str | None, at: i
     port, out, log = free_port(), work / name, work / f"{name}.log"
     a = launch("A", port, name, folder, out, log)
     time.sleep(1)
-    b = launch("B", port, name, folder, out, log)
+    stop = {"SOAK_STOP_AT": f"step#{at}", "SOAK_STOP_ONCE": str(work / f"{name}.stopped"),
+            "SOAK_PHASES": str(work / f"{name}.phases")} if lose else {}  # fmt: skip
+    b = launch("B", port, name, folder, out, log, **stop)
     if lose is not None:
-        while global_step(out) < at and a.poll() is None:
+        while not stopped_worker(b) and a.poll() is None and b.poll() is None:
             time.sleep(0.05)
         victims = workers_of(b)
         if lose == "node":
@@ -103,6 +102,17 @@ def job(part: Part, folder: Path, work: Path, name: str, lose: str | None, at: i
     text = log.read_text()
     part.check(codes == [0, 0], f"{name}: torchrun exited {codes}: {text[-600:]}")
     return out, text
+
+
+def stopped_worker(agent: subprocess.Popen) -> bool:
+    """Whether a worker of ``agent`` has stopped itself (state T) at its mark."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return any(
+            p.status() == psutil.STATUS_STOPPED for p in psutil.Process(agent.pid).children(True)
+        )
+    return False
 
 
 def with_signal(pid: int, signum: int) -> None:
@@ -121,15 +131,15 @@ def main(argv: list[str] | None = None) -> Part:
     reference, _ = job(part, folder, work, "reference", None, 0)
     r = rng(args.seed, "lostnode")
     for lose in ("worker", "node"):
-        at = r.randrange(4, 16, 2)  # a checkpoint every 2 steps, 11 steps an epoch
+        at = r.randrange(4, 16, 2)  # B's worker stops at its step ``at`` (a checkpoint every 2)
         out, text = job(part, folder, work, f"lost-{lose}", lose, at)
         resumed = "resuming" in text
         part.check(resumed, f"lost {lose}: the group never resumed from a checkpoint")
         differ = same_files(reference, out, FINAL)
         part.check(not differ, f"lost {lose}: {differ} differ from the uninterrupted job's")
         line = next((x for x in text.splitlines() if "resuming" in x), "")
-        print(f"  lost {lose} after checkpoint step {at}: {line.strip()}", flush=True)
-        part.notes[f"lost_{lose}"] = {"after_checkpoint_step": at, "resumed": line.strip()}
+        print(f"  lost {lose} at step {at}: {line.strip()}", flush=True)
+        part.notes[f"lost_{lose}"] = {"at_step": at, "resumed": line.strip()}
     part.seconds = time.perf_counter() - t
     print(f"lostnode: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
     return part

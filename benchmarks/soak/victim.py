@@ -9,8 +9,9 @@ step begins), ``eval-begin``/``eval-end`` (an evaluation), ``save-begin NAME``/`
 The kill soak reads the last line at the moment of each SIGKILL to know what it interrupted,
 and waits for ``save-begin`` lines to kill inside a save. ``SOAK_STOP_AT="MARK#K"`` makes the
 process stop itself (SIGSTOP) at the K-th ``MARK``, so that the full-disk soak fills the disk
-exactly there, however slow the machine. Nothing of convzoo changes: the marks wrap its
-functions from outside.
+exactly there, however slow the machine; with ``SOAK_STOP_ONCE=FILE`` only the first process
+to get there stops (it creates FILE: a restarted torchrun worker goes on). Nothing of convzoo
+changes: the marks wrap its functions from outside.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def mark(what: str) -> None:
     os.write(_fd, f"{time.monotonic():.6f} {os.getpid()} {what}\n".encode())
     if what == _stop_at:
         _seen += 1
-        if _seen == int(_stop_k or 1):
+        once = os.environ.get("SOAK_STOP_ONCE")
+        if _seen == int(_stop_k or 1) and not (once and os.path.exists(once)):
+            if once:
+                Path(once).touch()
             os.kill(os.getpid(), signal.SIGSTOP)
 
 
