@@ -53,7 +53,7 @@ def launch(
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
-        "--rdzv-conf", f"is_host={int(node == 'A')},read_timeout=300", "--max-restarts", "3",
+        "--rdzv-conf", f"is_host={int(node == 'A')}", "--max-restarts", "3",
         "--monitor-interval", "0.5", *program,
         *train_args(folder, out, "--strategy", "ddp", "--auto-resume", epochs=3),
     ]  # fmt: skip
