@@ -263,6 +263,7 @@ def bombs(work: Path) -> dict[str, Path]:
     from PIL import Image
 
     out = {}
+    work.mkdir(parents=True, exist_ok=True)
     Image.new("1", (9500, 9500)).save(work / "over-the-limit.png")  # 90.3 M pixels, 11 kB
     out["PNG just over the limit"] = work / "over-the-limit.png"
     small = work / "small.png"
