@@ -22,19 +22,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 OUT=${OUT:-/tmp/convzoo-gpu}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
-failed=0
-
-step() {  # step LIMIT_S NAME CMD...: one step, never longer than LIMIT_S, never stops the script
-  local limit=$1 name=$2
-  shift 2
-  echo
-  echo "== $name ($(date -u +%T), limit ${limit} s)"
-  local t0=$SECONDS
-  timeout -k 10 "$limit" "$@"
-  local rc=$?
-  echo "-- $name: exit $rc after $((SECONDS - t0)) s"
-  if [ "$rc" -ne 0 ]; then failed=$((failed + 1)); fi
-}
+source benchmarks/gpu_step.sh  # step LIMIT_S NAME CMD..., $failed
 
 echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv

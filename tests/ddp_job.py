@@ -1,13 +1,14 @@
 """A training job for the DDP tests, started by torchrun (the real data sets are not needed):
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_job.py REPORT_DIR \
-        [--out DIR --auto-resume] [--kill-at STEP] [--spy]
+        [--out DIR --auto-resume] [--kill-at STEP] [--spy] [--series]
 
 It trains a small batch-norm-free VGG on toy data with ``--strategy ddp`` (gloo on the CPU) and
 writes ``REPORT_DIR/rank<R>.json``: the run directory the rank used, the restart count and, with
 ``--spy``, every file write a rank other than 0 attempted (there should be none).
 ``--kill-at STEP``: rank 1 SIGKILLs itself after that global step, once (a marker file in
 REPORT_DIR remembers), so that ``torchrun --max-restarts`` restarts the group.
+``--series``: ``lenet1d`` on toy time series instead (:func:`series_config`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from convzoo.train import Callback
 from convzoo.train.run import resolve_config, train
-from helpers import toy_pair
+from helpers import toy_pair, toy_series_pair
 
 #: no dropout (its draws differ with the batch split) and no batch norm (its statistics do)
 SMALL_VGG = {"conv_arch": [[1, 8], [1, 16]], "hidden": 32, "dropout": 0.0}
@@ -56,6 +57,29 @@ def job_config(**kw):
 
 def job_data():
     return toy_pair(203, 61)
+
+
+def series_config(**kw):
+    """The 1-D job: lenet1d (no batch norm, no dropout) on toy series, 16 a step per process."""
+    values = dict(
+        model="lenet1d",
+        dataset="toy-series",
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        optimizer="nesterov",
+        precision="fp32",
+        augment="",
+        device="cpu",
+        val_split=0.0,
+        eval_batch_size=16,
+    )
+    values.update(kw)
+    return resolve_config(values)
+
+
+def series_data():
+    return toy_series_pair(101, 37)  # uneven: padded shards in training and evaluation
 
 
 class KillOnce(Callback):
@@ -109,10 +133,12 @@ def main() -> None:
     p.add_argument("--auto-resume", action="store_true")
     p.add_argument("--kill-at", type=int)
     p.add_argument("--spy", action="store_true")
+    p.add_argument("--series", action="store_true")
     args = p.parse_args()
     report = Path(args.report_dir)
     rank = int(os.environ["RANK"])
-    cfg = job_config(strategy="ddp", out=args.out)
+    config, data = (series_config, series_data) if args.series else (job_config, job_data)
+    cfg = config(strategy="ddp", out=args.out)
     callbacks = [KillOnce(args.kill_at, report / "killed")] if args.kill_at else []
     # torch.optim imports torch._dynamo on first use, and that import makes its cache folder
     # (/tmp/torchinductor_USER): PyTorch's own side effect, not a write of ours; done up front
@@ -122,7 +148,7 @@ def main() -> None:
     if args.spy and rank != 0:
         spy.__enter__()
     try:
-        result = train(cfg, data=job_data(), auto_resume=args.auto_resume, callbacks=callbacks)
+        result = train(cfg, data=data(), auto_resume=args.auto_resume, callbacks=callbacks)
     finally:
         spy.__exit__()
     (report / f"rank{rank}.json").write_text(

@@ -61,6 +61,37 @@ def write_image_folder(root, n_train: int = 96, n_test: int = 32, **kw):
     return root
 
 
+def toy_series(
+    n: int,
+    *,
+    length: int = 32,
+    num_classes: int = 3,
+    channels: int = 1,
+    seed: int = 0,
+    split: str = "train",
+    name: str = "toy-series",
+):
+    """Time series (N x C x L) where each class has a bump at its own time, plus noise:
+    learnable in a few steps by the 1-D models."""
+    from convzoo.data import SequenceDataset
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    y = y[torch.randperm(n, generator=g)]
+    x = 0.3 * torch.randn(n, channels, length, generator=g)
+    width = max(1, length // num_classes)
+    for c in range(num_classes):
+        x[y == c, :, c * width : (c + 1) * width] += 2.0
+    return SequenceDataset(x, y, [f"class{c}" for c in range(num_classes)], name=name, split=split)
+
+
+def toy_series_pair(n_train: int = 96, n_test: int = 48, **kw):
+    return (
+        toy_series(n_train, seed=1, **kw),
+        toy_series(n_test, seed=2, split="test", **kw),
+    )
+
+
 class CrashAt(Callback):
     """An exception after global step ``step`` (on every rank: they stop together)."""
 

@@ -244,11 +244,12 @@ def test_subsets_of_series(data_dir):
     assert test.class_counts() == [10]  # shots never cut the test split
 
 
-def test_image_code_gets_one_clear_line(data_dir):
-    ds = SequenceDataset(torch.zeros(2, 1, 5), torch.tensor([0, 1]), ["a", "b"], name="ucr:X")
-    assert not hasattr(ds, "images")
-    with pytest.raises(convzoo.ConvzooError, match=r"ucr:X holds time series \(N x C x L\)"):
-        ds.images  # noqa: B018
+def test_channel_statistics_of_a_sequence_set():
+    x = torch.tensor([[[1.0, 3.0], [0.0, 0.0]], [[5.0, 7.0], [2.0, 2.0]]])
+    ds = SequenceDataset(x, torch.tensor([0, 1]), ["a", "b"], name="ucr:X")
+    assert not hasattr(ds, "images")  # the loaders take series as they are (SequenceLoader)
+    mean, std = ds.stats()  # per channel over every value (what --normalize uses)
+    assert mean == pytest.approx((4.0, 1.0)) and std == pytest.approx((5**0.5, 1.0))
 
 
 def test_dataset_checks_its_tensors():

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import ImageDataset
-from .data.loader import DeviceLoader
+from .data.dataset import LabelledData
+from .data.loader import make_loader
+from .data.sequences import SequenceDataset
 from .errors import ConvzooError
 from .inference import check_compatible
 from .runtime import resolve_device, resolve_precision
@@ -56,7 +57,7 @@ class TopLosses:
 def top_losses(
     model: nn.Module,
     meta: dict,
-    data: ImageDataset,
+    data: LabelledData,
     k: int,
     *,
     device: str = "auto",
@@ -70,7 +71,7 @@ def top_losses(
     dev = resolve_device(device)
     model.to(dev).eval()
     precision = resolve_precision(meta.get("precision", "fp32"), dev)
-    loader = DeviceLoader(
+    loader = make_loader(
         data,
         batch_size,
         image_size=meta["image_size"],
@@ -99,16 +100,21 @@ def top_losses(
 
 
 def plot_top_losses(
-    top: TopLosses, data: ImageDataset, path: str | os.PathLike, title: str | None = None
+    top: TopLosses, data: LabelledData, path: str | os.PathLike, title: str | None = None
 ) -> Path:
-    """A gallery of the images, each labelled ``true / predicted / probability / loss``."""
-    from .viz import image_grid
+    """A gallery of the images (line plots of the series), each labelled
+    ``true / predicted / probability / loss``."""
+    from .viz import image_grid, series_grid
 
     names = data.classes
     labels = [
         f"{names[t]} / {names[p]}\n{q:.2f} / {loss:.2f}"
         for t, p, q, loss in zip(top.true, top.predicted, top.probability, top.losses)
     ]
-    return image_grid(
-        data.images[top.indices], labels, path=path, title=title or "true / predicted / prob / loss"
-    )
+    title = title or "true / predicted / prob / loss"
+    if isinstance(data, SequenceDataset):
+        cols = max(1, min(len(top.indices), 5))
+        rows = max(1, -(-len(top.indices) // cols))
+        series = data.series[top.indices]
+        return series_grid(series, labels, rows=rows, cols=cols, path=path, title=title)
+    return image_grid(data.images[top.indices], labels, path=path, title=title)

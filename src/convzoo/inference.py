@@ -1,4 +1,5 @@
-"""Using a trained network: load it from a run or weights file, evaluate it, predict images."""
+"""Using a trained network: load it from a run or weights file, evaluate it, predict images
+or time series."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import ImageDataset
-from .data.loader import DeviceLoader
+from .data.dataset import LabelledData
+from .data.loader import make_loader
+from .data.sequences import SequenceDataset, series_tensor, trim_missing_end
+from .data.series_file import read_series_file
 from .errors import CheckpointError, ConvzooError, DataError
 from .io import load_weights
 from .models import create_model
 from .runtime import PRECISIONS, resolve_device, resolve_precision
-from .train.config import MAX_IMAGE_SIZE
+from .train.config import MAX_IMAGE_SIZE, MAX_SERIES_LENGTH
 from .train.trainer import Trainer
 
 #: ``weights=`` of a run directory: the epoch chosen on validation data, or the last epoch
@@ -129,7 +132,13 @@ def check_metadata(meta: dict, path: Path) -> None:
     if not isinstance(classes, list) or len(classes) != n:
         count = len(classes) if isinstance(classes, list) else "no"
         raise bad(f"lists {count} class names for {n} classes")
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_IMAGE_SIZE:
+    if "length" in meta:  # a 1-D model: image_size and length are numbers of steps
+        for key in ("image_size", "length"):
+            value = meta.get(key)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or not 1 <= value <= MAX_SERIES_LENGTH:
+                raise bad(f"has {key} {value!r}, not a length in 1..{MAX_SERIES_LENGTH} steps")
+    elif not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_IMAGE_SIZE:
         raise bad(f"has image_size {size!r}, not a side in 1..{MAX_IMAGE_SIZE} pixels")
     if not _small(meta.get("model_options", {})):
         raise bad(f"has model options {meta.get('model_options')!r} beyond any zoo model's")
@@ -255,10 +264,16 @@ def build_trained(
     return model.eval()
 
 
-def check_compatible(meta: dict, data: ImageDataset) -> None:
+def check_compatible(meta: dict, data: LabelledData) -> None:
+    series = isinstance(data, SequenceDataset)
+    if series != ("length" in meta):
+        what = "time series" if series else "images"
+        takes = "images" if series else "time series"
+        raise DataError(f"the model takes {takes} but {data.name} holds {what}")
     if data.in_channels != meta["in_channels"]:
+        what = "series" if series else "images"
         raise DataError(
-            f"the model takes {meta['in_channels']}-channel images but {data.name} has "
+            f"the model takes {meta['in_channels']}-channel {what} but {data.name} has "
             f"{data.in_channels} channels"
         )
     if data.num_classes != meta["num_classes"]:
@@ -271,7 +286,7 @@ def check_compatible(meta: dict, data: ImageDataset) -> None:
 def evaluate_model(
     model: nn.Module,
     meta: dict,
-    data: ImageDataset,
+    data: LabelledData,
     *,
     device: str = "auto",
     batch_size: int = 1024,
@@ -280,7 +295,7 @@ def evaluate_model(
     check_compatible(meta, data)
     dev = resolve_device(device)
     model.to(dev)
-    loader = DeviceLoader(
+    loader = make_loader(
         data,
         batch_size,
         image_size=meta["image_size"],
@@ -375,4 +390,57 @@ def predict_images(
     return [
         [(classes[i], float(v)) for v, i in zip(vs, ix)]
         for vs, ix in zip(values.tolist(), indices.tolist())
+    ]
+
+
+def read_series(path: str | Path, meta: dict) -> list[tuple[str, torch.Tensor]]:
+    """``(name, float32 C x L)`` for every series of a ``.csv``/``.npy`` file (the rule:
+    :mod:`convzoo.data.series_file`), prepared as the run's data set was: trailing missing steps
+    cut, z-normalised, padded or cut at the end to the training length. A name says when its
+    series had another length (``a.csv row 2 (200 steps, cut to 150)``)."""
+    raw = read_series_file(path, meta["in_channels"])
+    trimmed = trim_missing_end([x for _, x in raw], str(path))
+    length = meta["length"]
+    series = series_tensor(trimmed, length)
+    names = []
+    for (name, _), x in zip(raw, trimmed):
+        steps = x.shape[1]
+        if steps != length:
+            name += f" ({steps} steps, {'padded' if steps < length else 'cut'} to {length})"
+        names.append(name)
+    return list(zip(names, series))
+
+
+def predict_series(
+    model: nn.Module,
+    meta: dict,
+    paths: list[str],
+    *,
+    top_k: int = 3,
+    device: str = "auto",
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Top-``k`` (class, probability) for every series in the ``.csv``/``.npy`` files, named
+    by file (and row), each prepared as the training data (:func:`read_series`) and batched
+    by the training loader (resampling, normalization)."""
+    if "length" not in meta:
+        raise ConvzooError("this model takes images; give image files, not series files")
+    named = [item for p in paths for item in read_series(p, meta)]
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    data = SequenceDataset(
+        torch.stack([x for _, x in named]),
+        torch.zeros(len(named), dtype=torch.int64),
+        list(meta["classes"]),
+    )
+    loader = make_loader(
+        data, 1024, image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], device=dev
+    )
+    with torch.no_grad():
+        probs = torch.cat([model(b.x).float().softmax(1).cpu() for b in loader])
+    k = min(top_k, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    classes = meta["classes"]
+    return [
+        (name, [(classes[i], float(v)) for v, i in zip(vs, ix)])
+        for (name, _), vs, ix in zip(named, values.tolist(), indices.tolist())
     ]

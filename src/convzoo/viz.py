@@ -24,6 +24,7 @@ __all__ = [
     "plot_confusion",
     "plot_curves",
     "plot_lr_find",
+    "plot_runs",
     "series_grid",
     "to_display",
 ]
@@ -203,6 +204,49 @@ def plot_lr_find(result, path: str | os.PathLike, title: str | None = None) -> P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "learning-rate finder")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_runs(
+    runs: Sequence[tuple[str, dict[str, Sequence[float]]]],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
+    """Several runs overlaid: training loss (left) and accuracy (right) per epoch.
+
+    ``runs`` holds ``(label, columns)`` pairs, ``columns`` a history's columns by name
+    (``epoch``, ``loss``, ``train_acc``, ``test_acc``, optionally ``val_acc``). Runs with the same
+    label (seeds of one recipe) share a colour and one legend entry: test accuracy solid,
+    validation dotted, training accuracy dashed and thin.
+    """
+    fig = _figure(10, 3.8)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colours: dict[str, str] = {}
+    kinds = (  # panel, column, style, legend name, line width
+        (ax_loss, "loss", "o-", "train loss", 1.6),
+        (ax_acc, "test_acc", "o-", "test", 1.6),
+        (ax_acc, "val_acc", ":", "validation", 1.6),
+        (ax_acc, "train_acc", "--", "train", 0.9),
+    )
+    for label, cols in runs:
+        first = label not in colours
+        colour = colours.setdefault(label, f"C{len(colours)}")
+        for ax, key, style, name, width in kinds:
+            values = cols.get(key)
+            if values and not all(math.isnan(v) for v in values):
+                legend = f"{label} {name}" if first else None
+                ax.plot(cols["epoch"], values, style, color=colour, lw=width, label=legend)
+    for ax, name in ((ax_loss, "cross-entropy"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.set_title("training loss")
+    ax_acc.set_title("accuracy")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "lr_find",
     "finetune",
     "explain",
+    "reproduce",
     "bench",
 )
 

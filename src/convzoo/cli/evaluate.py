@@ -49,9 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes of image files")
+    p = sub.add_parser("predict", help="top-k classes of image files (or series files)")
     p.add_argument("source", help="run directory or model.safetensors")
-    p.add_argument("images", nargs="+", help="image files (any size and mode), or folders of them")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="FILE",
+        help="image files (any size and mode) or folders of them; for a time-series model .csv "
+        "or .npy files (one series per row, or a C x L array; docs/sequences.md)",
+    )
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
@@ -88,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{meta['model']} ({path.name}) on {name} {args.split}"
         + (f" ({subset})" if subset else "")
         + f": accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
-        f"({result['count']:,} images)"
+        f"({result['count']:,} {'series' if 'length' in meta else 'images'})"
     )
     width = max(len(c) for c in data.classes)
     for cls, acc in result["per_class_acc"].items():
@@ -161,13 +167,17 @@ def image_paths(items: list[str]) -> list[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import load_trained, predict_images
+    from ..inference import load_trained, predict_images, predict_series
 
     if args.top_k < 1:
         raise ConvzooError(f"--top-k must be >= 1, got {args.top_k}")
-    images = image_paths(args.images)
     model, meta = load_trained(args.source)
-    results = predict_images(model, meta, images, top_k=args.top_k, device=args.device)
-    for path, top in zip(images, results):
-        print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
+    if "length" in meta:  # a time-series model: series files
+        named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
+    else:
+        images = image_paths(args.images)
+        results = predict_images(model, meta, images, top_k=args.top_k, device=args.device)
+        named = list(zip(images, results))
+    for name, top in named:
+        print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     return 0

@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="RUN", help="run directory or model.safetensors")
     p.add_argument(
-        "image", metavar="IMAGE", nargs="?", default=None, help="an image file (any size, any mode)"
+        "image",
+        metavar="IMAGE",
+        nargs="?",
+        default=None,
+        help="an image file (any size, any mode); for a time-series run a .csv or .npy file "
+        "holding one series",
     )
     p.add_argument(
         "--index",
@@ -74,14 +79,13 @@ def _class_index(text: str, classes: list[str]) -> int:
 def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | None, str, str]:
     """(uint8 image, true class or None, title, default folder name) from a file or the data."""
     from ..data import apply_subset, load_dataset
-    from ..inference import read_image
 
     if (args.image is None) == (args.index is None):
         raise ConvzooError(
             "give an IMAGE file or --index N (an image of the run's data set), one of them"
         )
     if args.image is not None:
-        image = read_image(args.image, meta["in_channels"])
+        image = _read_input(args.image, meta)
         label = None if args.label is None else _class_index(args.label, meta["classes"])
         return image, label, Path(args.image).name, f"explain-{Path(args.image).stem}"
     if args.label is not None:
@@ -96,11 +100,26 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
         )
     title = f"{meta['dataset']} {args.split} #{args.index}"
     return (
-        data.images[args.index],
+        getattr(data, data.inputs_field)[args.index],  # an image, or a series
         int(data.labels[args.index]),
         title,
         f"explain-{args.split}-{args.index}",
     )
+
+
+def _read_input(path: str, meta: dict) -> torch.Tensor:
+    """An image file, or for a time-series run the one series of a ``.csv``/``.npy`` file."""
+    from ..inference import read_image, read_series
+
+    if "length" not in meta:
+        return read_image(path, meta["in_channels"])
+    named = read_series(path, meta)
+    if len(named) != 1:
+        raise ConvzooError(
+            f"{path} holds {len(named)} series; explain takes one: save it alone, or explain "
+            "a series of the run's data set with --index N"
+        )
+    return named[0][1]
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence, Sized
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from .dataset import ImageDataset
+from .dataset import LabelledData
+from .sequences import SequenceDataset
 
-#: an augmentation: float images in [0, 1] (N x C x H x W) and a generator -> same-sized batch
+#: an augmentation: float images in [0, 1] (N x C x H x W) or series (N x C x L) and a
+#: generator -> same-sized batch
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class Batch(NamedTuple):
-    x: torch.Tensor  #: float N x C x H x W, resized and normalized, on the device
+    #: float N x C x H x W (images) or N x C x L (series), resized and normalized, on the device
+    x: torch.Tensor
     y: torch.Tensor  #: int64 N, on the device
     #: real samples at the front of this batch; the rest are padding (only under sharding)
     valid: int
@@ -61,6 +64,9 @@ class BatchLoader:
     ``data`` needs only ``len``; ``channels`` is the images' channel count (for ``mean``/``std``).
     Parameters as in :class:`DeviceLoader`.
     """
+
+    #: dimensions after the channels: 2 for images (H, W), 1 for sequences (L)
+    spatial_dims: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -95,7 +101,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.channels_last = channels_last
-        shape = (1, channels, 1, 1)
+        shape = (1, channels) + (1,) * self.spatial_dims
         self.mean = None if mean is None else torch.tensor(mean, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, device=self.device).view(shape)
         self.epoch = 0
@@ -168,9 +174,7 @@ class BatchLoader:
         by epoch, step and rank), resize, normalize, memory format. Shared with FolderLoader."""
         x = images.float().div_(255.0)
         if self.augment is not None:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 1))
-            x = self.augment(x, gen)
+            x = self.augment(x, self.generator(step))
         if self.image_size is not None and x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(
                 x,
@@ -185,9 +189,15 @@ class BatchLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return Batch(x, labels, valid, global_valid)
 
+    def generator(self, step: int) -> torch.Generator:
+        """The augmentation's random numbers for ``step`` of the current epoch on this rank."""
+        gen = torch.Generator(device=self.device)
+        return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 1))
+
 
 class DeviceLoader(BatchLoader):
-    """Batches of an :class:`ImageDataset` kept in memory on ``device``.
+    """Batches of an :class:`~convzoo.data.ImageDataset` kept in memory on ``device`` (and the
+    base of :class:`SequenceLoader`, which differs only in how a batch is finished).
 
     Parameters
     ----------
@@ -201,9 +211,9 @@ class DeviceLoader(BatchLoader):
     rank, world_size: this process's share under data parallelism.
     """
 
-    def __init__(self, data: ImageDataset, batch_size: int, **kwargs: Any) -> None:
+    def __init__(self, data: LabelledData, batch_size: int, **kwargs: Any) -> None:
         super().__init__(data, batch_size, channels=data.in_channels, **kwargs)
-        self.images = data.images.to(self.device)
+        self.inputs = getattr(data, data.inputs_field).to(self.device)
         self.labels = data.labels.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -212,4 +222,52 @@ class DeviceLoader(BatchLoader):
             yield self.make_batch(idx, valid, global_valid, step)
 
     def make_batch(self, idx: torch.Tensor, valid: int, global_valid: int, step: int) -> Batch:
-        return self.finish_batch(self.images[idx], self.labels[idx], valid, global_valid, step)
+        return self.finish_batch(self.inputs[idx], self.labels[idx], valid, global_valid, step)
+
+
+class SequenceLoader(DeviceLoader):
+    """Batches of a :class:`~convzoo.data.SequenceDataset` (float N x C x L) kept in memory on
+    ``device``: the same order, sharding and resume as images; a batch is augmented with the
+    sequence ops (:func:`~convzoo.data.parse_augment1d`), resampled to ``image_size`` steps
+    when that is given, and normalized per channel when ``mean``/``std`` are given.
+
+    The series are float already (z-normalised when loaded), so there is no scaling by 255.
+    ``image_size`` keeps its name (the one definition of "the input size a network is trained
+    at"): for a sequence it is the number of steps, and ``None`` keeps the stored length.
+    Shrinking averages neighbouring steps (``mode="area"``, the 1-D antialiasing), stretching
+    interpolates linearly. There is no channels-last layout for N x C x L tensors.
+    """
+
+    spatial_dims = 1
+
+    def __init__(self, data: SequenceDataset, batch_size: int, **kwargs: Any) -> None:
+        if kwargs.pop("channels_last", False):
+            raise ValueError("channels_last is a layout of images; sequences have none")
+        super().__init__(data, batch_size, **kwargs)
+
+    def finish_batch(
+        self, series: torch.Tensor, labels: torch.Tensor, valid: int, global_valid: int, step: int
+    ) -> Batch:
+        x = series
+        if self.augment is not None:
+            x = self.augment(x, self.generator(step))
+        if self.image_size is not None and x.shape[-1] != self.image_size:
+            x = resample(x, self.image_size)
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return Batch(x, labels, valid, global_valid)
+
+
+def resample(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Series ``N x C x L`` resampled to ``length`` steps: averaged over windows when
+    shrinking (no aliasing), linearly interpolated when stretching."""
+    if length < x.shape[-1]:
+        return F.interpolate(x, size=length, mode="area")
+    return F.interpolate(x, size=length, mode="linear", align_corners=False)
+
+
+def make_loader(data: LabelledData, batch_size: int, **kwargs: Any) -> DeviceLoader:
+    """The in-memory loader for ``data``'s kind (the one place that chooses): a
+    :class:`SequenceLoader` for time series, a :class:`DeviceLoader` for images."""
+    cls = SequenceLoader if isinstance(data, SequenceDataset) else DeviceLoader
+    return cls(data, batch_size, **kwargs)

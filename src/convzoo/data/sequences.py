@@ -54,6 +54,7 @@ __all__ = [
     "ARCHIVES",
     "SequenceDataset",
     "SequenceSource",
+    "is_sequence_name",
     "load_sequences",
     "sequence_length",
     "shipped_root",
@@ -102,18 +103,12 @@ class SequenceDataset(LabelledData):
         """Time steps per series (L); ``len()`` is the number of series."""
         return int(self.series.shape[2])
 
-    @property
-    def images(self) -> torch.Tensor:
-        # Until the trainer and loaders take sequences (issue 20, phase 2), code written for
-        # image sets gets one clear line here instead of a traceback; hasattr() stays False.
-        raise NotImagesError(
-            f"{self.name} holds time series (N x C x L), not images: training, evaluation and "
-            "the image loaders do not take them yet; use them from Python (docs/sequences.md)"
-        )
-
-
-class NotImagesError(ConvzooError, AttributeError):
-    """Time series given to code that needs images."""
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std over every value of every series (``--normalize``; after
+        per-series z-normalisation they are near 0 and 1, padding pulls the std below)."""
+        x = self.series.transpose(0, 1).reshape(self.in_channels, -1).double()
+        mean, std = x.mean(1), x.std(1, correction=0).clamp_min(1e-6)
+        return tuple(mean.tolist()), tuple(std.tolist())
 
 
 # -- where the files are ----------------------------------------------------------------------
@@ -151,6 +146,11 @@ def shipped_sets() -> dict[str, list[str]]:
 def _archive_of(ts: TsFile) -> str:
     univariate = ts.header.get("univariate", "true").lower() == "true"
     return "ucr" if univariate and ts.header.get("dimensions", "1") == "1" else "uea"
+
+
+def is_sequence_name(name: str) -> bool:
+    """Whether ``name`` is a time-series data set (``ucr:NAME`` or ``uea:NAME``)."""
+    return name.partition(":")[0] in ARCHIVES
 
 
 def _parse_name(name: str) -> tuple[str, str]:
@@ -196,13 +196,32 @@ def find_file(name: str, split: str, root: str | os.PathLike | None = None) -> P
 # -- values -----------------------------------------------------------------------------------
 def _trimmed(ts: TsFile) -> list[np.ndarray]:
     """The series of ``ts`` (C x L) without their trailing steps missing in every channel."""
+    return trim_missing_end(ts.series, str(ts.path))
+
+
+def trim_missing_end(series: list[np.ndarray], source: str) -> list[np.ndarray]:
+    """``series`` (each C x L, NaN where missing) without their trailing steps missing in every
+    channel; a series with no value at all is a :class:`DataError` naming ``source``."""
     out = []
-    for i, x in enumerate(ts.series):
+    for i, x in enumerate(series):
         observed = np.flatnonzero(~np.isnan(x).all(axis=0))
         if not len(observed):
-            raise DataError(f"{ts.path}: series {i + 1} has no values, only missing ones")
+            raise DataError(f"{source}: series {i + 1} has no values, only missing ones")
         out.append(x[:, : int(observed[-1]) + 1])
     return out
+
+
+def series_tensor(
+    trimmed: list[np.ndarray], length: int, *, normalize: bool = True
+) -> torch.Tensor:
+    """Trimmed series (each C x L_i, NaN where missing) as float32 N x C x ``length``: each
+    z-normalised (or missing values set to 0 when not ``normalize``), then padded or cut at the
+    end. The steps every series goes through, from an archive file or a file to predict."""
+    rows = [
+        fit_length(z_normalize(s) if normalize else np.nan_to_num(s, nan=0.0), length)
+        for s in trimmed
+    ]
+    return torch.from_numpy(np.stack(rows).astype(np.float32))
 
 
 def z_normalize(x: np.ndarray) -> np.ndarray:
@@ -287,11 +306,7 @@ def load_sequences(
         )
     classes = _class_order(ts.class_labels)
     index = {c: i for i, c in enumerate(classes)}
-    rows = [
-        fit_length(z_normalize(s) if normalize else np.nan_to_num(s, nan=0.0), length)
-        for s in trimmed
-    ]
-    series = torch.from_numpy(np.stack(rows).astype(np.float32))
+    series = series_tensor(trimmed, length, normalize=normalize)
     labels = torch.tensor([index[label] for label in ts.labels], dtype=torch.int64)
     return SequenceDataset(series, labels, classes, name=name, split=split, source=str(ts.path))
 

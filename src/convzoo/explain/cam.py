@@ -106,14 +106,15 @@ def cam_from(
     size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """``N x h x w`` map (``N x H x W`` with ``size``) from a layer's output and the gradient
-    of a class score with respect to it (both ``N x C x h x w``)."""
-    if activation.dim() != 4:
+    of a class score with respect to it (both ``N x C x h x w``); for a sequence model's layer
+    (``N x C x l``) an ``N x l`` map (``N x L``) over time."""
+    if activation.dim() not in (3, 4):
         raise ConvzooError(
-            f"class activation maps need a layer with N x C x H x W output, this one gives "
-            f"{tuple(activation.shape)}; choose a convolutional stage"
+            f"class activation maps need a layer with N x C x H x W (or N x C x L) output, this "
+            f"one gives {tuple(activation.shape)}; choose a convolutional stage"
         )
     if method == "gradcam":
-        weights = gradient.mean(dim=(2, 3), keepdim=True)
+        weights = gradient.mean(dim=tuple(range(2, gradient.dim())), keepdim=True)
     elif method == "hirescam":
         weights = gradient
     else:
@@ -122,7 +123,8 @@ def cam_from(
         )
     cam = F.relu((weights * activation).sum(dim=1, keepdim=True))
     if size is not None:
-        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
+        mode = "bilinear" if cam.dim() == 4 else "linear"
+        cam = F.interpolate(cam, size=tuple(size), mode=mode, align_corners=False)
     return cam[:, 0]
 
 
@@ -135,10 +137,10 @@ def class_activation_maps(
     method: str = METHODS[0],
 ) -> torch.Tensor:
     """``N x H x W`` maps of ``model`` (in eval mode) for class ``targets[n]`` of image
-    ``x[n]`` at ``layer``'s output, upsampled to the input's ``H x W``."""
+    ``x[n]`` at ``layer``'s output, upsampled to the input's ``H x W`` (``N x L`` for series)."""
     with capture({"layer": layer}) as out, torch.enable_grad():
         logits = model(x)
     activation = out["layer"]
     score = logits.gather(1, targets.view(-1, 1).to(logits.device)).sum()
     (gradient,) = torch.autograd.grad(score, activation)
-    return cam_from(activation.detach(), gradient, method=method, size=x.shape[-2:])
+    return cam_from(activation.detach(), gradient, method=method, size=x.shape[2:])

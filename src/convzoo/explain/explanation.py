@@ -1,5 +1,6 @@
-"""What a trained network does with one image, as tensors: the input it receives, every stage's
-output, the first convolution's filters, the class probabilities and the attribution maps.
+"""What a trained network does with one image (or time series), as tensors: the input it
+receives, every stage's output, the first convolution's filters, the class probabilities and
+the attribution maps.
 
 Pictures and the page are drawn from an :class:`Explanation` by ``pictures`` and ``page``; this
 module only computes, on the CPU: 0.5 s for speednet at 28 px, 6-9 s for VGG-11 (channels / 4)
@@ -9,6 +10,7 @@ and AlexNet at 224 px on the busy 2-core machine (load 5), most of it Integrated
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +18,8 @@ import torch
 from torch import nn
 
 from ..data.dataset import ImageDataset
-from ..data.loader import DeviceLoader
+from ..data.loader import make_loader
+from ..data.sequences import SequenceDataset
 from ..errors import ConvzooError, DataError, UnknownNameError
 from ..models.tv import first_conv
 from .cam import METHODS, capture, class_activation_maps, resolve_layer, stage_modules
@@ -31,7 +34,7 @@ class StageView:
     """One stage's output for the explained image."""
 
     name: str  #: the stage's name (``b2``, ``layer3``)
-    activation: torch.Tensor  #: C x H x W
+    activation: torch.Tensor  #: C x H x W (C x L for a sequence model)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,13 +54,16 @@ class StageView:
 class Explanation:
     model_name: str
     source: str  #: where the image came from, for titles (a file name, ``test #12``)
-    image: torch.Tensor  #: C x H x W, exactly what the network receives (resized, normalized)
-    pixels: torch.Tensor  #: the same image de-normalized to [0, 1], for display
+    #: C x H x W (a series: C x L), exactly what the network receives (resized, normalized)
+    image: torch.Tensor
+    #: the same image de-normalized to [0, 1] for display (a series: its values before
+    #: the channel normalization, if any)
+    pixels: torch.Tensor
     mean: Sequence[float] | None
     std: Sequence[float] | None
     stages: list[StageView]
     filters_layer: str  #: path of the first convolution
-    filters: torch.Tensor  #: its weights, out x in x kh x kw
+    filters: torch.Tensor  #: its weights, out x in x kh x kw (out x in x k in 1-D)
     classes: list[str]
     probs: torch.Tensor  #: softmax of the logits, one per class
     label: int | None  #: the true class, when known
@@ -65,18 +71,28 @@ class Explanation:
     layer: str  #: the layer the maps are computed at
     layer_shape: tuple[int, ...]  #: its output, C x h x w
     #: class index -> H x W layer map (non-negative), for the predicted and the true class
+    #: (L, over time, for a series)
     maps: dict[int, torch.Tensor] = field(default_factory=dict)
-    #: class index -> H x W Integrated Gradients (non-negative), the same classes
+    #: class index -> H x W Integrated Gradients (non-negative), the same classes (L)
     pixel_maps: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def predicted(self) -> int:
         return int(self.probs.argmax())
 
+    @property
+    def is_series(self) -> bool:
+        """A sequence model's explanation: the input is C x L."""
+        return self.image.dim() == 2
+
 
 def network_input(image: torch.Tensor, meta: dict) -> torch.Tensor:
     """uint8 ``C x H x W`` -> the ``1 x C x S x S`` float tensor the network was trained on:
-    the training loader's own resize and normalization (``DeviceLoader.finish_batch``)."""
+    the training loader's own resize and normalization (``DeviceLoader.finish_batch``). For a
+    sequence model (``meta`` has a ``length``) a float ``C x L`` series, prepared as its data
+    set (:func:`convzoo.inference.read_series`), -> ``1 x C x L`` (``SequenceLoader``)."""
+    if "length" in meta:
+        return _series_input(image, meta)
     if image.dtype != torch.uint8 or image.dim() != 3:
         raise DataError(f"expected a uint8 C x H x W image, got {image.dtype} {tuple(image.shape)}")
     if image.shape[0] != meta["in_channels"]:
@@ -85,25 +101,44 @@ def network_input(image: torch.Tensor, meta: dict) -> torch.Tensor:
             f"{image.shape[0]} channels"
         )
     one = ImageDataset(image[None], torch.zeros(1, dtype=torch.int64), list(meta["classes"]))
-    loader = DeviceLoader(
+    return _first_batch(one, meta)
+
+
+def _series_input(series: torch.Tensor, meta: dict) -> torch.Tensor:
+    if not series.is_floating_point() or series.dim() != 2:
+        raise DataError(f"expected a float C x L series, got {series.dtype} {tuple(series.shape)}")
+    if series.shape[0] != meta["in_channels"]:
+        raise DataError(
+            f"the model takes {meta['in_channels']}-channel series, this one has "
+            f"{series.shape[0]} channels"
+        )
+    labels = torch.zeros(1, dtype=torch.int64)
+    return _first_batch(SequenceDataset(series[None].float(), labels, list(meta["classes"])), meta)
+
+
+def _first_batch(one: ImageDataset | SequenceDataset, meta: dict) -> torch.Tensor:
+    loader = make_loader(
         one, 1, image_size=meta.get("image_size"), mean=meta.get("mean"), std=meta.get("std")
     )
     return next(iter(loader)).x
 
 
 def denormalize(x: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None):
-    """``C x H x W`` network input -> pixels in [0, 1] (the inverse of the normalization)."""
-    if mean is None or std is None:
-        return x.clamp(0, 1)
-    shape = (-1, 1, 1)
-    return (x * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)).clamp(0, 1)
+    """``C x H x W`` network input -> pixels in [0, 1] (the inverse of the normalization); a
+    ``C x L`` series -> its values before the channel normalization (not clamped)."""
+    series = x.dim() == 2
+    if mean is not None and std is not None:
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        x = x * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)
+    return x if series else x.clamp(0, 1)
 
 
 def default_layer(stages: list[StageView]) -> str:
-    """The last stage whose output is still a map (more than 1 x 1): a one-pixel map says
-    nothing about where, so networks that pool to 1 x 1 in their last stage use the one before."""
+    """The last stage whose output is still a map (more than 1 x 1, or more than 1 step): a
+    one-pixel map says nothing about where, so networks that pool to 1 x 1 in their last stage
+    use the one before."""
     for stage in reversed(stages):
-        if len(stage.shape) == 3 and stage.shape[1] * stage.shape[2] > 1:
+        if len(stage.shape) >= 2 and math.prod(stage.shape[1:]) > 1:
             return stage.name
     raise ConvzooError("no stage of this network outputs a spatial map; give --layer")
 
@@ -118,7 +153,8 @@ def explain(
     method: str = METHODS[0],
     source: str = "",
 ) -> Explanation:
-    """Explain ``model``'s decision on ``image`` (uint8 ``C x H x W``, any size).
+    """Explain ``model``'s decision on ``image`` (uint8 ``C x H x W``, any size; for a
+    sequence model a float ``C x L`` series, see :func:`network_input`).
 
     ``meta`` is what :func:`~convzoo.inference.load_trained` returns with the model
     (classes, image_size, mean, std, in_channels). ``layer``: stage name or module path for
@@ -146,11 +182,13 @@ def explain(
         layer = default_layer(views)
         outs[_LAYER] = outs[layer]
     targets = list(dict.fromkeys([int(probs.argmax())] + ([label] if label is not None else [])))
-    batch, classes = x.expand(len(targets), -1, -1, -1), torch.tensor(targets)
+    batch, classes = x.expand(len(targets), *x.shape[1:]), torch.tensor(targets)
     maps = class_activation_maps(
         model, batch, classes, layer=resolve_layer(model, layer), method=method
     )
-    black = network_input(torch.zeros_like(image[:, :1, :1]), {**meta, "image_size": None})
+    # a black image (a zero series: its mean after z-normalisation), normalized as the input
+    zero = torch.zeros_like(image[(slice(None),) + (slice(0, 1),) * (image.dim() - 1)])
+    black = network_input(zero, {**meta, "image_size": None})
     pixel_maps = integrated_gradients(model, batch, classes, baseline=black)
     conv_path, conv = first_conv(model)
     return Explanation(

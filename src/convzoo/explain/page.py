@@ -19,7 +19,7 @@ from string import Template
 
 from ..errors import ConvzooError
 from ..io import atomic_write
-from . import pictures
+from . import pictures, series_pictures
 from .explanation import Explanation
 from .integrated_gradients import STEPS
 
@@ -77,17 +77,31 @@ def _numbers(values) -> str:
 
 def render_pngs(e: Explanation, maps: int) -> dict[str, bytes]:
     """File name -> PNG bytes, in the page's order."""
-    pngs = {"input.png": pictures.input_png(e), "filters.png": pictures.filters_png(e)}
+    draw = series_pictures if e.is_series else pictures
+    pngs = {"input.png": draw.input_png(e), "filters.png": draw.filters_png(e)}
     for stage in e.stages:
-        pngs[f"stage-{stage.name}.png"] = pictures.stage_png(stage, maps)
+        pngs[f"stage-{stage.name}.png"] = draw.stage_png(stage, maps)
     pngs["scores.png"] = pictures.scores_png(e)
-    pngs["attribution.png"] = pictures.maps_png(e, e.maps, f"{e.method} at {e.layer}")
-    pngs["pixels.png"] = pictures.maps_png(e, e.pixel_maps, "integrated gradients")
+    pngs["attribution.png"] = draw.maps_png(e, e.maps, f"{e.method} at {e.layer}")
+    pngs["pixels.png"] = draw.maps_png(e, e.pixel_maps, "integrated gradients")
     return pngs
 
 
 def _input_section(e: Explanation, pngs: dict[str, bytes]) -> str:
     lo, hi = float(e.image.min()), float(e.image.max())
+    if e.is_series:
+        how = (
+            f", minus the training set's channel means ({_numbers(e.mean)}), divided by their "
+            f"std ({_numbers(e.std)}); shown before that"
+            if e.mean is not None
+            else ""
+        )
+        text = (
+            f"The network receives {_shape(e.image.shape)} values from {lo:.2f} to {hi:.2f}: "
+            f"the series as its data set prepares it (each channel z-normalised, padded or cut "
+            f"to the training length), {e.image.shape[-1]} steps{how}."
+        )
+        return _section("input", "Input", _p(text), _img(pngs, "input.png", "the input series"))
     if e.mean is not None:
         how = (
             f"pixels scaled to [0, 1], minus the training set's mean ({_numbers(e.mean)}), "
@@ -107,17 +121,22 @@ def _input_section(e: Explanation, pngs: dict[str, bytes]) -> str:
 
 
 def _filters_section(e: Explanation, pngs: dict[str, bytes]) -> str:
-    out, inp, kh, kw = e.filters.shape
+    out, inp, *taps = e.filters.shape
     shown = f"the first {pictures.MAX_FILTERS} of " if out > pictures.MAX_FILTERS else ""
-    how = (
-        "each filter stretched to [0, 1] as colours"
-        if inp == 3
-        else ("" if inp == 1 else "mean over the input channels; ") + "blue negative, red positive"
-    )
+    mean = "" if inp == 1 else "mean over the input channels; "
+    if e.is_series:
+        size, how = f"{inp} x {taps[0]} taps", f"one column each, {mean}blue negative, red positive"
+    else:
+        size = f"{inp} x {taps[0]} x {taps[1]}"
+        how = (
+            "each filter stretched to [0, 1] as colours"
+            if inp == 3
+            else f"{mean}blue negative, red positive"
+        )
     return _section(
         "filters",
         "First convolution's filters",
-        _p(f"{e.filters_layer}: {shown}{out} filters of {inp} x {kh} x {kw} ({how})."),
+        _p(f"{e.filters_layer}: {shown}{out} filters of {size} ({how})."),
         _img(pngs, "filters.png", "filters of the first convolution"),
     )
 
@@ -174,22 +193,23 @@ def _zero_notes(e: Explanation, maps: dict, where: str) -> list[str]:
 
 
 def _attribution_section(e: Explanation, pngs: dict[str, bytes]) -> str:
-    h, w = e.image.shape[-2:]
+    size = _shape(e.image.shape[1:]) + (" steps" if e.is_series else "")
+    start, unit = ("a zero series", "time step") if e.is_series else ("a black image", "pixel")
     return _section(
         "attribution",
         "Attribution",
         _p(
             f"{_METHOD_TEXT[e.method]} at {e.layer} ({_shape(e.layer_shape)}, upsampled to "
-            f"{h} x {w}): where that layer's features raise the class's score."
+            f"{size}): where that layer's features raise the class's score."
         ),
         *_zero_notes(e, e.maps, f"position of {e.layer}"),
         _img(pngs, "attribution.png", f"{e.method} maps over the input"),
         _p(
-            f"Integrated Gradients ({STEPS} steps from a black image): which pixels raise the "
-            f"class's score (the positive part; with the negative one, the pixels' values add "
-            f"up to the score's change from a black image)."
+            f"Integrated Gradients ({STEPS} steps from {start}): which {unit}s raise the "
+            f"class's score (the positive part; with the negative one, the {unit}s' values add "
+            f"up to the score's change from {start})."
         ),
-        *_zero_notes(e, e.pixel_maps, "pixel"),
+        *_zero_notes(e, e.pixel_maps, unit),
         _img(pngs, "pixels.png", "integrated gradients over the input"),
         _p(
             "Each figure has one colour scale for its maps (up to the 99th percentile of their "

@@ -83,12 +83,13 @@ TORCHVISION_ARCHS: dict[str, TorchvisionArch] = {
 PREFIX = "tv_"
 
 
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """The network's input convolution (the first ``Conv2d`` registered) and its path."""
+def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d | nn.Conv1d]:
+    """The network's input convolution (the first ``Conv2d``, or ``Conv1d`` in a sequence
+    model, registered) and its path."""
     for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.Conv1d)):
             return name, m
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer")
+    raise ValueError(f"{type(model).__name__} has no convolution layer")
 
 
 class TorchvisionNet(ZooModel):

@@ -28,6 +28,20 @@ from .recipes import RECIPES
 #: largest input side in pixels: 4096 px is 200 MB of float32 per RGB image (a side of 100,000
 #: would ask 40 GB for one)
 MAX_IMAGE_SIZE = 4096
+#: longest input of a 1-D (time-series) model in steps: 4 MB of float32 per channel (UEA's
+#: longest series, EigenWorms, has 17,984 steps)
+MAX_SERIES_LENGTH = 1 << 20
+
+
+def max_input_side(model: str) -> int:
+    """The largest ``image_size`` of ``model``: a series length for 1-D models, else a side in
+    pixels (an unknown name gets the latter; it is refused by its own check)."""
+    from ..models import get_model_entry
+
+    try:
+        return MAX_SERIES_LENGTH if get_model_entry(model).spatial_dims == 1 else MAX_IMAGE_SIZE
+    except UnknownNameError:
+        return MAX_IMAGE_SIZE
 
 
 def _kinds(annotation: str) -> tuple[type, ...]:
@@ -85,7 +99,8 @@ class TrainConfig:
     recipe: str = setting(
         "fast",
         "fast: measured modern settings; d2l: the book's train_ch6 exactly; speedrun: time "
-        "to accuracy; finetune: convzoo finetune's",
+        "to accuracy; best: fast for longer, with more augmentation; finetune: convzoo "
+        "finetune's",
         choices=tuple(RECIPES),
     )
     # optimisation
@@ -157,6 +172,12 @@ class TrainConfig:
     patience: int | None = setting(
         None, "stop after this many epochs without a better --monitor value"
     )
+    test_every: int = setting(
+        1,
+        "test every N epochs for the curves (0: only once, when training ends); the test set "
+        "is only reported, so this changes no result, only the time spent",
+        metavar="N",
+    )
     # run control
     ckpt_every: int | None = setting(None, "also save a checkpoint every N optimizer steps")
     out: str | None = setting(None, "run directory (default runs/<time>-<model>)")
@@ -214,6 +235,7 @@ class TrainConfig:
                 f"eval batch size must be >= 1, got {self.eval_batch_size}",
             ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (self.test_every >= 0, f"--test-every must be >= 0, got {self.test_every}"),
             (
                 self.val_split > 0 or not self.patience,
                 "--patience stops on validation data, never on the test set: give --val-split "
@@ -231,8 +253,9 @@ class TrainConfig:
             ),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
             (
-                self.image_size is None or 1 <= self.image_size <= MAX_IMAGE_SIZE,
-                f"image size must be in 1..{MAX_IMAGE_SIZE} pixels, got {self.image_size}",
+                self.image_size is None or 1 <= self.image_size <= max_input_side(self.model),
+                f"image size must be in 1..{max_input_side(self.model)} (pixels, or steps of a "
+                f"series), got {self.image_size}",
             ),
             (
                 not self.devices or self.strategy in ("scratch", "dp", "model"),

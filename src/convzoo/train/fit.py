@@ -9,13 +9,13 @@ from typing import Any
 
 from torch import nn
 
-from ..data.dataset import ImageDataset
+from ..data.dataset import LabelledData
 from .config import ConfigError, TrainConfig
 from .history import History
 from .run import resolve_config, train
 from .trainer import Callback
 
-DataArg = ImageDataset | tuple[ImageDataset, ImageDataset | None] | str
+DataArg = LabelledData | tuple[LabelledData, LabelledData | None] | str
 
 
 def user_overrides(
@@ -50,8 +50,8 @@ def check_keywords(config: dict[str, Any]) -> None:
 
 
 def in_memory_data(
-    pair: tuple[ImageDataset, ImageDataset | None], cfg: TrainConfig
-) -> tuple[ImageDataset, ImageDataset | None]:
+    pair: tuple[LabelledData, LabelledData | None], cfg: TrainConfig
+) -> tuple[LabelledData, LabelledData | None]:
     """Data sets handed over in memory, restricted to ``cfg.subset`` as a loaded set would be
     (the subset is saved with the weights, and evaluate applies it again)."""
     from ..data import apply_subset
@@ -68,12 +68,12 @@ def in_memory_data(
 
 
 def split_data(
-    data: DataArg, test_data: ImageDataset | None
-) -> tuple[tuple[ImageDataset, ImageDataset | None] | None, str | None]:
+    data: DataArg, test_data: LabelledData | None
+) -> tuple[tuple[LabelledData, LabelledData | None] | None, str | None]:
     """``data`` as a (train, test) pair, or ``(None, name)`` for a data set to load by name."""
     if isinstance(data, str):
         return None, data
-    if isinstance(data, ImageDataset):
+    if isinstance(data, LabelledData):  # images or time series
         return (data, test_data), data.name
     return (data[0], data[1]), data[0].name
 
@@ -85,7 +85,7 @@ def fit(
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
-    test_data: ImageDataset | None = None,
+    test_data: LabelledData | None = None,
     recipe: str = "fast",
     out: str | Path | None = None,
     callbacks: list[Callback] | None = None,
@@ -96,10 +96,10 @@ def fit(
 
     ``model``: a zoo name or a module (a zoo model keeps its name for the saved weights).
     ``data``: a data set name (train and test splits are loaded), an :class:`ImageDataset`
-    (with ``test_data``) or a ``(train, test)`` pair. Values not given come from ``recipe``
-    (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig` field can be passed as a
-    keyword. With ``out`` the run directory (checkpoints, curves, weights) is written there;
-    without it nothing is written. ``history.run_dir`` tells where.
+    or :class:`SequenceDataset` (with ``test_data``) or a ``(train, test)`` pair. Values not
+    given come from ``recipe`` (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig`
+    field can be passed as a keyword. With ``out`` the run directory (checkpoints, curves,
+    weights) is written there; without it nothing is written. ``history.run_dir`` tells where.
     """
     overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
     module = model if isinstance(model, nn.Module) else None

@@ -17,8 +17,9 @@ from typing import Any, TextIO, TypeVar
 import torch
 from torch import nn
 
-from ..data.dataset import ImageDataset
-from ..data.loader import DeviceLoader
+from ..data.dataset import LabelledData
+from ..data.loader import DeviceLoader, make_loader
+from ..data.sequences import SequenceDataset
 from ..data.sources import absolute_name
 from ..data.split import split_validation
 from ..errors import ConvzooError, InputSizeError, StorageError
@@ -39,7 +40,7 @@ from .config import ConfigError, TrainConfig
 from .history import MONITORS, History
 from .interrupt import StopOnSignal, stop_on_signals
 from .optim import build_optimizer, build_scheduler, xavier_init
-from .recipes import DEFAULT_MODEL, recipe_defaults
+from .recipes import default_model, recipe_defaults
 from .rundir import (
     ARTIFACTS,
     final_metrics,
@@ -64,7 +65,8 @@ def resolve_config(overrides: dict[str, Any], recipe: str | None = None) -> Trai
     ``overrides`` holds only what the user set (CLI flags given, keyword arguments passed).
     """
     recipe = recipe or overrides.get("recipe") or TrainConfig.recipe
-    model = overrides.get("model") or DEFAULT_MODEL.get(recipe, TrainConfig.model)
+    dataset = overrides.get("dataset") or TrainConfig.dataset
+    model = overrides.get("model") or default_model(recipe, dataset) or TrainConfig.model
     options = overrides.get("model_options") or {}
     values = recipe_defaults(recipe, model, options)
     # a recipe's model options (the book's VGG is width_ratio=4) yield to the user's
@@ -90,9 +92,9 @@ class Setup:
     """What a run is made of, built from its config before the first step."""
 
     model: nn.Module
-    train_data: ImageDataset
-    val_data: ImageDataset | None  #: carved out of the training split (--val-split)
-    test_data: ImageDataset | None
+    train_data: LabelledData
+    val_data: LabelledData | None  #: carved out of the training split (--val-split)
+    test_data: LabelledData | None
     train_loader: DeviceLoader
     val_loader: DeviceLoader | None
     test_loader: DeviceLoader | None
@@ -102,7 +104,7 @@ class Setup:
     meta: dict[str, Any]  #: what rebuilding and using the trained network needs
 
 
-def load_data(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
     from ..data import apply_subset, load_dataset
 
     extra = {"skip_bad_images": True} if cfg.skip_bad_images else {}
@@ -113,7 +115,7 @@ def load_data(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     return train, test
 
 
-def build_model(cfg: TrainConfig, data: ImageDataset) -> nn.Module:
+def build_model(cfg: TrainConfig, data: LabelledData) -> nn.Module:
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed, on every rank
     model = create_model(
         cfg.model,
@@ -129,15 +131,40 @@ def build_model(cfg: TrainConfig, data: ImageDataset) -> nn.Module:
 def check_image_size(model: nn.Module, size: int) -> None:
     smallest = getattr(model, "min_input_size", 1)
     if size < smallest:
+        name = getattr(model, "display_name", type(model).__name__)
+        if getattr(model, "spatial_dims", 2) == 1:
+            raise InputSizeError(
+                f"{name} needs sequences of at least {smallest} steps; {size} is too short "
+                f"(--image-size {smallest} resamples them, or pick a model that downsamples less)"
+            )
         raise InputSizeError(
-            f"{getattr(model, 'display_name', type(model).__name__)} needs inputs of at least "
-            f"{smallest}x{smallest} pixels; --image-size {size} is too small"
+            f"{name} needs inputs of at least {smallest}x{smallest} pixels; --image-size "
+            f"{size} is too small"
         )
+
+
+def check_data_kind(cfg: TrainConfig, model: nn.Module, data: LabelledData) -> None:
+    """A 1-D model needs time series and a 2-D model images: one line naming both, not a
+    shape error in the first convolution."""
+    series = isinstance(data, SequenceDataset)
+    dims = getattr(model, "spatial_dims", 2)
+    if series and dims != 1:
+        raise InputSizeError(
+            f"{cfg.dataset} holds time series but {cfg.model} takes images; pick a sequence "
+            "model: lenet1d, fcn1d or resnet1d (docs/sequences.md)"
+        )
+    if not series and dims == 1:
+        raise InputSizeError(
+            f"{cfg.model} takes time series but {cfg.dataset} holds images; train it on ucr:NAME "
+            "or uea:NAME (docs/sequences.md)"
+        )
+    if series and cfg.tta:
+        raise ConfigError("--tta mirrors images; a time series has no mirror image: drop --tta")
 
 
 def describe_model(
     cfg: TrainConfig,
-    data: ImageDataset,
+    data: LabelledData,
     image_size: int,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
@@ -158,6 +185,9 @@ def describe_model(
         "std": list(std) if std is not None else None,
         "dataset": cfg.dataset,
         "subset": cfg.subset,
+        # a series is padded or cut to the training set's length before any resampling to
+        # image_size (predicting on a file does the same)
+        **({"length": data.length} if isinstance(data, SequenceDataset) else {}),
     }
 
 
@@ -200,7 +230,7 @@ def build_setup(
     cfg: TrainConfig,
     strategy: Strategy,
     model: nn.Module | None,
-    data: tuple[ImageDataset, ImageDataset | None] | None,
+    data: tuple[LabelledData, LabelledData | None] | None,
     normalization: Normalization | None,
 ) -> Setup:
     """Data, model (on the device, in its memory format), loaders and precision."""
@@ -210,12 +240,15 @@ def build_setup(
     train_data, test_data = data if data is not None else load_data(cfg)
     train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
     model = model if model is not None else build_model(cfg, train_data)
-    image_size = cfg.image_size or train_data.image_size[0]
+    check_data_kind(cfg, model, train_data)
+    series = isinstance(train_data, SequenceDataset)
+    image_size = cfg.image_size or (train_data.length if series else train_data.image_size[0])
     check_image_size(model, image_size)
     channels_last = (
         cfg.channels_last if cfg.channels_last is not None else precision.dtype is not None
-    )
-    strategy.place(model, (train_data.in_channels, image_size, image_size))
+    ) and not series  # N x C x L tensors have no channels-last layout
+    spatial = (image_size,) if series else (image_size, image_size)
+    strategy.place(model, (train_data.in_channels, *spatial))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
@@ -228,21 +261,21 @@ def build_setup(
         world_size=strategy.world_size,
         channels_last=channels_last,
     )
-    train_loader = DeviceLoader(
+    train_loader = make_loader(
         train_data,
         cfg.batch_size,
         shuffle=True,
-        augment=_augment(cfg.augment),
+        augment=_augment(cfg.augment, series),
         seed=cfg.seed,
         drop_last=cfg.drop_last and len(train_data) >= cfg.batch_size * strategy.world_size,
         **loader_args,
     )
 
-    def eval_loader(data: ImageDataset | None) -> DeviceLoader | None:
-        return DeviceLoader(data, cfg.eval_batch_size, **loader_args) if data is not None else None
+    def eval_loader(data: LabelledData | None) -> DeviceLoader | None:
+        return make_loader(data, cfg.eval_batch_size, **loader_args) if data is not None else None
 
     # one process computes the batch-norm refresh on the whole set, as every other does
-    plain = DeviceLoader(
+    plain = make_loader(
         train_data,
         cfg.batch_size,
         shuffle=True,
@@ -264,12 +297,12 @@ def build_setup(
     )
 
 
-def _augment(spec: str) -> Any:
+def _augment(spec: str, series: bool = False) -> Any:
     if not spec:
         return None
-    from ..data import parse_augment
+    from ..data import parse_augment, parse_augment1d
 
-    return parse_augment(spec)
+    return parse_augment1d(spec) if series else parse_augment(spec)
 
 
 def make_trainer(
@@ -309,6 +342,7 @@ def make_trainer(
         tta=cfg.tta,
         val_loader=setup.val_loader,
         monitor=cfg.monitor,
+        test_every=cfg.test_every,
     )
     if cfg.compile:
         trainer.net = torch.compile(trainer.net)
@@ -345,12 +379,13 @@ def header(
     """The lines a run starts with: model and data, recipe and device, what is resumed."""
     params = sum(p.numel() for p in setup.model.parameters())
     size = setup.meta["image_size"]
+    shape = f"{size} steps" if "length" in setup.meta else f"{size}x{size}"
     n_test = len(setup.test_data) if setup.test_data is not None else 0
     n_val = f" / {len(setup.val_data):,} val" if setup.val_data is not None else ""
     world = trainer.strategy.world_size
     lines = [
         f"model {cfg.model} ({params:,} parameters)  data {cfg.dataset} "
-        f"({len(setup.train_data):,} train{n_val} / {n_test:,} test, {size}x{size})",
+        f"({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})",
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'  "
         f"device {trainer.device} {setup.precision.name}"
@@ -369,7 +404,7 @@ def train(
     cfg: TrainConfig,
     *,
     model: nn.Module | None = None,
-    data: tuple[ImageDataset, ImageDataset | None] | None = None,
+    data: tuple[LabelledData, LabelledData | None] | None = None,
     resume: str | Path | None = None,
     auto_resume: bool = False,
     callbacks: list[Callback] | None = None,

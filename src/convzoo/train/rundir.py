@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import math
 import platform
 import sys
 from pathlib import Path
@@ -31,7 +32,15 @@ from .history import History
 from .runlock import LOCK_NAME, RunLock, check_not_in_use
 
 #: fields a resumed run may change (they do not alter what is computed)
-RESUMABLE_CHANGES = {"epochs", "device", "ckpt_every", "tensorboard", "patience", "out"}
+RESUMABLE_CHANGES = {
+    "epochs",
+    "device",
+    "ckpt_every",
+    "tensorboard",
+    "patience",
+    "out",
+    "test_every",
+}
 #: what a finished run directory holds, as the last line of a run names it
 ARTIFACTS = (
     "model.safetensors",
@@ -166,8 +175,8 @@ def result_line(metrics: dict[str, Any]) -> str:
         f"{acc} with the weights of epoch {metrics['best_epoch']} of {metrics['epochs_done']}, "
         f"chosen on {monitor} {metrics[monitor]:.4f} (best.safetensors)"
     )
-    if metrics["best_epoch"] != last["epoch"]:
-        line += f"; last epoch: test acc {last['test_acc']:.4f}"
+    if metrics["best_epoch"] != last["epoch"] and not math.isnan(last["test_acc"]):
+        line += f"; last epoch: test acc {last['test_acc']:.4f}"  # (untested: --test-every)
     return line
 
 

@@ -73,6 +73,7 @@ class Trainer:
         tta: bool = False,
         val_loader: Any | None = None,
         monitor: str = "val_acc",
+        test_every: int = 1,
     ) -> None:
         self.model = model
         self.device = torch.device(device)
@@ -80,6 +81,8 @@ class Trainer:
         self.test_loader = test_loader
         self.val_loader = val_loader
         self.monitor = monitor
+        #: test every N epochs for the curves (0: never here; a run tests once at its end)
+        self.test_every = test_every
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(reduction="none")
@@ -159,7 +162,8 @@ class Trainer:
         self.strategy.gather_model(self.model)  # what the epoch's callbacks may save
         t = time.perf_counter()
         val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
-        test = self.evaluate(self.test_loader) if self.test_loader is not None else {}
+        due = self.test_every > 0 and (self.epoch + 1) % self.test_every == 0
+        test = self.evaluate(self.test_loader) if self.test_loader is not None and due else {}
         eval_time = time.perf_counter() - t
         record = {
             "epoch": self.epoch + 1,

@@ -1,0 +1,15 @@
+# Sourced by the GPU scripts (gpu.sh, gpu_reproduce.sh): `step LIMIT_S NAME CMD...` runs one
+# step, never longer than LIMIT_S and never stopping the script; $failed counts the failed ones.
+failed=0
+
+step() {
+  local limit=$1 name=$2
+  shift 2
+  echo
+  echo "== $name ($(date -u +%T), limit ${limit} s)"
+  local t0=$SECONDS
+  timeout -k 10 "$limit" "$@"
+  local rc=$?
+  echo "-- $name: exit $rc after $((SECONDS - t0)) s"
+  if [ "$rc" -ne 0 ]; then failed=$((failed + 1)); fi
+}

@@ -1,0 +1,452 @@
+"""Training the 1-D models like image runs: run directory, validation split, resume, evaluate,
+predict on series files, recipes, strategies."""
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import convzoo
+from convzoo.data import SequenceDataset
+from convzoo.data.loader import SequenceLoader, make_loader
+from convzoo.data.series_file import read_series_file
+from convzoo.errors import ConvzooError, DataError, InputSizeError
+from convzoo.inference import evaluate_model, load_trained, predict_series
+from convzoo.io import load_checkpoint, load_weights
+from convzoo.train import train
+from convzoo.train.config import ConfigError
+from convzoo.train.recipes import FAST_SEQUENCES, recipe_defaults
+from convzoo.train.run import resolve_config
+from convzoo.train.rundir import resume_config
+from ddp_job import series_config, series_data
+from helpers import CrashAt, toy_pair, toy_series, toy_series_pair
+
+HAS_AEON = importlib.util.find_spec("aeon") is not None
+needs_aeon = pytest.mark.skipif(not HAS_AEON, reason="aeon (pip install convzoo[ts]) is absent")
+#: small enough for tests, with batch norm (its running statistics are resumed too)
+SMALL_RESNET = {"width": 4, "kernel_sizes": [5, 3]}
+
+
+def seq_cfg(tmp_path: Path | None, **kw):
+    values = dict(
+        model="resnet1d",
+        model_options=SMALL_RESNET,
+        dataset="toy-series",
+        epochs=3,
+        batch_size=16,
+        lr=0.02,
+        device="cpu",
+        out=str(tmp_path / "run") if tmp_path is not None else None,
+    )
+    values.update(kw)
+    return resolve_config(values)
+
+
+# -- recipes ----------------------------------------------------------------------------------
+def test_fast_recipe_for_sequence_models_trains_at_the_data_length():
+    for model in ("lenet1d", "fcn1d", "resnet1d"):
+        values = recipe_defaults("fast", model)
+        assert values["image_size"] is None  # not the registry's 150 steps: the data's length
+        assert values["optimizer"] == FAST_SEQUENCES["optimizer"]
+        assert values["precision"] == "fp32"  # bf16 conv1d measured slower on this CPU
+        assert values["val_split"] > 0
+    assert recipe_defaults("fast", "speednet")["image_size"] == 28  # images unchanged
+
+
+def test_d2l_recipe_for_sequence_models_is_still_the_books_plain_sgd():
+    values = recipe_defaults("d2l", "resnet1d")
+    assert (values["optimizer"], values["momentum"], values["weight_decay"]) == ("sgd", 0.0, 0.0)
+    assert values["image_size"] is None and values["init"] == "xavier"
+    assert recipe_defaults("speedrun", "fcn1d")["tta"] is False  # no mirror image in time
+    with pytest.raises(ConfigError, match="best recipe was chosen on images"):
+        recipe_defaults("best", "resnet1d")
+
+
+def test_default_model_follows_the_data_kind():
+    assert resolve_config({"dataset": "ucr:GunPoint"}).model == "resnet1d"
+    assert resolve_config({"dataset": "uea:BasicMotions", "recipe": "d2l"}).model == "lenet1d"
+    assert resolve_config({}).model == "speednet"
+
+
+def fit_toy(data, out: Path, **kw):
+    """``convzoo.fit`` of the small resnet1d on toy series, on the CPU, quietly."""
+    kw = dict(lr=0.02, verbose=False, device="cpu", model_options=SMALL_RESNET, **kw)
+    return convzoo.fit("resnet1d", data, out=out, **kw)
+
+
+# -- a run, in process ------------------------------------------------------------------------
+def test_fit_trains_a_sequence_model_and_writes_a_complete_run(tmp_path):
+    train_data, test_data = toy_series_pair()
+    history = fit_toy(
+        (train_data, test_data),
+        tmp_path / "run",
+        epochs=4,
+        augment="shift:3,scale:0.9-1.1,jitter:0.05",
+        test_every=1,
+    )
+    run = history.run_dir
+    for name in ("model.safetensors", "best.safetensors", "curves.png", "confusion.png"):
+        assert (run / name).is_file(), name
+    assert history.last["test_acc"] > 0.6  # three classes: chance is 0.33
+    assert not np.isnan(history.last["val_acc"])
+    model, meta = load_trained(run)  # best.safetensors
+    assert (meta["length"], meta["image_size"], meta["in_channels"]) == (32, 32, 1)
+    assert model.spatial_dims == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    result = evaluate_model(model, meta, test_data, device="cpu")
+    assert result["acc"] == pytest.approx(metrics["test_acc"])
+    assert result["count"] == 48
+
+
+def test_test_every_tests_only_when_due_and_the_end_still_reports():
+    data = toy_series_pair()
+    result = train(seq_cfg(None, test_every=2), data=data, save=False, stdout=io.StringIO())
+    tested = [not np.isnan(r["test_acc"]) for r in result.history.records]
+    assert tested == [False, True, False]
+    assert "test_acc" in result.metrics  # the final test, with the chosen weights
+    quiet = train(seq_cfg(None, test_every=0), data=data, save=False, stdout=io.StringIO())
+    assert all(np.isnan(r["test_acc"]) for r in quiet.history.records)
+    # testing is only reported: the training is the same either way
+    assert quiet.history.column("loss") == result.history.column("loss")
+
+
+def test_resume_is_bitwise_identical_with_sequence_augmentation(tmp_path):
+    data = toy_series_pair()
+    quiet = io.StringIO()
+    aug = dict(augment="shift:4,crop:0.8,scale:0.8-1.2,jitter:0.1", ckpt_every=4)
+    full = train(seq_cfg(tmp_path / "a", **aug), data=data, stdout=quiet)
+    crashed = seq_cfg(tmp_path / "b", **aug)
+    with pytest.raises(RuntimeError, match="injected"):
+        train(crashed, data=data, callbacks=[CrashAt(10)], stdout=quiet)
+    assert load_checkpoint(Path(crashed.out) / "checkpoint.pt")["trainer"]["global_step"] == 8
+    resumed = train(resume_config(crashed.out, {}), data=data, resume=crashed.out, stdout=quiet)
+    for name in ("model.safetensors", "best.safetensors"):
+        a = load_weights(Path(full.run_dir) / name)[0]
+        b = load_weights(Path(resumed.run_dir) / name)[0]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert full.history.column("loss") == resumed.history.column("loss")
+
+
+def test_models_and_data_of_different_kinds_are_one_line(tmp_path):
+    with pytest.raises(InputSizeError, match="holds time series but speednet takes images"):
+        train(seq_cfg(None, model="speednet", model_options={}), data=toy_series_pair())
+    with pytest.raises(InputSizeError, match="resnet1d takes time series but toy holds images"):
+        train(seq_cfg(None, dataset="toy"), data=toy_pair(64, 16))
+    with pytest.raises(ConfigError, match="no mirror image"):
+        train(seq_cfg(None, tta=True), data=toy_series_pair())
+    short = toy_series_pair(length=8)
+    with pytest.raises(InputSizeError, match="lenet1d needs sequences of at least 12 steps; 8"):
+        train(seq_cfg(None, model="lenet1d", model_options={}), data=short)
+    assert not (tmp_path / "run").exists()
+
+
+# -- the loader -------------------------------------------------------------------------------
+def test_sequence_loader_resamples_normalizes_and_refuses_channels_last():
+    data = toy_series(10, length=40, channels=2)
+    plain = next(iter(make_loader(data, 10)))
+    assert isinstance(make_loader(data, 4), SequenceLoader)
+    assert torch.equal(plain.x, data.series)  # float series pass unchanged: no / 255
+    short = next(iter(SequenceLoader(data, 10, image_size=20))).x
+    torch.testing.assert_close(short, data.series.view(10, 2, 20, 2).mean(-1))  # area: means
+    assert next(iter(SequenceLoader(data, 10, image_size=80))).x.shape == (10, 2, 80)
+    normed = next(iter(SequenceLoader(data, 10, mean=[1.0, 2.0], std=[2.0, 4.0]))).x
+    torch.testing.assert_close(normed[:, 1], (data.series[:, 1] - 2) / 4)
+    with pytest.raises(ValueError, match="channels_last"):
+        SequenceLoader(data, 4, channels_last=True)
+    mean, std = data.stats()
+    assert len(mean) == len(std) == 2
+
+
+# -- series files -----------------------------------------------------------------------------
+def test_csv_rows_are_univariate_series_and_the_file_a_multivariate_one(tmp_path):
+    f = tmp_path / "a.csv"
+    f.write_text("1,2,3,4\n\n5,6,?,8,nan,\n")
+    rows = read_series_file(f, channels=1)
+    assert [n for n, _ in rows] == ["a.csv row 1", "a.csv row 3"]
+    assert rows[1][1].shape == (1, 6) and np.isnan(rows[1][1][0, [2, 4, 5]]).all()
+    f.write_text("1,2,3\n4,5,6\n")
+    ((name, x),) = read_series_file(f, channels=2)
+    assert name == "a.csv" and x.shape == (2, 3)
+    f.write_text("1,2,3\n")
+    assert read_series_file(f, channels=1)[0][0] == "a.csv"  # a lone series: the file's name
+
+
+def test_npy_arrays_by_shape(tmp_path):
+    f = tmp_path / "s.npy"
+    np.save(f, np.arange(10.0))
+    assert read_series_file(f, 1)[0][1].shape == (1, 10)
+    np.save(f, np.zeros((3, 10), dtype=np.float32))
+    assert [n for n, _ in read_series_file(f, 1)] == ["s.npy [0]", "s.npy [1]", "s.npy [2]"]
+    assert [x.shape for _, x in read_series_file(f, 3)] == [(3, 10)]
+    np.save(f, np.zeros((4, 3, 10)))
+    assert len(read_series_file(f, 3)) == 4
+
+
+BAD_FILES = {
+    "rows": ("m.csv", "1,2\n3,4\n", 3, r"has 2 rows but the model takes 3-channel series"),
+    "ragged": ("m.csv", "1,2,3\n4,5\n", 2, r"row 2 has 2 values, row 1 has 3"),
+    "header": ("h.csv", "time,value\n1,2\n", 1, r"line 1: 'time' is not a number"),
+    "empty": ("e.csv", "\n\n", 1, r"holds no series"),
+    "inf": ("i.csv", "1,inf,2\n", 1, r"infinite values"),
+    "suffix": ("s.txt", "1,2\n", 1, r"predicts on .csv or .npy series files"),
+    "all missing": ("n.csv", "?,?\n", 1, r"series 1 has no values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_series_files_are_one_line_data_errors(tmp_path, case):
+    name, text, channels, match = BAD_FILES[case]
+    f = tmp_path / name
+    f.write_text(text)
+    meta = {"in_channels": channels, "length": 4, "classes": ["a"]}
+    with pytest.raises(DataError, match=match) as err:
+        from convzoo.inference import read_series
+
+        read_series(f, meta)
+    assert "\n" not in str(err.value) and str(f.name) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "array,channels,match",
+    [
+        (np.zeros((2, 3, 4, 5)), 1, r"2x3x4x5 array .* save a vector L .* or N x L"),
+        (np.zeros((5, 10)), 6, r"5x10 array .* save 6 x L \(one series\) or N x 6 x L"),
+        (np.zeros(10), 2, r"is a 10 array"),
+        (np.array(["a", "b"]), 1, r"<U1 values, not real numbers"),
+        (np.array([1 + 2j]), 1, r"not real numbers"),
+    ],
+)
+def test_npy_of_the_wrong_shape_or_kind_is_one_line(tmp_path, array, channels, match):
+    f = tmp_path / "x.npy"
+    np.save(f, array)
+    with pytest.raises(DataError, match=match):
+        read_series_file(f, channels)
+
+
+def test_npy_holding_objects_is_refused_without_unpickling(tmp_path):
+    f = tmp_path / "evil.npy"
+    np.save(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"cannot read .*evil\.npy"):
+        read_series_file(f, 1)
+
+
+def test_predict_series_prepares_files_as_the_data_set_and_agrees_with_evaluate(tmp_path):
+    train_data, test_data = toy_series_pair()
+    result = train(seq_cfg(tmp_path, epochs=4), data=(train_data, test_data), stdout=io.StringIO())
+    model, meta = load_trained(result.run_dir)
+    x = test_data.series
+    x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)  # as the archive stores them
+    f = tmp_path / "test.npy"
+    np.save(f, x[:, 0].numpy())  # z-normalised already: reading it changes nothing
+    named = predict_series(model, meta, [str(f)], top_k=2, device="cpu")
+    assert len(named) == 48 and all(len(top) == 2 for _, top in named)
+    with torch.no_grad():
+        expected = model(x).argmax(1)
+    assert [top[0][0] for _, top in named] == [meta["classes"][i] for i in expected]
+    g = tmp_path / "odd.csv"
+    g.write_text(",".join(["1", "2"] * 10) + "\n" + ",".join(["3", "1"] * 20) + "\n")
+    names = [n for n, _ in predict_series(model, meta, [str(g)], device="cpu")]
+    assert names == [
+        "odd.csv row 1 (20 steps, padded to 32)",
+        "odd.csv row 2 (40 steps, cut to 32)",
+    ]
+
+
+# -- the command line -------------------------------------------------------------------------
+def write_ts(folder: Path, name: str, split: str, data: SequenceDataset) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"@problemName {name}",
+        "@timeStamps false",
+        "@univariate true",
+        f"@classLabel true {' '.join(data.classes)}",
+        "@data",
+    ]
+    for x, y in zip(data.series[:, 0].tolist(), data.labels.tolist()):
+        lines.append(",".join(f"{v:.5f}" for v in x) + f":{data.classes[y]}")
+    (folder / f"{name}_{split.upper()}.ts").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_cli_trains_resumes_evaluates_and_predicts_on_series(tmp_path):
+    data_dir = tmp_path / "data"
+    train_data, test_data = toy_series_pair(60, 30)
+    write_ts(data_dir / "ucr" / "Toy", "Toy", "train", train_data)
+    write_ts(data_dir / "ucr" / "Toy", "Toy", "test", test_data)
+    env = {**os.environ, "CONVZOO_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
+
+    def run(*args, ok=True):
+        proc = subprocess.run(
+            [sys.executable, "-m", "convzoo", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+        return proc
+
+    out = tmp_path / "run"
+    opts = ["-o", "width=4", "-o", "kernel_sizes=[5,3]", "--batch-size", "8", "--out", str(out)]
+    first = run("train", "--dataset", "ucr:Toy", "--epochs", "2", *opts).stdout
+    assert "model resnet1d" in first and "32 steps" in first
+    run("train", "--resume", str(out), "--epochs", "3")
+    for name in ("best.safetensors", "model.safetensors", "confusion.png", "curves.png"):
+        assert (out / name).is_file(), name
+    ev = run("evaluate", str(out), "--top-losses", "3").stdout
+    assert "on ucr:Toy test: accuracy" in ev and "(30 series)" in ev
+    assert (out / "top-losses-ucr_Toy-test.png").is_file()
+    np.save(tmp_path / "s.npy", test_data.series[:2, 0].numpy())
+    (tmp_path / "s.csv").write_text(",".join(map(str, test_data.series[0, 0].tolist())) + "\n")
+    lines = run("predict", str(out), "s.npy", "s.csv", "--top-k", "2").stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["s.npy [0]", "s.npy [1]", "s.csv"]
+    (tmp_path / "bad.csv").write_text("a,b\n")
+    bad = run("predict", str(out), "bad.csv", ok=False)
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    run("explain", str(out), "--index", "0", "--out", str(tmp_path / "why"))
+    assert (tmp_path / "why" / "explain.html").is_file()
+    two = run("explain", str(out), "s.npy", ok=False)  # two series in one file
+    assert "holds 2 series" in two.stderr and "Traceback" not in two.stderr
+
+
+# -- strategies -------------------------------------------------------------------------------
+def test_scratch_strategy_on_two_cpu_replicas_matches_one_device():
+    data = series_data()
+    one = train(series_config(), data=data, save=False, stdout=io.StringIO())
+    two = train(
+        series_config(strategy="scratch", devices="cpu,cpu"),
+        data=data,
+        save=False,
+        stdout=io.StringIO(),
+    )
+    for name, value in one.model.state_dict().items():
+        torch.testing.assert_close(two.model.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    batch_norm = train(
+        seq_cfg(None, strategy="scratch", devices="cpu,cpu"),
+        data=toy_series_pair(),
+        save=False,
+        stdout=io.StringIO(),
+    )
+    assert batch_norm.history.last["train_acc"] > 0.5
+
+
+def test_model_strategy_splits_a_sequence_model_over_two_cpu_devices():
+    data = series_data()
+    one = train(series_config(), data=data, save=False, stdout=io.StringIO())
+    cfg = series_config(strategy="model", devices="cpu,cpu")  # its parts cut by (C, L) costs
+    two = train(cfg, data=data, save=False, stdout=io.StringIO())
+    for name, value in one.model.state_dict().items():
+        torch.testing.assert_close(two.model.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    assert two.metrics["test_acc"] == pytest.approx(one.metrics["test_acc"])
+
+
+@pytest.mark.slow
+def test_ddp_trains_a_sequence_model_like_one_process(tmp_path):
+    from test_parallel import torchrun
+
+    # the same global batch in one process: 2 x 16
+    one = train(
+        series_config(batch_size=32, eval_batch_size=32),
+        data=series_data(),
+        save=False,
+        stdout=io.StringIO(),
+    )
+    out = tmp_path / "run"
+    torchrun(tmp_path / "report", "--series", "--out", str(out), cwd=tmp_path)
+    weights, meta = load_weights(out / "model.safetensors")
+    assert meta["length"] == 32 and meta["model"] == "lenet1d"
+    for name, value in one.model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-6, msg=name)
+    reported = json.loads((tmp_path / "report" / "rank1.json").read_text())
+    assert reported["metrics"]["test_examples"] == 37  # every test series once, padding ignored
+    assert reported["metrics"]["test_acc"] == pytest.approx(one.metrics["test_acc"])
+
+
+# -- the archive's own files ------------------------------------------------------------------
+@needs_aeon
+@pytest.mark.slow
+def test_gunpoint_trains_and_predicts_from_the_shipped_files(tmp_path):
+    result = train(
+        resolve_config(
+            dict(
+                dataset="ucr:GunPoint", model="resnet1d", epochs=8, device="cpu", out=str(tmp_path)
+            )
+        ),
+        stdout=io.StringIO(),
+    )
+    # 150 test series, two classes; measured 0.98 (seed 0, 15 s at load 6)
+    assert result.metrics["test_acc"] > 0.9
+    model, meta = load_trained(tmp_path)
+    assert meta["length"] == 150 and meta["dataset"] == "ucr:GunPoint"
+    test = convzoo.load_dataset("ucr:GunPoint", "test")
+    np.save(tmp_path / "gp.npy", test.series[:5, 0].numpy())
+    top = predict_series(model, meta, [str(tmp_path / "gp.npy")], device="cpu")
+    assert [t[0][0] for _, t in top] == [
+        test.classes[i] for i in model(test.series[:5]).argmax(1).tolist()
+    ]
+
+
+def test_explain_a_sequence_run_over_time(tmp_path):
+    from convzoo.explain import explain, write_explanation
+
+    train_data, test_data = toy_series_pair()
+    fit_toy((train_data, test_data), tmp_path / "run", epochs=2)
+    model, meta = load_trained(tmp_path / "run")
+    series, label = test_data.series[0], int(test_data.labels[0])
+    e = explain(model, meta, series, label=label, source="toy #0")
+    torch.testing.assert_close(e.image, series)  # no resize, no normalization in this run
+    h = e.image[None]
+    for (name, stage), view in zip(model.stages, e.stages):
+        h = stage(h)
+        assert view.name == name and view.shape == tuple(h.shape[1:])  # C x L, over time
+    assert e.is_series and e.layer == e.stages[-1].name  # its output is still 32 steps
+    assert set(e.maps) == set(e.pixel_maps) == {e.predicted, label}
+    for m in [*e.maps.values(), *e.pixel_maps.values()]:
+        assert m.shape == (32,) and (m >= 0).all()
+    assert e.filters.shape == (4, 1, 5)  # width 4, kernel 5: the first Conv1d
+    page = write_explanation(e, tmp_path / "why", maps=3)
+    names = {p.name for p in page.parent.iterdir()}
+    assert {"input.png", "attribution.png", "pixels.png", "filters.png"} <= names
+    assert {f"stage-{v.name}.png" for v in e.stages} <= names
+    assert "32 steps" in page.read_text()
+    with pytest.raises(ConvzooError, match="2-channel"):
+        explain(model, {**meta, "in_channels": 2}, series)
+    with pytest.raises(DataError, match="float C x L"):
+        explain(model, meta, series.to(torch.uint8)[0])
+
+
+# -- benchmarks/sequences.py: what it chooses and reports -------------------------------------
+def test_sequence_benchmark_chooses_on_validation_and_writes_only_its_section(tmp_path):
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequences.py"
+    spec = importlib.util.spec_from_file_location("bench_sequences", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(model, seed, val_acc, test_acc, wall=10.0):
+        figures = dict(val_acc=val_acc, val_loss=1 - val_acc, test_acc=test_acc)
+        times = dict(wall_s=wall, cpu_s=wall, load_before=1.0, load_after=2.0)
+        return dict(dataset="ucr:GunPoint", model=model, seed=seed, **figures, **times)
+
+    runs = [run("resnet1d", 0, 0.9, 0.5), run("fcn1d", 0, 0.8, 0.99), run("lenet1d", 0, 0.7, 0.9)]
+    runs += [run("resnet1d", 1, 0.6, 0.7, wall=200.0), run("fcn1d", 1, 0.95, 0.8)]
+    runs.append(run("lenet1d", 1, 0.5, 0.6))
+    summary = bench.summarize(runs, ["ucr:GunPoint"])["ucr:GunPoint"]
+    # the best validation accuracy picks, never the best test accuracy (fcn1d's 0.99)
+    assert summary["chosen_models"] == ["resnet1d", "fcn1d"]
+    assert summary["chosen"] == [0.5, 0.8]
+    text = bench.table({"ucr:GunPoint": summary})
+    assert "| 105 (52) | yes |" in text  # resnet1d's mean wall time, CPU / 2, < 2 minutes
+    assert "resnet1d 0.6000, chosen on validation 0.6500" in text
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\n\n## Before\n\nkeep\n\n{bench.SECTION}\n\nold\n\n## After\n\nkeep\n")
+    bench.write_section(f"{bench.SECTION}\n\nnew\n", results)
+    assert results.read_text() == (
+        f"# R\n\n## Before\n\nkeep\n\n{bench.SECTION}\n\nnew\n\n## After\n\nkeep\n"
+    )
