@@ -8,8 +8,10 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 # flags for `convzoo train` in `make run`, e.g. make run ARGS="--epochs 1"
 ARGS ?=
+# flags for the soak suite, e.g. make soak SOAK_ARGS="--only kills,fuzz --seed 1"
+SOAK_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench soak clean
 
 # the data step runs every time: one line and about 4 s when the data set is already there
 setup: $(VENV)/.installed
@@ -37,6 +39,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/convzoo bench
+
+# the soak suite (benchmarks/soak/): kills, hostile files, malicious checkpoints, a full disk
+# (as root: it mounts a small tmpfs), two writers, a lost torchrun node; about 30 min on 2 cores
+soak: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/soak/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -333,6 +333,15 @@ def test_truncated_and_missing_checkpoints(tmp_path):
         ({"model_options": {"depth": 3}}, "takes no option 'depth'"),
         ({"model_options": {"width": "wide"}}, "model 'speednet'"),
         ({"model": "nonet"}, "unknown model"),
+        # hand-edited metadata that builds the network but cannot use it (issue 18)
+        ({"classes": ["a", "b"]}, "lists 2 class names for 10 classes"),
+        ({"image_size": 0}, "image_size 0, not a side in 1..4096"),
+        ({"image_size": 100000}, "image_size 100000, not a side in 1..4096"),
+        ({"mean": [0.5, 0.5], "std": [0.2, 0.2]}, r"mean of \[0.5, 0.5\], not 1 finite"),
+        ({"model_options": {"width": 10**9}}, "beyond any zoo model's"),
+        ({"num_classes": "10"}, "num_classes '10', not a whole number"),
+        ({"dataset": 7}, "has dataset 7, not a name"),  # was an AttributeError (the soak's fuzz)
+        ({"model": ["speednet"]}, r"has model \['speednet'\], not a name"),
     ],
 )
 def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change, match):
@@ -340,7 +349,8 @@ def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change
 
     model = convzoo.create_model("speednet", width=8)
     meta = {"model": "speednet", "model_options": {"width": 8}, "num_classes": 10}
-    meta.update(in_channels=1, classes=[str(i) for i in range(10)], **change)
+    meta.update(in_channels=1, classes=[str(i) for i in range(10)], image_size=28)
+    meta.update(change)
     path = tmp_path / "model.safetensors"
     save_file(model.state_dict(), path, metadata={"convzoo": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=match) as e:

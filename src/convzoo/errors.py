@@ -45,6 +45,27 @@ class CheckpointError(ConvzooError):
     """A checkpoint or weights file that is missing, truncated, unsafe or for another model."""
 
 
+class StorageError(ConvzooError):
+    """A file that cannot be written: the disk is full, the place is read-only or not a
+    folder. The previous version of the file is intact (see :func:`convzoo.io.atomic_path`)."""
+
+    exit_code = 74  # EX_IOERR of sysexits.h
+
+
+class RunInUseError(ConvzooError):
+    """A run directory another live process is writing (its lock is held)."""
+
+
+class Interrupted(ConvzooError):
+    """Training stopped by SIGINT (Ctrl-C) or SIGTERM, after keeping a checkpoint; the exit
+    status is the shell's for the signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 class FinetuneError(ConvzooError, ValueError):
     """A fine-tuning option that cannot work (more frozen stages than the model has, a source
     that cannot be adapted to the data's channels, ...)."""

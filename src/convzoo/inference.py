@@ -4,7 +4,10 @@ or time series."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import itertools
+import math
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,8 @@ from .data.series_file import read_series_file
 from .errors import CheckpointError, ConvzooError, DataError
 from .io import load_weights
 from .models import create_model
-from .runtime import resolve_device, resolve_precision
+from .runtime import PRECISIONS, resolve_device, resolve_precision
+from .train.config import MAX_IMAGE_SIZE, MAX_SERIES_LENGTH
 from .train.meta import MODULE_CLASS, ModelMeta
 from .train.trainer import Trainer
 
@@ -111,6 +115,85 @@ def load_fitting(model: nn.Module, tensors: dict[str, torch.Tensor]) -> LoadRepo
     )
 
 
+def check_metadata(meta: dict, path: Path) -> None:
+    """Refuse metadata that would build a network but not use it: a class list of another
+    length, an input size of 0 or of gigabytes, a normalization of the wrong length."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: its metadata {what}; the file was altered or damaged: use the run's "
+            f"checkpoint or train again"
+        )
+
+    n, c, size = meta.get("num_classes"), meta.get("in_channels"), meta.get("image_size")
+    for key, value in (("num_classes", n), ("in_channels", c)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad(f"has {key} {value!r}, not a whole number >= 1")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) != n:
+        count = len(classes) if isinstance(classes, list) else "no"
+        raise bad(f"lists {count} class names for {n} classes")
+    if "length" in meta:  # a 1-D model: image_size and length are numbers of steps
+        for key in ("image_size", "length"):
+            value = meta.get(key)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or not 1 <= value <= MAX_SERIES_LENGTH:
+                raise bad(f"has {key} {value!r}, not a length in 1..{MAX_SERIES_LENGTH} steps")
+    elif not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise bad(f"has image_size {size!r}, not a side in 1..{MAX_IMAGE_SIZE} pixels")
+    if not _small(meta.get("model_options", {})):
+        raise bad(f"has model options {meta.get('model_options')!r} beyond any zoo model's")
+    for key in ("mean", "std"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, list) and len(value) == c
+        ok = ok and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+        if not ok or (key == "std" and min(value) <= 0):
+            raise bad(f"has a {key} of {value!r}, not {c} finite numbers (std > 0)")
+    if (meta.get("mean") is None) != (meta.get("std") is None):
+        raise bad("gives only one of mean and std")
+    for key in ("model", "dataset", "subset"):  # names read as text (``dataset`` may be absent)
+        value = meta.get(key)
+        if not isinstance(value, str) and (key == "model" or value is not None):
+            raise bad(f"has {key} {value!r}, not a name")
+    precision, tta = meta.get("precision", "fp32"), meta.get("tta", False)
+    if precision not in PRECISIONS or not isinstance(tta, bool):
+        raise bad(f"has precision {precision!r}, tta {tta!r}")
+
+
+def _small(options: Any) -> bool:
+    """Model options of a plausible size: numbers up to 65,536 (VGG's 4096-unit layers fit),
+    at most 1,000 values nested at most 4 deep, so that building the network on the meta
+    device stays instant."""
+    try:
+        leaves = list(itertools.islice(_leaves(options), 1001))
+    except RecursionError:  # nested too deep
+        return False
+    numbers = [v for v in leaves if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return len(leaves) <= 1000 and all(math.isfinite(v) and abs(v) <= 1 << 16 for v in numbers)
+
+
+def _leaves(value: Any, depth: int = 0) -> Iterator[Any]:
+    if depth > 4:
+        raise RecursionError
+    if isinstance(value, (dict, list)):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _leaves(v, depth + 1)
+    else:
+        yield value
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity: every prediction would be NaN."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(
+                f"{path}: tensor {name} holds NaN or infinite values, so every prediction "
+                f"would be NaN; the weights are damaged: use the run's checkpoint or train again"
+            )
+
+
 def load_trained(
     source: str | Path, device: torch.device | str = "cpu", *, weights: str | None = None
 ) -> tuple[nn.Module, dict]:
@@ -129,6 +212,30 @@ def load_trained(
             f"cannot rebuild by name; in Python, build it as it was trained and load the "
             f"weights into it: convzoo.load_model({str(source)!r}, model=...)"
         )
+    return build_trained(path, tensors, meta, device), meta
+
+
+#: what a model's constructor may raise on options it cannot build (hand-edited metadata)
+_BUILD_ERRORS = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    RuntimeError,
+    AssertionError,
+)
+
+
+def build_trained(
+    path: Path, tensors: dict[str, torch.Tensor], meta: dict, device: torch.device | str = "cpu"
+) -> nn.Module:
+    """The network ``meta`` describes with ``tensors`` in it, checked against the file before
+    any memory is taken: the network is built on the meta device and must match the file's
+    tensors name for name and shape for shape, so it is never larger than the file."""
+    check_metadata(meta, path)
     try:
         with torch.device("meta"):
             model = create_model(
@@ -139,20 +246,29 @@ def load_trained(
             )
     except ConvzooError as e:  # an unknown model or option, named by the registry
         raise CheckpointError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:  # metadata that builds no model
+    except _BUILD_ERRORS as e:  # metadata that builds no model
         raise CheckpointError(
             f"{path}: its metadata does not describe a zoo model ({type(e).__name__}: {e}); "
             f"the file was altered or damaged: use the run's checkpoint or train again"
         ) from None
-    model = model.to_empty(device=device)
-    report = load_fitting(model, tensors)
+    with warnings.catch_warnings():  # copying into meta tensors is a no-op, and says so
+        warnings.simplefilter("ignore")
+        report = load_fitting(model, tensors)
     if not report.clean:
         raise CheckpointError(
             f"{path} does not fit the {meta['model']} its metadata describes (options "
             f"{meta.get('model_options', {})}): {report}; the file was altered or damaged: use "
             f"the run's checkpoint or train again"
         )
-    return model.eval(), meta
+    if meta["image_size"] < getattr(model, "min_input_size", 1):
+        raise CheckpointError(
+            f"{path}: its metadata has image_size {meta['image_size']}, smaller than the "
+            f"{model.min_input_size} px {meta['model']} needs; the file was altered or damaged"
+        )
+    check_finite(tensors, path)
+    model = model.to_empty(device=device)
+    load_fitting(model, tensors)
+    return model.eval()
 
 
 def check_compatible(meta: dict, data: LabelledData) -> None:

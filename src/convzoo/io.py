@@ -8,11 +8,17 @@ the new one, never a torn one. Checkpoints are read only with ``torch.load(weigh
 
 from __future__ import annotations
 
+import _compat_pickle
 import contextlib
+import errno
+import io
 import json
 import os
 import pickle
+import pickletools
+import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,19 +30,24 @@ from safetensors.torch import load_file as _st_load
 from safetensors.torch import safe_open
 from safetensors.torch import save as _st_bytes
 
-from .errors import CheckpointError
+from .errors import CheckpointError, StorageError
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it over ``path`` atomically.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. A write
+    the file system refuses (a full disk, a read-only or missing place) is a
+    :class:`StorageError` naming the file and saying that the previous one is intact.
     ``suffix``: the temporary name's ending, for writers that insist on one (``.pt2``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as e:
+        raise storage_error(path, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -45,10 +56,36 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        cause = _os_error(e)
+        if cause is not None and not isinstance(e, StorageError):
+            raise storage_error(path, cause) from None
         raise
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The OSError behind ``e``: itself, or one a library wrapped (torch.save reports a failed
+    write of its zip writer as a RuntimeError whose context is the OSError)."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def storage_error(path: Path, e: OSError) -> StorageError:
+    """One line for a write the file system refused, saying what is left of ``path``."""
+    reason = e.strerror or type(e).__name__
+    kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
+    fix = "free some space and try again" if e.errno in _FULL else "write somewhere else"
+    return StorageError(f"cannot write {path}: {reason}; {kept}; {fix}")
+
+
+#: errno values of a full disk or quota
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -105,18 +142,100 @@ def _torch_load(path: str | os.PathLike, map_location: Any, *, what: str, trust:
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns (many lines) of unusual pickle protocols
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"refused to load {path}: it holds objects other than tensors and plain values "
-            f"(weights_only check: {first[:160]}); {trust}"
+            f"refused to load {path}: {refusal_reason(path, str(e))}; nothing was run "
+            f"(convzoo loads checkpoints with torch.load(weights_only=True) only); {trust}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+    ) as e:
         raise CheckpointError(
             f"cannot read {what} {path}: it is truncated or not a PyTorch file "
             f"({type(e).__name__}); {fix}"
         ) from None
+
+
+def refusal_reason(path: Path, message: str) -> str:
+    """What the weights-only unpickler refused in ``path``, in words: the function its pickle
+    would call (found by reading the pickle's instructions, which runs nothing), else the
+    instruction or global torch names."""
+    if name := _forbidden_global(path):
+        return f"its pickle would call {name} (code, not a tensor or a plain value)"
+    if m := re.search(r"GLOBAL ([\w.]+)", message):
+        return f"its pickle would call {m.group(1)} (code, not a tensor or a plain value)"
+    if m := re.search(r"Unsupported operand (\d+)", message):
+        op = pickletools.code2op.get(chr(int(m.group(1))))
+        what = op.name if op is not None else m.group(1)
+        return f"its pickle uses the instruction {what}, which loading weights does not allow"
+    return "it holds objects other than tensors and plain values"
+
+
+def _forbidden_global(path: Path) -> str | None:
+    """The first ``module.name`` that a pickle in ``path`` imports and torch's weights-only
+    loading does not allow (read with :mod:`pickletools`, never unpickled)."""
+    try:
+        allowed = set(torch._weights_only_unpickler._get_allowed_globals())
+    except Exception:  # a private helper of torch: without it, name any non-torch global
+        allowed = set()
+    for data in _pickles(path):
+        for name in _globals(data):
+            if name not in allowed if allowed else not name.startswith("torch."):
+                return name
+    return None
+
+
+def _pickles(path: Path, limit: int = 64 << 20) -> Iterator[bytes]:
+    """The pickle streams of a file: the ``.pkl`` entries of a zip (torch's format), or the
+    file itself (torch's legacy format, a raw pickle)."""
+    with contextlib.suppress(OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if info.filename.endswith(".pkl") and info.file_size <= limit:
+                        yield z.read(info)
+            return
+        with open(path, "rb") as f:
+            yield f.read(limit)
+
+
+def _globals(data: bytes) -> Iterator[str]:
+    """``module.name`` of every GLOBAL / STACK_GLOBAL / INST in one or more pickles."""
+    strings: list[str] = []  # the strings pushed so far, for STACK_GLOBAL
+    memo: dict[int, str] = {}
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):  # Python 2 names, as unpickling maps them
+                    module, _, name = str(arg).partition(" ")
+                    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+                    yield f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    yield f"{strings[-2]}.{strings[-1]}"
+                elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
+                    strings.append(str(arg))
+                elif op.name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
+            return  # not (or no longer) a pickle
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -177,6 +296,8 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         ) from None
     try:
         meta = json.loads(raw["convzoo"]) if "convzoo" in raw else {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path} has unreadable convzoo metadata") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has unreadable convzoo metadata (not a JSON object)")
     return tensors, meta

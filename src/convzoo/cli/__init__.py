@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
-from ..errors import ConvzooError
+from ..errors import ConvzooError, Interrupted
 
 #: sub-command modules, in the order ``convzoo --help`` lists them
 COMMAND_MODULES = (
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from PIL import Image
+
+    # images over PIL's pixel limit are refused in one line (data.folder.too_many_pixels);
+    # PIL's own warning, several lines, would only repeat it
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `convzoo bench ARGS` hands ARGS to benchmarks/bench_train.py untouched
@@ -56,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     try:
         return int(args.func(args) or 0)
+    except Interrupted as e:
+        print(f"convzoo: {e}", file=sys.stderr)
+        return e.exit_code
     except ConvzooError as e:
         print(f"convzoo: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
+from ..errors import ConvzooError
+
 
 def parse_size(text: str) -> tuple[int, ...]:
     """``"1,224,224"`` or ``"1x224x224"`` -> ``(1, 224, 224)``; ``"224"`` -> ``(224,)``."""
@@ -29,7 +31,7 @@ def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise argparse.ArgumentTypeError(f"model option {item!r} is not KEY=VALUE")
+            raise ConvzooError(f"model option {item!r} is not KEY=VALUE (e.g. -o width=48)")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import ConvzooError
+from .data import add_skip_bad_images, load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
+    add_skip_bad_images(p)
     p.add_argument(
         "--weights",
         choices=("best", "last"),
@@ -52,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "images",
         nargs="+",
         metavar="FILE",
-        help="image files (any size and mode); for a time-series model .csv or .npy files "
-        "(one series per row, or a C x L array; docs/sequences.md)",
+        help="image files (any size and mode) or folders of them; for a time-series model .csv "
+        "or .npy files (one series per row, or a C x L array; docs/sequences.md)",
     )
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="auto")
@@ -68,18 +71,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..data import apply_subset, load_dataset
+    from ..data import apply_subset
     from ..inference import evaluate_model, load_trained, weights_path
     from ..viz import plot_confusion
 
     for flag, k in (("--most-confused", args.most_confused), ("--top-losses", args.top_losses)):
         if k < 0:
             raise ConvzooError(f"{flag} must be >= 0, got {k}")
+    if args.batch_size < 1:
+        raise ConvzooError(f"--batch-size must be >= 1, got {args.batch_size}")
     path = weights_path(args.source, args.weights)
     model, meta = load_trained(path)
-    name = args.dataset or meta["dataset"]
+    name = args.dataset or meta.get("dataset")
+    if name is None:
+        raise ConvzooError(f"{path} names no data set it was trained on; pass --dataset NAME")
     subset = args.subset if args.subset is not None else meta.get("subset")
-    data = apply_subset(load_dataset(name, split=args.split, root=args.data_dir), subset)
+    try:
+        data = apply_subset(load(name, args.split, args), subset)
+    except ConvzooError as e:
+        if args.dataset is not None and args.subset is not None:
+            raise
+        raise ConvzooError(  # the data set (or subset) the weights file names
+            f"{e} (the data the model in {path} was trained on; evaluate on other data with "
+            f"--dataset/--subset)"
+        ) from None
+    warn_other_classes(data.classes, meta["classes"], name)
     result = evaluate_model(model, meta, data, device=args.device, batch_size=args.batch_size)
     print(
         f"{meta['model']} ({path.name}) on {name} {args.split}"
@@ -101,6 +117,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         gallery = path.parent / f"top-losses-{stem}.png"
         write_top_losses(model, meta, data, args, gallery)
     return 0
+
+
+def warn_other_classes(classes: list[str], trained: list[str], name: str) -> None:
+    """Accuracy compares class numbers: say so when the names behind them differ."""
+    if len(classes) == len(trained) and list(classes) != list(trained):
+        pairs = [f"{a!r} vs {b!r}" for a, b in zip(classes, trained) if a != b]
+        print(
+            f"warning: {name}'s classes differ from those the model was trained on "
+            f"({len(pairs)} of {len(classes)}: {', '.join(pairs[:3])}"
+            f"{', ...' if len(pairs) > 3 else ''}); class k is scored as the model's class k",
+            file=sys.stderr,
+        )
 
 
 def print_most_confused(confusion, classes: list[str], k: int) -> None:
@@ -129,18 +157,37 @@ def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Pat
     print(f"top losses: {out}")
 
 
+def image_paths(items: list[str]) -> list[str]:
+    """The files given, with each folder replaced by the image files in it."""
+    from ..data.folder import image_files
+
+    paths: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            found = image_files(item)
+            if not found:
+                raise ConvzooError(f"{item} is a folder without image files")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..export import load_predictor
     from ..inference import predict_series
     from ..trained import predict
 
+    if args.top_k < 1:
+        raise ConvzooError(f"--top-k must be >= 1, got {args.top_k}")
     model = load_predictor(args.source, args.weights)
     if model.meta.is_sequence:  # a time-series model: series files
         meta = model.meta.to_dict()
         named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
     else:
-        results = predict(model, args.images, device=args.device).top(args.top_k)
-        named = list(zip(args.images, results))
+        images = image_paths(args.images)  # a folder stands for the images in it
+        results = predict(model, images, device=args.device).top(args.top_k)
+        named = list(zip(images, results))
     for name, top in named:
         print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     return 0

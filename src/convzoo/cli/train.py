@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..finetuning import RECORD
     from ..train.config import ConfigError
     from ..train.run import resolve_config, train
-    from ..train.rundir import resume_config
+    from ..train.rundir import RunFinished, resume_config
 
     overrides = given_values(args, TrainConfig)
     if args.resume and args.auto_resume:
@@ -56,5 +56,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = resume_config(args.resume, overrides)
         train(cfg, resume=args.resume)
     else:
-        train(resolve_config(overrides), auto_resume=args.auto_resume)
+        cfg = resolve_config(overrides)
+        try:
+            train(cfg, auto_resume=args.auto_resume)
+        except RunFinished as e:  # the same command run again: nothing to do, not a failure
+            print(e)
     return 0

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, StorageError
+from ..io import storage_error
 
 #: the splits every named data set has
 SPLITS = ("train", "test")
@@ -72,32 +73,54 @@ def writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(
+        raise StorageError(
             f"cannot create the data directory {path} ({one_line(e)}); set CONVZOO_DATA or "
             "--data-dir to a writable folder"
         ) from None
     return path
 
 
-def install(src: Path, dst: Path) -> None:
-    """Copy ``src`` (decompressing ``.gz``) to ``dst`` atomically: temp file, then replace."""
+def install(src: Path, dst: Path, max_bytes: int | None = None) -> None:
+    """Copy ``src`` (decompressing ``.gz``) to ``dst`` atomically: temp file, then replace.
+
+    A damaged source is a :class:`DataError` naming it, a write the disk refuses a
+    :class:`StorageError`; ``max_bytes`` stops a ``.gz`` that expands beyond what it should
+    (a few MB of gzip can expand to terabytes)."""
     writable_dir(dst.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    except OSError as e:
+        raise storage_error(dst, e) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            opener = gzip.open if src.suffix == ".gz" else open
-            try:
-                with opener(src, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-            except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-                raise DataError(
-                    f"{src}: cannot read it ({one_line(e)}); the copy is damaged: replace it "
-                    "or delete it and fetch the data again"
-                ) from None
+            for chunk in _chunks(src):
+                out.write(chunk)
+                if max_bytes is not None and out.tell() > max_bytes:
+                    raise DataError(
+                        f"{src}: it expands to more than the {max_bytes:,} bytes its header "
+                        "announces; the copy is damaged: replace it or delete it and fetch the "
+                        "data again"
+                    )
         os.replace(tmp, dst)
+    except OSError as e:  # reading errors are DataErrors by now: this is the disk
+        raise storage_error(dst, e) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _chunks(src: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of ``src`` (decompressed if ``.gz``), any reading failure a DataError."""
+    opener = gzip.open if src.suffix == ".gz" else open
+    try:
+        with opener(src, "rb") as f:
+            while chunk := f.read(size):
+                yield chunk
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(
+            f"{src}: cannot read it ({one_line(e)}); the copy is damaged: replace it "
+            "or delete it and fetch the data again"
+        ) from None
 
 
 def move_into(src_dir: Path, dst_dir: Path, names: list[str]) -> None:

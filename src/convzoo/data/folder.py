@@ -83,10 +83,25 @@ def _reason(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def too_many_pixels(img: Image.Image) -> str | None:
+    """Why an opened image is refused as a decompression bomb (more pixels than PIL's
+    ``MAX_IMAGE_PIXELS``, 89.5 M: a few kB of PNG can claim gigabytes), or ``None``. PIL only
+    warns up to twice its limit; we refuse from the limit on, before decoding."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        return (
+            f"{img.width}x{img.height} is {img.width * img.height:,} pixels, over PIL's "
+            f"decompression-bomb limit of {limit:,}"
+        )
+    return None
+
+
 def probe(path: str) -> tuple[str, tuple[int, int]]:
     """The PIL mode and (H, W) of an image file, from its header only."""
     try:
         with Image.open(path) as img:
+            if bomb := too_many_pixels(img):
+                raise BadImage(path, bomb)
             return img.mode, (img.height, img.width)
     except _IMAGE_ERRORS as e:
         raise BadImage(path, _reason(e)) from None
@@ -96,6 +111,8 @@ def decode(path: str, channels: int) -> torch.Tensor:
     """The image at ``path`` as uint8 ``channels`` x H x W (raises :class:`BadImage`)."""
     try:
         with Image.open(path) as img:
+            if bomb := too_many_pixels(img):
+                raise BadImage(path, bomb)
             if img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")  # PIL's advice for palette images with transparency
             arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
@@ -152,7 +169,41 @@ class FolderIndex:
         return torch.tensor([label for _, label in self.samples], dtype=torch.int64)
 
 
-def _class_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
+def image_files(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:
+    """The image files under ``folder`` (recursively), found as torchvision's ``ImageFolder``
+    finds them (by extension, in its order), except that hidden files and folders
+    (``.x.png``, macOS's ``._x.png``) are left out and symbolic links to folders are followed
+    only out of the data set ``root`` (default ``folder``), each folder once: a link back
+    into it (a loop, or one class pointing into another) cannot multiply or mislabel images,
+    as a loop in torchvision's walk turned 120 files into 37,720."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    inside = os.path.realpath(root if root is not None else folder)
+    seen: set[tuple[int, int]] = set()
+    found: list[tuple[str, list[str]]] = []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not _links_into(top, d, inside)]
+        keep = [f for f in files if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)]
+        found.append((top, sorted(keep)))
+    # torchvision's order (folders sorted by path, then files by name): the same split as before
+    return [os.path.join(top, f) for top, files in sorted(found) for f in files]
+
+
+def _links_into(top: str, name: str, inside: str) -> bool:
+    path = os.path.join(top, name)
+    if not os.path.islink(path):
+        return False
+    target = os.path.realpath(path)
+    return target == inside or target.startswith(inside + os.sep)
+
+
+def _class_files(folder: Path, root: Path | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names and (file, label) of ``folder`` (a data set, or its split ``root/split``)."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     classes = sorted(
@@ -163,11 +214,16 @@ def _class_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
             f"{folder}: no class folders (expected {folder}/<class>/<image files>, "
             f"or train/ and test/ folders laid out so)"
         )
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+    if len(classes) == 1:
+        raise DataError(
+            f"{folder}: only one class folder ({classes[0]}); a classifier needs two or more "
+            f"(one folder of images per class)"
+        )
+    from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    samples = make_dataset(
-        str(folder), {c: i for i, c in enumerate(classes)}, IMG_EXTENSIONS, allow_empty=True
-    )
+    samples = [
+        (f, i) for i, c in enumerate(classes) for f in image_files(folder / c, root or folder)
+    ]
     counts = Counter(label for _, label in samples)
     if empty := [classes[i] for i in range(len(classes)) if counts[i] == 0]:
         raise DataError(
@@ -253,8 +309,8 @@ def _index(
         raise DataError(f"channels must be 1 or 3, got {channels}")
     splits_present = (root / "train").is_dir() and (root / "test").is_dir()
     if splits_present:
-        classes, samples = _class_files(root / split)
-        train_classes = classes if split == "train" else _class_files(root / "train")[0]
+        classes, samples = _class_files(root / split, root)
+        train_classes = classes if split == "train" else _class_files(root / "train", root)[0]
         if classes != train_classes:
             raise DataError(
                 f"{root / split}: classes {classes} differ from train's {train_classes}"
@@ -262,6 +318,12 @@ def _index(
     else:
         classes, samples = _class_files(root)
         samples = _split(samples, split)
+        if not samples:
+            raise DataError(
+                f"{root}: no image is left for the {split} split: each class needs 3 images or "
+                f"more ({TEST_FRACTION:.0%} of each goes to test); add images, or give "
+                f"train/ and test/ folders"
+            )
     size = None if image_size is None else _as_size(image_size)
     bad: dict[str, str] = {}
     if channels is None or size is None:

@@ -9,9 +9,11 @@ aiming at 15 s. torchvision is only imported to download.
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,20 @@ def idx_problem(path: Path, ndim: int) -> str | None:
         state = "truncated" if size < expected else "too long"
         return f"{state} IDX {kind} file: {size:,} bytes, its header says {expected:,}"
     return None
+
+
+def idx_size(path: Path, ndim: int) -> int:
+    """The size in bytes an IDX file (or its ``.gz``) announces in its header; a header that
+    is not an IDX one announces at most 1 MiB (enough to be read and refused)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4 + 4 * ndim)
+    except (OSError, EOFError, zlib.error):
+        return 1 << 20
+    if len(head) < 4 + 4 * ndim or int.from_bytes(head[:4], "big") != _IDX_MAGIC[ndim]:
+        return 1 << 20
+    return len(head) + math.prod(struct.unpack(f">{ndim}I", head[4:]))
 
 
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
@@ -131,7 +147,7 @@ class IdxSource:
             if src is None:
                 missing.append(fname)
                 continue
-            install(src, raw / fname)
+            install(src, raw / fname, idx_size(src, _ndim(fname)))
             if problem := idx_problem(raw / fname, _ndim(fname)):
                 # the source itself is damaged: name it and keep nothing of it
                 os.unlink(raw / fname)

@@ -33,16 +33,28 @@ def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
     """An image file of any size and mode as uint8 C x H x W with ``channels`` channels."""
     from PIL import Image, UnidentifiedImageError
 
+    from .folder import too_many_pixels
+
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not an image file; give the image files in it")
     if not p.is_file():
         raise DataError(f"image {p} does not exist")
     if channels not in (1, 3):
         raise InputSizeError(f"predicting needs a 1- or 3-channel model, this one has {channels}")
     try:
         with Image.open(p) as im:
+            if bomb := too_many_pixels(im):  # before decoding: a bomb's pixels never load
+                raise DataError(f"refused image {p}: {bomb}")
             return pil_to_tensor(im, channels)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"cannot read image {p}: {e}") from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as e:
+        raise DataError(f"cannot read image {p}: {' '.join(str(e).split())}") from None
 
 
 def pil_to_tensor(image: Any, channels: int) -> torch.Tensor:

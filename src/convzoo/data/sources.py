@@ -79,6 +79,15 @@ SOURCES: dict[str, Source] = {
 FOLDER_PREFIX = "folder:"
 
 
+def absolute_name(name: str) -> str:
+    """``folder:PATH`` with ``PATH`` made absolute (other names unchanged): a run records the
+    data set it was trained on, and ``evaluate`` must find it from any directory."""
+    if not name.startswith(FOLDER_PREFIX):
+        return name
+    path = Path(name[len(FOLDER_PREFIX) :]).expanduser()
+    return FOLDER_PREFIX + str(path.absolute())
+
+
 def dataset_names() -> list[str]:
     """The named data sets, and the folder form."""
     return [*SOURCES, f"{FOLDER_PREFIX}PATH", *(f"{a}:NAME" for a in ARCHIVES)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,16 +20,17 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from ..data import ImageDataset, apply_subset
+from ..data import ImageDataset
+from ..data.sources import absolute_name
 from ..errors import CheckpointError, FinetuneError
 from ..io import atomic_write_json
 from ..train.callbacks import Checkpointer
 from ..train.config import TrainConfig, setting
-from ..train.fit import DataArg, split_data, user_overrides
+from ..train.fit import DataArg, in_memory_data, split_data, user_overrides
 from ..train.optim import xavier_init
 from ..train.run import RunResult, build_model, load_data, resolve_config, train
 from ..train.rundir import default_run_dir, resume_config
-from ..train.trainer import Callback, Trainer
+from ..train.trainer import Callback, NonFiniteLossError, Trainer
 from .adapt import adapt_input_channels, adapt_normalization
 from .freeze import FreezeStages, frozen_stages, param_groups, require_zoo
 from .sources import Pretrained, load_source
@@ -92,8 +94,8 @@ class FinetuneConfig:
                 raise FinetuneError(
                     f"--unfreeze-at must be an epoch >= 2 (1-based), got {self.unfreeze_at}"
                 )
-        if self.head_lr_mult <= 0:
-            raise FinetuneError(f"--head-lr-mult must be > 0, got {self.head_lr_mult}")
+        if not 0 < self.head_lr_mult < math.inf:
+            raise FinetuneError(f"--head-lr-mult must be > 0 and finite, got {self.head_lr_mult}")
 
 
 class WriteRecord(Callback):
@@ -110,13 +112,7 @@ class WriteRecord(Callback):
 def _prepare_data(
     cfg: TrainConfig, data: tuple[ImageDataset, ImageDataset | None] | None
 ) -> tuple[ImageDataset, ImageDataset | None]:
-    if data is None:
-        return load_data(cfg)
-    train_data, test_data = data
-    return (
-        apply_subset(train_data, cfg.subset),
-        apply_subset(test_data, cfg.subset) if test_data is not None else None,
-    )
+    return load_data(cfg) if data is None else in_memory_data(data, cfg)
 
 
 def _config(
@@ -137,7 +133,7 @@ def _config(
     values["normalize"] = src.mean is not None
     cfg = resolve_config({**values, **overrides}, overrides.get("recipe", recipe))
     if data is not None and "dataset" not in overrides:
-        cfg = dataclasses.replace(cfg, dataset=data[0].name)
+        cfg = dataclasses.replace(cfg, dataset=absolute_name(data[0].name))
     if save and cfg.out is None:
         cfg = dataclasses.replace(cfg, out=str(default_run_dir(f"{cfg.model}-finetune")))
     return cfg
@@ -219,16 +215,24 @@ def run_finetune(
     cbs: list[Callback] = [freezer]
     if save:
         cbs.append(WriteRecord(Path(cfg.out) / RECORD, record))
-    return train(
-        cfg,
-        model=model,
-        data=(train_data, test_data),
-        param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
-        normalization=(mean, std) if mean is not None else None,
-        callbacks=cbs + (callbacks or []),
-        save=save,
-        stdout=stream,
-    )
+    try:
+        return train(
+            cfg,
+            model=model,
+            data=(train_data, test_data),
+            param_groups=param_groups(model, cfg.lr, ft.head_lr_mult),
+            normalization=(mean, std) if mean is not None else None,
+            callbacks=cbs + (callbacks or []),
+            save=save,
+            stdout=stream,
+        )
+    except NonFiniteLossError as e:
+        if (e.epoch, e.step) != (1, 1):
+            raise
+        # no learning rate makes the very first loss NaN: the source's weights do (a damaged
+        # file can hold huge finite values that pass load_trained's NaN check)
+        note = f" The first step already: the weights of {ft.weights or ft.source} may be damaged."
+        raise NonFiniteLossError(e.value, e.epoch, e.step, e.lr, note=note) from None
 
 
 def read_record(run_dir: Path) -> tuple[FinetuneConfig, dict[str, Any]]:
@@ -243,8 +247,20 @@ def read_record(run_dir: Path) -> tuple[FinetuneConfig, dict[str, Any]]:
         raise CheckpointError(f"{run_dir} has no {Checkpointer.FILENAME} to resume from")
     try:
         record = json.loads(path.read_text())
-        return FinetuneConfig.from_dict(record["finetune"]), record["normalization"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        ft, norm = FinetuneConfig.from_dict(record["finetune"]), record["normalization"]
+        ft.validate()  # a hand-edited record may hold anything
+        if not isinstance(norm, dict):
+            raise TypeError("normalization")
+        return ft, norm
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        RecursionError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        FinetuneError,
+    ):
         raise FinetuneError(f"{path} is damaged; the run cannot be resumed") from None
 
 

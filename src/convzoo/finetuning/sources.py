@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, FinetuneError, UnknownNameError
-from ..inference import LoadReport, load_fitting, weights_path
+from ..inference import LoadReport, build_trained, load_fitting, weights_path
 from ..io import load_state_dict_file, load_weights
 from ..models import create_model
 from ..models.tv import (
@@ -101,13 +101,8 @@ def load_run(source: str | Path, *, strict: bool = False) -> Pretrained:
             f"needs a zoo model (named stages, a classifier to replace): load yours with "
             f"convzoo.load_model(path, model=...) and train it further with convzoo.fit"
         )
-    model = create_model(
-        meta["model"],
-        num_classes=meta["num_classes"],
-        in_channels=meta["in_channels"],
-        **meta.get("model_options", {}),
-    )
-    report = load_into(model, tensors, what=str(path), strict=strict)
+    model = build_trained(path, tensors, meta)  # checked, and fits the file exactly
+    report = LoadReport(loaded=len(tensors))
     return Pretrained(
         model=model,
         description=f"{meta['model']} trained on {meta.get('dataset')}"

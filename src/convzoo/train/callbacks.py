@@ -115,6 +115,8 @@ class Checkpointer(Callback):
         self.path = Path(run_dir) / self.FILENAME
         self.extra = extra
         self.every_steps = every_steps
+        #: (epoch, step) of the checkpoint on disk, numbered as a resume reports them
+        self.saved_at: tuple[int, int] | None = None
 
     def save(self, trainer: Trainer) -> None:
         state = trainer.state_dict()  # on every rank: it reduces the epoch's sums over ranks
@@ -123,6 +125,7 @@ class Checkpointer(Callback):
                 self.path,
                 {"format": "convzoo-checkpoint", "version": 1, **self.extra, "trainer": state},
             )
+        self.saved_at = (trainer.epoch + 1, trainer.step)
 
     def on_step_end(self, trainer: Trainer) -> None:
         due = self.every_steps and trainer.global_step % self.every_steps == 0

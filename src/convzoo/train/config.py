@@ -10,6 +10,7 @@ default ``speednet``): the recipe states only where other networks or recipes di
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,36 @@ from ..runtime import PRECISIONS
 from .history import MONITORS
 from .optim import INITS, OPTIMIZERS, SCHEDULES
 from .recipes import RECIPES
+
+#: largest input side in pixels: 4096 px is 200 MB of float32 per RGB image (a side of 100,000
+#: would ask 40 GB for one)
+MAX_IMAGE_SIZE = 4096
+#: longest input of a 1-D (time-series) model in steps: 4 MB of float32 per channel (UEA's
+#: longest series, EigenWorms, has 17,984 steps)
+MAX_SERIES_LENGTH = 1 << 20
+
+
+def max_input_side(model: str) -> int:
+    """The largest ``image_size`` of ``model``: a series length for 1-D models, else a side in
+    pixels (an unknown name gets the latter; it is refused by its own check)."""
+    from ..models import get_model_entry
+
+    try:
+        return MAX_SERIES_LENGTH if get_model_entry(model).spatial_dims == 1 else MAX_IMAGE_SIZE
+    except UnknownNameError:
+        return MAX_IMAGE_SIZE
+
+
+def _kinds(annotation: str) -> tuple[type, ...]:
+    """The types a field annotated ``annotation`` (a string: ``int | None``) accepts; an int is
+    a float too."""
+    names = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    kinds: tuple[type, ...] = ()
+    for part in annotation.split("|"):
+        part = part.strip()
+        kinds += (dict,) if part.startswith("dict") else names.get(part, (type(None),))
+    return kinds
+
 
 #: the strategies that cut the network into parts (--split-at, --microbatches)
 SPLITTING = ("model", "pipeline")
@@ -61,6 +92,9 @@ class TrainConfig:
     )
     subset: str | None = setting(
         None, "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (docs/data.md)"
+    )
+    skip_bad_images: bool = setting(
+        False, "folder: data sets: leave out unreadable image files (listed) instead of stopping"
     )
     recipe: str = setting(
         "fast",
@@ -163,6 +197,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # a hand-edited config.json may hold anything
+            value = getattr(self, f.name)
+            if not isinstance(value, _kinds(str(f.type))) or (
+                isinstance(value, bool) and bool not in _kinds(str(f.type))
+            ):
+                raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
         for ok, msg in self._checks():
             if not ok:
                 raise ConfigError(msg)
@@ -175,11 +215,19 @@ class TrainConfig:
                 )
 
     def _checks(self) -> list[tuple[bool, str]]:
+        """(condition, message) pairs: the values' ranges, then what needs a validation split,
+        then how the strategy options go together."""
+        return self._range_checks() + self._validation_checks() + self._strategy_checks()
+
+    def _range_checks(self) -> list[tuple[bool, str]]:
         return [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (0 < self.lr < math.inf, f"learning rate must be > 0 and finite, got {self.lr}"),
+            (
+                0 <= self.weight_decay < math.inf,
+                f"weight decay must be >= 0 and finite, got {self.weight_decay}",
+            ),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (0 <= self.warmup < 1, f"warmup must be a fraction in [0, 1), got {self.warmup}"),
             (
@@ -187,8 +235,22 @@ class TrainConfig:
                 f"label smoothing must be in [0, 1), got {self.label_smoothing}",
             ),
             (self.grad_clip is None or self.grad_clip > 0, "grad clip must be > 0"),
+            (
+                self.eval_batch_size >= 1,
+                f"eval batch size must be >= 1, got {self.eval_batch_size}",
+            ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (self.test_every >= 0, f"--test-every must be >= 0, got {self.test_every}"),
+            (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
+            (
+                self.image_size is None or 1 <= self.image_size <= max_input_side(self.model),
+                f"image size must be in 1..{max_input_side(self.model)} (pixels, or steps of a "
+                f"series), got {self.image_size}",
+            ),
+        ]
+
+    def _validation_checks(self) -> list[tuple[bool, str]]:
+        return [
             (
                 self.val_split > 0 or not self.patience,
                 "--patience stops on validation data, never on the test set: give --val-split "
@@ -204,8 +266,10 @@ class TrainConfig:
                 f"--val-split must be a fraction in (0, 1) or a whole number of images, got "
                 f"{self.val_split:g}",
             ),
-            (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
-            (self.image_size is None or self.image_size >= 1, "image size must be >= 1"),
+        ]
+
+    def _strategy_checks(self) -> list[tuple[bool, str]]:
+        return [
             (
                 not self.devices or self.strategy in ("scratch", "dp", "model"),
                 "--devices lists the replicas of --strategy scratch or dp, or the devices of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from torch import nn
 
 from ..data.dataset import ImageDataset, LabelledData
 from ..errors import ConvzooError, InputSizeError
+from .config import ConfigError, TrainConfig
 from .history import History
 from .meta import ModelMeta
 from .run import load_data, resolve_config, train
@@ -28,13 +30,45 @@ def user_overrides(
     out: str | Path | None,
     config: dict[str, Any],
 ) -> dict[str, Any]:
-    """The :class:`TrainConfig` values a Python caller set (``None``: the recipe's)."""
+    """The :class:`TrainConfig` values a Python caller set (``None``: the recipe's); a keyword
+    that is no field (a typo such as ``epoch=1``) is an error, never silently dropped."""
+    check_keywords(config)
     given = dict(epochs=epochs, lr=lr, batch_size=batch_size)
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     overrides.update(config)
     if out is not None:
         overrides["out"] = str(out)
     return overrides
+
+
+def check_keywords(config: dict[str, Any]) -> None:
+    fields = TrainConfig.field_names()
+    for key in config:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise ConfigError(
+                f"unknown keyword {key}=; {hint}any TrainConfig field may be given "
+                f"(convzoo train --help lists them)"
+            )
+
+
+def in_memory_data(
+    pair: tuple[LabelledData, LabelledData | None], cfg: TrainConfig
+) -> tuple[LabelledData, LabelledData | None]:
+    """Data sets handed over in memory, restricted to ``cfg.subset`` as a loaded set would be
+    (the subset is saved with the weights, and evaluate applies it again)."""
+    from ..data import apply_subset
+
+    if cfg.skip_bad_images:
+        raise ConfigError(
+            "skip_bad_images= applies to folder: data sets loaded by name (fit(model, "
+            "'folder:PATH', skip_bad_images=True)); data handed over in memory is already read"
+        )
+    train_data, test_data = pair
+    if test_data is not None:
+        test_data = apply_subset(test_data, cfg.subset)
+    return apply_subset(train_data, cfg.subset), test_data
 
 
 def split_data(
@@ -46,6 +80,21 @@ def split_data(
     if isinstance(data, LabelledData):  # images or time series
         return (data, test_data), data.name
     return (data[0], data[1]), data[0].name
+
+
+def add_model(overrides: dict[str, Any], model: nn.Module | str) -> None:
+    """Name the model in ``overrides``: a zoo name, a zoo model's name and options, or a
+    Python network's class name (a label only: nothing is built by it)."""
+    if isinstance(model, str):
+        overrides["model"] = model
+    elif not hasattr(model, "model_name"):
+        overrides.setdefault("model", type(model).__name__)
+    else:
+        overrides["model"] = model.model_name
+        options = {
+            k: v for k, v in model.model_kwargs.items() if k not in ("num_classes", "in_channels")
+        }
+        overrides.setdefault("model_options", options)
 
 
 def fit(
@@ -83,16 +132,7 @@ def fit(
     overrides = user_overrides(epochs=epochs, lr=lr, batch_size=batch_size, out=out, config=config)
     module = model if isinstance(model, nn.Module) else None
     python_net = module is not None and not hasattr(module, "model_name")
-    if module is None:
-        overrides["model"] = model
-    elif python_net:
-        overrides.setdefault("model", type(module).__name__)  # a label: nothing is built by it
-    else:
-        overrides["model"] = module.model_name
-        options = {
-            k: v for k, v in module.model_kwargs.items() if k not in ("num_classes", "in_channels")
-        }
-        overrides.setdefault("model_options", options)
+    add_model(overrides, model)
     pair, name = split_data(data, test_data)
     if pair is None:
         overrides["dataset"] = name
@@ -106,7 +146,7 @@ def fit(
     result = train(
         cfg,
         model=module,
-        data=pair,
+        data=in_memory_data(pair, cfg) if pair is not None else None,
         callbacks=callbacks,
         save=out is not None,
         stdout=None if verbose else io.StringIO(),

@@ -20,8 +20,9 @@ from torch import nn
 from ..data.dataset import LabelledData
 from ..data.loader import DeviceLoader, make_loader
 from ..data.sequences import SequenceDataset
+from ..data.sources import absolute_name
 from ..data.split import split_validation
-from ..errors import ConvzooError, InputSizeError
+from ..errors import ConvzooError, InputSizeError, StorageError
 from ..io import save_weights
 from ..models import create_model
 from ..parallel import Strategy, make_strategy
@@ -37,15 +38,18 @@ from .callbacks import (
 )
 from .config import ConfigError, TrainConfig
 from .history import MONITORS, History
-from .meta import MODULE_CLASS, refuse_python_network
+from .interrupt import StopOnSignal, stop_on_signals
+from .meta import MODULE_CLASS
 from .optim import build_optimizer, build_scheduler, xavier_init
 from .recipes import default_model, recipe_defaults
 from .rundir import (
     ARTIFACTS,
     final_metrics,
+    load_trainer_state,
     make_run_dir,
     read_resume_state,
     result_line,
+    resume_command,
     world_size_note,
     write_artifacts,
     write_config,
@@ -73,6 +77,7 @@ def resolve_config(
     values["model_options"] = {**values.get("model_options", {}), **options}
     values.update({k: v for k, v in overrides.items() if k != "model_options"})
     values.update(recipe=recipe, model=model)
+    values["dataset"] = absolute_name(values.get("dataset", TrainConfig.dataset))
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **values})
     cfg.validate()
     return cfg
@@ -107,8 +112,9 @@ class Setup:
 def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
     from ..data import apply_subset, load_dataset
 
-    train = load_dataset(cfg.dataset, split="train", root=cfg.data_dir)
-    test = load_dataset(cfg.dataset, split="test", root=cfg.data_dir)
+    extra = {"skip_bad_images": True} if cfg.skip_bad_images else {}
+    train = load_dataset(cfg.dataset, split="train", root=cfg.data_dir, **extra)
+    test = load_dataset(cfg.dataset, split="test", root=cfg.data_dir, **extra)
     if cfg.subset:
         train, test = apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
     return train, test
@@ -370,7 +376,12 @@ def run_callbacks(
 
 
 def header(
-    cfg: TrainConfig, setup: Setup, trainer: Trainer, resumed: dict | None, run_dir: Path | None
+    cfg: TrainConfig,
+    setup: Setup,
+    trainer: Trainer,
+    resumed: dict | None,
+    run_dir: Path | None,
+    start_over: bool = False,
 ) -> str:
     """The lines a run starts with: model and data, recipe and device, what is resumed."""
     params = sum(p.numel() for p in setup.model.parameters())
@@ -391,6 +402,8 @@ def header(
         lines.append(trainer.strategy.describe())
     if resumed is not None:
         lines.append(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}")
+    if start_over:
+        lines.append(f"no checkpoint in {run_dir} yet (it stopped before its first): starting over")
     return "\n".join(lines) + world_size_note(resumed, world, cfg.batch_size)
 
 
@@ -419,35 +432,58 @@ def train(
     if auto_resume and not cfg.out:
         raise ConfigError("--auto-resume needs --out DIR (the run directory to resume or start)")
     stream = stdout or sys.stdout
-    with open_strategy(cfg) as strategy:
-        resume, state = on_main(strategy, lambda: read_resume_state(cfg, resume, auto_resume))
-        if model is None and state is not None:
-            refuse_python_network(state.get("meta") or {}, resume)
-        setup = build_setup(cfg, strategy, model, data, normalization)
-        run_dir: Path | None = None
-        if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
-            run_dir = Path(resume) if resume is not None else None
-            run_dir = run_dir or on_main(strategy, lambda: make_run_dir(cfg, reuse=auto_resume))
-        cbs = run_callbacks(cfg, setup, run_dir, stream) + list(callbacks or [])
-        trainer = make_trainer(cfg, setup, strategy, cbs, param_groups)
-        if state is not None:
-            trainer.load_state_dict(state["trainer"])
-        if strategy.is_main:
-            if run_dir is not None and resume is None:
-                write_config(run_dir, cfg)
-            print(header(cfg, setup, trainer, state, run_dir), file=stream, flush=True)
-        fit_keeping_checkpoint(trainer, cfg.epochs, run_dir)
-        return finish(trainer, setup, run_dir, stream)
+    locks = contextlib.ExitStack()  # rank 0's lock of the run directory, held to the end
+    with open_strategy(cfg) as strategy, locks:
+        stopper = StopOnSignal(None, run_dir=resume or cfg.out if save else None)
+        alone = strategy.world_size == 1  # a torchrun agent owns its group's signals
+        with stop_on_signals(stopper, enabled=alone and save):
+            resume, state = on_main(
+                strategy,
+                lambda: read_resume_state(cfg, resume, auto_resume, locks, rebuild=model is None),
+            )
+            setup = build_setup(cfg, strategy, model, data, normalization)
+            run_dir: Path | None = None
+            if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
+                run_dir = Path(resume) if resume is not None else None
+                run_dir = run_dir or on_main(
+                    strategy, lambda: make_run_dir(cfg, reuse=auto_resume, locks=locks)
+                )
+            cbs = run_callbacks(cfg, setup, run_dir, stream) + list(callbacks or [])
+            stopper.checkpointer = next((c for c in cbs if isinstance(c, Checkpointer)), None)
+            stopper.run_dir = run_dir
+            trainer = make_trainer(cfg, setup, strategy, [*cbs, stopper], param_groups)
+            if state is not None:
+                load_trainer_state(trainer, state, Path(resume) / Checkpointer.FILENAME)
+                if stopper.checkpointer is not None:
+                    stopper.checkpointer.saved_at = (trainer.epoch + 1, trainer.step)
+            if strategy.is_main:
+                if run_dir is not None and resume is None:
+                    write_config(run_dir, cfg)
+                start_over = resume is not None and state is None
+                lines = header(cfg, setup, trainer, state, run_dir, start_over)
+                print(lines, file=stream, flush=True)
+            with checkpoint_notes(run_dir):
+                trainer.fit(cfg.epochs)
+                return finish(trainer, setup, run_dir, stream)
 
 
-def fit_keeping_checkpoint(trainer: Trainer, epochs: int, run_dir: Path | None) -> History:
-    """``trainer.fit``; a non-finite loss says where the last good checkpoint is kept."""
+@contextlib.contextmanager
+def checkpoint_notes(run_dir: Path | None) -> Iterator[None]:
+    """A non-finite loss or a full disk says where the last good checkpoint is kept and how to
+    resume."""
     try:
-        return trainer.fit(epochs)
+        yield
     except NonFiniteLossError as e:
         kept = run_dir is not None and (run_dir / Checkpointer.FILENAME).exists()
         where = f" The last good checkpoint is kept in {run_dir}." if kept else ""
         raise NonFiniteLossError(e.value, e.epoch, e.step, e.lr, note=where) from None
+    except StorageError as e:
+        if run_dir is None or not (run_dir / Checkpointer.FILENAME).exists():
+            raise
+        raise StorageError(
+            f"{e}; the last checkpoint is kept in {run_dir}: once the disk has room, resume "
+            f"with {resume_command(run_dir)}"
+        ) from None
 
 
 def choose_weights(trainer: Trainer, setup: Setup) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ epoch by the monitored validation value, with a validation split), and at the en
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -21,11 +22,15 @@ from typing import Any
 import torch
 
 from ..data.dataset import ImageDataset
+from ..data.sources import absolute_name
 from ..errors import CheckpointError, ConvzooError
 from ..io import atomic_write_json, load_checkpoint
+from ..runtime import resolve_device
 from .callbacks import Checkpointer
 from .config import ConfigError, TrainConfig
 from .history import History
+from .meta import refuse_python_network
+from .runlock import LOCK_NAME, RunLock, check_not_in_use
 
 #: fields a resumed run may change (they do not alter what is computed)
 RESUMABLE_CHANGES = {
@@ -49,24 +54,48 @@ ARTIFACTS = (
 )
 
 
-def make_run_dir(cfg: TrainConfig, *, reuse: bool = False) -> Path:
-    """A new run directory. ``reuse``: a convzoo run directory without a checkpoint (an attempt
-    that died before its first one, restarted by ``--auto-resume``) is started over."""
-    if cfg.out:
-        path = Path(cfg.out)
-        if path.exists() and any(path.iterdir()):
-            if reuse and (path / "config.json").exists():
-                pass
-            elif (path / Checkpointer.FILENAME).exists():
-                raise ConvzooError(
-                    f"{path} already holds a run; resume it with --resume {path} "
-                    f"or choose another --out"
-                )
-            raise ConvzooError(f"{path} exists and is not empty; choose another --out")
-    else:
-        path = default_run_dir(cfg.model)
-    path.mkdir(parents=True, exist_ok=True)
+def make_run_dir(
+    cfg: TrainConfig, *, reuse: bool = False, locks: contextlib.ExitStack | None = None
+) -> Path:
+    """A new run directory, locked for this run when ``locks`` is given (it holds the lock
+    until closed). ``reuse``: a run directory without a checkpoint (an attempt that died
+    before its first one, restarted by ``--auto-resume``) is started over."""
+    path = Path(cfg.out) if cfg.out else default_run_dir(cfg.model)
+    if path.exists() and not path.is_dir():
+        raise ConvzooError(f"--out {path} is a file, not a folder; choose another --out")
+    if path.is_dir():  # before creating anything there: it may be someone else's folder
+        check_not_in_use(path)
+        refuse_taken(path, reuse)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConvzooError(
+            f"cannot create the run directory {path} ({e.strerror or e}); choose another --out"
+        ) from None
+    if locks is not None:
+        locks.enter_context(RunLock(path))
+        refuse_taken(path, reuse)  # again: another run may have started there meanwhile
     return path
+
+
+def refuse_taken(path: Path, reuse: bool) -> None:
+    """Refuse a folder holding a run or other files (a run without a checkpoint may be
+    ``reuse``d)."""
+    entries = [e for e in path.iterdir() if e.name != LOCK_NAME]
+    if not entries:
+        return
+    if (path / Checkpointer.FILENAME).exists():
+        raise ConvzooError(
+            f"{path} already holds a run; resume it with --resume {path} or choose another --out"
+        )
+    if (path / "config.json").exists():
+        if reuse:
+            return
+        raise ConvzooError(
+            f"{path} holds a run that stopped before its first checkpoint; start it over with "
+            f"--resume {path} (or the same command with --auto-resume), or choose another --out"
+        )
+    raise ConvzooError(f"{path} exists and is not empty; choose another --out")
 
 
 def default_run_dir(name: str) -> Path:
@@ -161,7 +190,6 @@ def write_artifacts(
 ) -> None:
     from ..viz import plot_confusion
 
-    atomic_write_json(run_dir / "metrics.json", metrics)
     if test_eval.get("confusion") is not None and test_data is not None:
         which = "last epoch" if metrics["weights"] == "last" else f"epoch {metrics['best_epoch']}"
         plot_confusion(
@@ -171,30 +199,117 @@ def write_artifacts(
             title=f"{meta['model']} on {meta['dataset']} test set, {which} "
             f"(accuracy {test_eval['acc']:.4f})",
         )
+    atomic_write_json(run_dir / "metrics.json", metrics)  # the last file: the run is finished
 
 
 # -- resuming ---------------------------------------------------------------------------------
+class RunFinished(ConvzooError):
+    """A resume of a run whose every file is written: nothing is left to do."""
+
+
 def read_resume_state(
-    cfg: TrainConfig, resume: str | Path | None, auto_resume: bool
+    cfg: TrainConfig,
+    resume: str | Path | None,
+    auto_resume: bool,
+    locks: contextlib.ExitStack | None = None,
+    rebuild: bool = True,
 ) -> tuple[Path | None, dict | None]:
-    """The run directory to resume and its checkpoint, or ``(None, None)`` for a new run.
+    """The run directory to resume and its checkpoint, ``(run_dir, None)`` for a run that
+    stopped before its first checkpoint (started over there), or ``(None, None)`` for a new run.
 
     ``auto_resume``: resume ``cfg.out`` when it holds a checkpoint (the same command, re-run by
-    ``torchrun --max-restarts`` after a failure, continues where the group stopped).
+    ``torchrun --max-restarts`` after a failure, continues where the group stopped). The run
+    directory is locked (``locks``) before its checkpoint is read. ``rebuild``: the network
+    is to be rebuilt by name (no module handed over), which a network defined in Python cannot.
     """
     if resume is None and auto_resume and (Path(cfg.out) / Checkpointer.FILENAME).exists():
         resume = cfg.out
     if resume is None:
         return None, None
     run_dir = Path(resume)
-    state = load_checkpoint(run_dir / Checkpointer.FILENAME)
+    if locks is not None and run_dir.is_dir():
+        locks.enter_context(RunLock(run_dir))
+    path = run_dir / Checkpointer.FILENAME
+    if not path.exists() and (run_dir / "config.json").is_file():
+        return run_dir, None
+    state = load_checkpoint(path)
     for stale in run_dir.glob(".*.tmp"):  # a save interrupted by a crash: never complete
         stale.unlink(missing_ok=True)
-    if state.get("format") != "convzoo-checkpoint":
-        raise CheckpointError(f"{run_dir / Checkpointer.FILENAME} is not a convzoo checkpoint")
+    if state.get("format") != "convzoo-checkpoint" or not isinstance(state.get("trainer"), dict):
+        raise CheckpointError(f"{path} is not a convzoo checkpoint")
+    check_same_run(state, cfg, path)
+    if rebuild:  # before "finished": resuming such a run never works, whatever --epochs says
+        refuse_python_network(state.get("meta") or {}, run_dir)
     if auto_resume:  # the command may change only what does not alter the computation
         apply_resume_changes(TrainConfig.from_dict(state["config"]), cfg.to_dict(), run_dir)
+    if is_finished(run_dir, state, cfg):
+        raise RunFinished(
+            f"{run_dir} is finished: its {int(state['trainer']['epoch'])} epochs are done and "
+            f"its weights and metrics saved; to train it longer, resume it with --epochs N "
+            f"(more than {cfg.epochs})"
+        )
     return run_dir, state
+
+
+def check_same_run(state: dict, cfg: TrainConfig, path: Path) -> None:
+    """Refuse a checkpoint another run wrote (copied over this one's): it would not fit."""
+    try:
+        saved = TrainConfig.from_dict(state["config"]).to_dict()
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path} is not a convzoo checkpoint (no readable config)") from None
+    ours = cfg.to_dict()
+    differ = [k for k in saved if saved[k] != ours[k] and k not in RESUMABLE_CHANGES]
+    if differ and not (set(differ) <= {"recipe"}):
+        k = differ[0]
+        raise CheckpointError(
+            f"{path} belongs to another run ({k}={saved[k]!r} there, {ours[k]!r} in this run's "
+            f"config.json); put this run's own checkpoint.pt back, or resume the run it came from"
+        )
+
+
+def is_finished(run_dir: Path, state: dict, cfg: TrainConfig) -> bool:
+    """Whether ``run_dir``'s last files were written after the checkpoint ``state`` and no
+    more epochs are asked for (``metrics.json`` is the last file a run writes)."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        done = int(metrics["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    trainer = state["trainer"]
+    asked_more = cfg.epochs > int(state["config"].get("epochs", cfg.epochs))
+    return int(trainer["step"]) == 0 and int(trainer["epoch"]) == done and not asked_more
+
+
+def load_trainer_state(trainer: Any, state: dict, path: Path) -> None:
+    """``trainer.load_state_dict`` with a checkpoint that does not fit as one line."""
+    try:
+        trainer.load_state_dict(state["trainer"])
+        steps = len(trainer.train_loader)
+        if not (0 <= trainer.step <= steps and trainer.epoch >= 0 and trainer.global_step >= 0):
+            raise ValueError(
+                f"epoch {trainer.epoch} step {trainer.step} of {steps} steps an epoch, global "
+                f"step {trainer.global_step}"
+            )
+        numbers = (int, float)
+        records = trainer.history.records
+        if len(records) != trainer.epoch or not all(
+            isinstance(v, numbers) for r in records for v in r.values()
+        ):
+            raise ValueError(f"a history of {len(records)} epochs that are not all numbers")
+    except ConvzooError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path} does not fit this run ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:160]}); it was damaged or written by another run: put "
+            f"the run's own checkpoint.pt back, or start a new run"
+        ) from None
+
+
+def resume_command(run_dir: Path) -> str:
+    """How to resume ``run_dir``: fine-tuning runs (with ``finetune.json``) have their own."""
+    command = "finetune" if (run_dir / "finetune.json").exists() else "train"
+    return f"convzoo {command} --resume {run_dir}"
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
@@ -203,20 +318,33 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConvzooError(f"{run_dir} is not a convzoo run directory (no config.json)")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ConvzooError(f"{path} is not valid JSON; the run cannot be resumed") from None
+    if not isinstance(raw, dict):
+        raise ConvzooError(f"{path} is not a convzoo config (no JSON object); it was damaged")
     return TrainConfig.from_dict(raw)
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
     """The saved config of ``run_dir`` with the allowed ``changes``; others are refused."""
-    return apply_resume_changes(load_run_config(run_dir), changes, run_dir)
+    cfg = load_run_config(run_dir)
+    try:
+        cfg.validate()  # the saved values, before the changes: a damaged file names itself
+        if "device" not in changes:  # a device this machine lacks: say where it comes from
+            resolve_device(cfg.device)
+    except ConvzooError as e:
+        raise ConfigError(
+            f"{Path(run_dir) / 'config.json'}: {e}; the file was altered or damaged"
+        ) from None
+    return apply_resume_changes(cfg, changes, run_dir)
 
 
 def apply_resume_changes(
     cfg: TrainConfig, changes: dict[str, Any], run_dir: str | Path
 ) -> TrainConfig:
     saved = cfg.to_dict()
+    if "dataset" in changes:  # as resolve_config saved it
+        changes = {**changes, "dataset": absolute_name(changes["dataset"])}
     for key, value in changes.items():
         if key in ("recipe",) and value == saved.get(key):
             continue

@@ -1,0 +1,216 @@
+"""A full disk: every file a run writes, made to fail for want of space, on a real small tmpfs.
+
+    sudo python benchmarks/soak/disk.py      (mounting a tmpfs needs root)
+
+For each save point (the k-th write of ``checkpoint.pt``, ``best.safetensors``,
+``history.csv``, ``curves.png``, ``config.json``, and at the end ``model.safetensors``,
+``confusion.png``, ``metrics.json``) a run writes its run directory on a 4 MB tmpfs; when the
+run begins that write (its phase mark, see ``victim.py``) it is stopped (SIGSTOP), the tmpfs
+is filled to the last byte, and it is continued. The write then fails with ENOSPC (or, if it
+was already past its last byte, the next one does), and the run must stop by itself: exit 74,
+one line saying which file could not be written, that the previous one is intact and how to
+resume; no temporary file left, and every file in the run directory still whole (checkpoints
+and weights load, JSON parses, PNGs decode). Then the space is freed and ``--resume`` must
+finish the run with weights bitwise equal to an uninterrupted run's. ``evaluate`` (its
+confusion PNG), ``data fetch`` (decompressing) and ``data info`` (its PNG) on a full disk
+must also be one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from common import (
+    Outcome,
+    Part,
+    convzoo,
+    one_line_problem,
+    partial_files,
+    same_files,
+    train_args,
+    write_folder,
+)
+from kills import Victim
+
+SAVE_POINTS = [
+    ("config.json", 1),
+    ("checkpoint.pt", 1),
+    ("checkpoint.pt", 3),
+    ("checkpoint.pt", 6),
+    ("best.safetensors", 1),
+    ("best.safetensors", 2),
+    ("history.csv", 1),
+    ("curves.png", 2),
+    ("model.safetensors", 1),
+    ("confusion.png", 1),
+    ("metrics.json", 1),
+]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(where: Path) -> Path:
+    """Write zeros into ``where`` until the file system has no byte left."""
+    filler = where / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, bytes(size)):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def stopped(v: Victim, timeout: float = 600) -> bool:
+    """Until ``v``'s process has stopped itself (state T); False if it ended instead."""
+    stat = Path(f"/proc/{v.proc.pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and v.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return True
+        time.sleep(0.005)
+    return False
+
+
+def whole(run_dir: Path) -> list[str]:
+    """The files of a run directory that do not read back whole."""
+    from PIL import Image
+
+    from convzoo.io import load_checkpoint, load_weights
+
+    bad = []
+    for p in run_dir.iterdir():
+        try:
+            if p.suffix == ".pt":
+                load_checkpoint(p)
+            elif p.suffix == ".safetensors":
+                load_weights(p)
+            elif p.suffix == ".json":
+                json.loads(p.read_text())
+            elif p.suffix == ".png":
+                with Image.open(p) as im:
+                    im.load()
+        except Exception as e:
+            bad.append(f"{p.name}: {e}")
+    return bad
+
+
+def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str, k: int) -> None:
+    what = f"{name} #{k}"
+    with tmpfs(work / f"fs-{name}-{k}", "4m") as fs:
+        run_dir = fs / "run"
+        # the run stops itself as it begins the write (a stop sent from here could come after
+        # a small last file such as metrics.json is already written, on a busy machine)
+        argv = train_args(folder, run_dir, epochs=2)
+        v = Victim(argv, work / "disk.phases", SOAK_STOP_AT=f"save-begin {name}#{k}")
+        if not stopped(v):
+            part.check(False, f"{what}: the run never wrote it: {v.finish()[1][-200:]}")
+            return
+        filler = fill(fs)
+        v.proc.send_signal(signal.SIGCONT)
+        code, err = v.finish()
+        o_problem = one_line_problem_of(code, err, run_dir)
+        part.check(o_problem is None, f"{what}: {o_problem}")
+        part.check(code == 74, f"{what}: exit {code}, expected 74: {err.strip()[:200]}")
+        part.check("No space left on device" in err, f"{what}: not said: {err.strip()[:200]}")
+        has_ckpt = (run_dir / "checkpoint.pt").exists()
+        if has_ckpt:
+            says = f"resume with convzoo train --resume {run_dir}" in err
+            part.check(says, f"{what}: does not say how to resume: {err.strip()[:200]}")
+        part.check(not partial_files(run_dir), f"{what}: {partial_files(run_dir)} left")
+        bad = whole(run_dir) if run_dir.exists() else []
+        part.check(not bad, f"{what}: files not whole: {bad}")
+        filler.unlink()
+        argv = ["train", "--resume", str(run_dir)] if (run_dir / "config.json").exists() else (
+            train_args(folder, run_dir, "--auto-resume", epochs=2)
+        )  # fmt: skip
+        o = convzoo(*argv, timeout=300)
+        part.check(o.code == 0, f"{what}: the resume failed: {o.stderr.strip()[-300:]}")
+        if o.code == 0:
+            differ = same_files(reference, run_dir, ("model.safetensors", "best.safetensors"))
+            part.check(not differ, f"{what}: {differ} differ from the uninterrupted run's")
+        print(f"  {what}: exit {code}: {err.strip()[:160]}", flush=True)
+
+
+def one_line_problem_of(code: int, err: str, run_dir: Path) -> str | None:
+    return one_line_problem(Outcome(code, "", err, 0.0), (str(run_dir),))
+
+
+def other_writers(part: Part, folder: Path, work: Path, reference: Path) -> None:
+    """evaluate's PNG, data fetch's decompression and data info's PNG on a full disk."""
+    with tmpfs(work / "fs-other", "4m") as fs:
+        run = shutil.copytree(reference, fs / "run")
+        gz = work / "sys" / "fashion-mnist"
+        gz.mkdir(parents=True, exist_ok=True)
+        for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+            data = b"\x00\x00\x08\x03" + (1000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+            (gz / f"{name}.gz").write_bytes(gzip.compress(data + bytes(1000 * 784), mtime=0))
+        for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+            data = b"\x00\x00\x08\x01" + (1000).to_bytes(4, "big") + bytes(1000)
+            (gz / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+        filler = fill(fs)
+        cases = {
+            "evaluate": (["evaluate", run, "--weights", "last"], {}),
+            "data fetch": (
+                ["data", "fetch", "fashion-mnist", "--data-dir", fs / "data"],
+                {"CONVZOO_SYSTEM_DATA": str(work / "sys")},
+            ),
+            "data info": (["data", "info", f"folder:{folder}", "--out", fs / "info.png"], {}),
+        }
+        for what, (argv, extra) in cases.items():
+            o = convzoo(*argv, timeout=300, **extra)
+            problem = one_line_problem(o, (str(fs),))
+            part.check(problem is None and o.code == 74, f"{what}: exit {o.code}: {problem}")
+            part.check(not partial_files(fs), f"{what}: {partial_files(fs)} left")
+            print(f"  {what} on a full disk: exit {o.code}: {o.stderr.strip()[:160]}")
+        filler.unlink()
+
+
+def main(argv: list[str] | None = None) -> Part:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", type=Path, default=None)
+    args = p.parse_args(argv)
+    part, t = Part("disk"), time.perf_counter()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        part.notes["skipped"] = "mounting a tmpfs needs root: run this part as root"
+        print(f"disk: skipped ({part.notes['skipped']})")
+        return part
+    work = args.work or Path(tempfile.mkdtemp(prefix="soak-disk-"))
+    folder = write_folder(work / "imgs", n_train=120, n_test=40)
+    reference = work / "reference"
+    o = convzoo(*train_args(folder, reference, epochs=2), timeout=600)
+    if o.code != 0:
+        raise SystemExit(f"the uninterrupted run failed: {o.stderr}")
+    for name, k in SAVE_POINTS:
+        save_point(part, folder, work, reference, name, k)
+    other_writers(part, folder, work, reference)
+    part.seconds = time.perf_counter() - t
+    print(f"disk: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
+    return part
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main().failures else 0)

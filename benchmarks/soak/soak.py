@@ -1,0 +1,109 @@
+"""The soak suite: convzoo's promises tried at scale, in one command (``make soak``).
+
+    python benchmarks/soak/soak.py [--only kills,fuzz,...] [--seed 0] [--work DIR]
+
+Parts (each also runs alone, ``python benchmarks/soak/PART.py --help``):
+
+- ``kills``     50 SIGKILLs of one training run, each followed by a resume, ending bitwise
+                equal to an uninterrupted run; SIGTERM and SIGINT: a checkpoint, one line,
+                exit 143 / 130
+- ``fuzz``      610 hostile or broken files of every kind convzoo reads, each through the CLI:
+                exit code and one line naming the file, no traceback, no hang, nothing partial
+- ``malicious`` 15 kinds of malicious checkpoint and weights through 7 CLI commands and 6 API
+                calls (nothing runs, each refused saying what and why); decompression bombs
+- ``disk``      a full disk at 11 save points of a run, and in evaluate / data fetch / data
+                info: one line, previous files intact, the run resumes (needs root: tmpfs)
+- ``writers``   two runs on one run directory: refused by its lock, never interleaved
+- ``lostnode``  a two-node torchrun job loses a worker, then a whole node, and completes with
+                the weights of an uninterrupted job
+
+It prints the table that ``benchmarks/RESULTS.md`` records and writes ``soak.json`` (every
+check, failure and figure) in the work folder. The exit status is 1 if anything failed.
+About 30 minutes on the 2-core CPU machine (not part of ``make test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import disk
+import fuzz
+import kills
+import lostnode
+import malicious
+import writers
+
+PARTS = {
+    "kills": kills,
+    "fuzz": fuzz,
+    "malicious": malicious,
+    "disk": disk,
+    "writers": writers,
+    "lostnode": lostnode,
+}
+
+
+def tried(name: str, part) -> str:
+    """What a part tried, in a few words, from its notes."""
+    n = part.notes
+    if name == "kills":
+        landed = ", ".join(f"{k} {v}" for k, v in sorted(n.get("landed", {}).items()))
+        return (
+            f"{n.get('kills')} SIGKILLs ({landed}; {n.get('kills_with_tmp_file')} with a "
+            f"temporary file of io.atomic_path on disk) + SIGTERM/SIGINT"
+        )
+    if name == "fuzz":
+        kinds = ", ".join(f"{k} {v['cases']}" for k, v in n.get("by_kind", {}).items())
+        cmp = n.get("compare", {})
+        return (
+            f"{sum(v['cases'] for v in n.get('by_kind', {}).values())} files ({kinds}); "
+            f"{cmp.get('agree')}/{cmp.get('compared')} re-run as processes agree"
+        )
+    if name == "malicious":
+        return f"{len(n.get('payload_kinds', []))} payload kinds x 13 ways in; 4 bombs x 5"
+    if name == "disk":
+        return n.get("skipped") or "11 save points of a run + evaluate, data fetch, data info"
+    if name == "writers":
+        return "live run vs same --out / --auto-resume / --resume; races; stale locks"
+    return "lost worker, lost node (2 torchrun launches, --nnodes 2, gloo)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default=",".join(PARTS), help="comma-separated parts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=None)
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="convzoo-soak-"))
+    results, t = {}, time.perf_counter()
+    for name in args.only.split(","):
+        print(f"== {name}", flush=True)
+        extra = [] if name in ("malicious", "disk") else ["--seed", str(args.seed)]
+        results[name] = PARTS[name].main(["--work", str(work / name), *extra])
+    load = os.getloadavg()
+    print(f"\nsoak suite, {_dt.date.today()}, {platform.machine()} x{os.cpu_count()}, "
+          f"load {load[0]:.1f} at the end, {time.perf_counter() - t:.0f} s in all\n")  # fmt: skip
+    print("| part | what was tried | checks | failures | time |")
+    print("|---|---|---:|---:|---:|")
+    for name, part in results.items():
+        print(
+            f"| {name} | {tried(name, part)} | {part.cases} | {len(part.failures)} | "
+            f"{part.seconds / 60:.1f} min |"
+        )
+    (work / "soak.json").write_text(
+        json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2, default=str)
+    )
+    print(f"\nevery check and figure: {work / 'soak.json'}")
+    return 1 if any(part.failures for part in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

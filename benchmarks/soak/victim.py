@@ -1,0 +1,83 @@
+"""``convzoo`` exactly as the console script runs it (``convzoo.cli.main``), with phase marks:
+
+    SOAK_PHASES=FILE python benchmarks/soak/victim.py train ...
+
+appends one line per event to FILE (``O_APPEND``, one ``write`` each, so a line is whole even
+when the process is killed right after): ``start`` (process start), ``step`` (an optimizer
+step begins), ``eval-begin``/``eval-end`` (an evaluation), ``save-begin NAME``/``save-end NAME``
+(``io.atomic_path``: from the temporary file's creation to the rename and directory fsync).
+The kill soak reads the last line at the moment of each SIGKILL to know what it interrupted,
+and waits for ``save-begin`` lines to kill inside a save. ``SOAK_STOP_AT="MARK#K"`` makes the
+process stop itself (SIGSTOP) at the K-th ``MARK``, so that the full-disk soak fills the disk
+exactly there, however slow the machine; with ``SOAK_STOP_ONCE=FILE`` only the first process
+to get there stops (it creates FILE: a restarted torchrun worker goes on). Nothing of convzoo
+changes: the marks wrap its functions from outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+_fd = os.open(os.environ["SOAK_PHASES"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+_stop_at, _, _stop_k = os.environ.get("SOAK_STOP_AT", "").partition("#")
+_seen = 0
+
+
+def mark(what: str) -> None:
+    global _seen
+    os.write(_fd, f"{time.monotonic():.6f} {os.getpid()} {what}\n".encode())
+    if what == _stop_at:
+        _seen += 1
+        once = os.environ.get("SOAK_STOP_ONCE")
+        if _seen == int(_stop_k or 1) and not (once and os.path.exists(once)):
+            if once:
+                Path(once).touch()
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def instrument() -> None:
+    import convzoo.io
+    from convzoo.train.trainer import Trainer
+
+    real_atomic = convzoo.io.atomic_path
+
+    @contextlib.contextmanager
+    def atomic_path(path):
+        name = Path(path).name
+        mark(f"save-begin {name}")
+        with real_atomic(path) as tmp:
+            yield tmp
+        mark(f"save-end {name}")
+
+    convzoo.io.atomic_path = atomic_path  # before viz imports it by name
+
+    real_step, real_eval = Trainer.train_step, Trainer.evaluate
+
+    def train_step(self, batch):
+        mark("step")
+        return real_step(self, batch)
+
+    def evaluate(self, loader, **kw):
+        mark("eval-begin")
+        out = real_eval(self, loader, **kw)
+        mark("eval-end")
+        return out
+
+    Trainer.train_step, Trainer.evaluate = train_step, evaluate
+
+
+if __name__ == "__main__":
+    mark("start")
+    instrument()
+    from convzoo.cli import main
+
+    code = main(sys.argv[1:])
+    mark(f"exit {code}")
+    sys.exit(code)
