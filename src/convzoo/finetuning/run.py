@@ -28,8 +28,9 @@ from ..train.callbacks import Checkpointer
 from ..train.config import TrainConfig, setting
 from ..train.fit import DataArg, in_memory_data, split_data, user_overrides
 from ..train.optim import xavier_init
-from ..train.run import RunResult, build_model, load_data, resolve_config, train
+from ..train.run import RunResult, resolve_config, train
 from ..train.rundir import default_run_dir, resume_config
+from ..train.setup import build_model, load_data
 from ..train.trainer import Callback, NonFiniteLossError, Trainer
 from .adapt import adapt_input_channels, adapt_normalization
 from .freeze import FreezeStages, frozen_stages, param_groups, require_zoo
@@ -164,6 +165,38 @@ def _fmt(values: Sequence[float] | None) -> str:
     return "(" + ", ".join(f"{v:.3f}" for v in values or ()) + ")"
 
 
+def _adapt(
+    src: Pretrained,
+    ft: FinetuneConfig,
+    cfg: TrainConfig,
+    train_data: ImageDataset,
+    frozen: list[tuple[str, nn.Module]],
+) -> tuple[list[str], FreezeStages, tuple[Sequence[float] | None, Sequence[float] | None]]:
+    """Fit the source network to the new data (input channels, a new head, the frozen stages)
+    and say what was done; the input normalization (the source's, adapted) to train with."""
+    model = src.model
+    notes = [f"from {src.description}"]
+    if not src.report.clean:
+        notes.append(f"weights: {src.report}")
+    how = adapt_input_channels(model, train_data.in_channels)
+    notes += [how] if how else []
+    mean, std = (
+        adapt_normalization(src.mean, src.std, train_data.in_channels)
+        if cfg.normalize
+        else (None, None)
+    )
+    notes.append(_new_head(model, src, train_data, ft, cfg.seed))
+    freezer = FreezeStages([m for _, m in frozen], ft.unfreeze_at)
+    freezer.apply(0)
+    notes += _freeze_note(model, frozen, ft.unfreeze_at)
+    if mean is not None:
+        notes.append(
+            f"input {cfg.image_size} px, normalized with the source's mean "
+            f"{_fmt(mean)} std {_fmt(std)}"
+        )
+    return notes, freezer, (mean, std)
+
+
 def run_finetune(
     ft: FinetuneConfig,
     overrides: dict[str, Any],
@@ -184,25 +217,7 @@ def run_finetune(
     cfg = _config(src, overrides, data, recipe, save)
     train_data, test_data = _prepare_data(cfg, data)
 
-    notes = [f"from {src.description}"]
-    if not src.report.clean:
-        notes.append(f"weights: {src.report}")
-    how = adapt_input_channels(model, train_data.in_channels)
-    notes += [how] if how else []
-    mean, std = (
-        adapt_normalization(src.mean, src.std, train_data.in_channels)
-        if cfg.normalize
-        else (None, None)
-    )
-    notes.append(_new_head(model, src, train_data, ft, cfg.seed))
-    freezer = FreezeStages([m for _, m in frozen], ft.unfreeze_at)
-    freezer.apply(0)
-    notes += _freeze_note(model, frozen, ft.unfreeze_at)
-    if mean is not None:
-        notes.append(
-            f"input {cfg.image_size} px, normalized with the source's mean "
-            f"{_fmt(mean)} std {_fmt(std)}"
-        )
+    notes, freezer, (mean, std) = _adapt(src, ft, cfg, train_data, frozen)
     print("fine-tuning " + "; ".join(notes), file=stream, flush=True)
 
     record = {

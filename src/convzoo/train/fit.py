@@ -16,7 +16,8 @@ from ..errors import ConvzooError, InputSizeError
 from .config import ConfigError, TrainConfig
 from .history import History
 from .meta import ModelMeta
-from .run import load_data, resolve_config, train
+from .run import resolve_config, train
+from .setup import load_data
 from .trainer import Callback
 
 DataArg = LabelledData | tuple[LabelledData, LabelledData | None] | str

@@ -24,7 +24,7 @@ from ..parallel import Strategy
 from ..runtime import resolve_device
 from .config import TrainConfig
 from .optim import build_optimizer
-from .run import build_setup
+from .setup import build_setup
 
 #: smoothing of the loss curve (fastai's 0.98): the average over about the last 50 steps
 SMOOTHING = 0.98

@@ -1,7 +1,7 @@
 """What using a trained network needs besides its weights: :class:`ModelMeta`.
 
 A run saves it as JSON beside the weights (``model.safetensors``, under the key ``convzoo``;
-written by :func:`convzoo.train.run.describe_model`), every export carries a copy, and
+written by :func:`convzoo.train.setup.describe_model`), every export carries a copy, and
 :func:`convzoo.load_model` hands it back as ``model.meta``: the classes in output order, the
 input's channels and side, and the normalization the inputs were trained with. Like timm's
 ``pretrained_cfg`` or torchvision's ``weights.meta``, but typed.

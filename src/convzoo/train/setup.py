@@ -1,0 +1,222 @@
+"""What a run is made of, built from its config before the first step: the data (with the
+validation split carved out), the model placed by the strategy, the loaders and the precision.
+
+:func:`build_setup` is shared by training (:mod:`convzoo.train.run`) and the lr finder; it
+knows the strategy only through its placing and its rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.dataset import LabelledData
+from ..data.loader import DeviceLoader, make_loader
+from ..data.sequences import SequenceDataset
+from ..data.split import split_validation
+from ..errors import InputSizeError
+from ..models import create_model
+from ..parallel import Strategy
+from ..runtime import Precision, resolve_precision, tune_backends
+from .config import ConfigError, TrainConfig
+from .meta import MODULE_CLASS
+from .optim import xavier_init
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+
+
+@dataclass
+class Setup:
+    """What a run is made of, built from its config before the first step."""
+
+    model: nn.Module
+    train_data: LabelledData
+    val_data: LabelledData | None  #: carved out of the training split (--val-split)
+    test_data: LabelledData | None
+    train_loader: DeviceLoader
+    val_loader: DeviceLoader | None
+    test_loader: DeviceLoader | None
+    #: the training images in a fixed order without augmentation (batch-norm refresh)
+    plain_train_loader: DeviceLoader
+    precision: Precision
+    meta: dict[str, Any]  #: what rebuilding and using the trained network needs
+
+
+def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
+    from ..data import apply_subset, load_dataset
+
+    extra = {"skip_bad_images": True} if cfg.skip_bad_images else {}
+    train = load_dataset(cfg.dataset, split="train", root=cfg.data_dir, **extra)
+    test = load_dataset(cfg.dataset, split="test", root=cfg.data_dir, **extra)
+    if cfg.subset:
+        train, test = apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
+    return train, test
+
+
+def build_model(cfg: TrainConfig, data: LabelledData) -> nn.Module:
+    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed, on every rank
+    model = create_model(
+        cfg.model,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+        **cfg.model_options,
+    )
+    if cfg.init == "xavier":
+        xavier_init(model)
+    return model
+
+
+def check_image_size(model: nn.Module, size: int) -> None:
+    smallest = getattr(model, "min_input_size", 1)
+    if size < smallest:
+        name = getattr(model, "display_name", type(model).__name__)
+        if getattr(model, "spatial_dims", 2) == 1:
+            raise InputSizeError(
+                f"{name} needs sequences of at least {smallest} steps; {size} is too short "
+                f"(--image-size {smallest} resamples them, or pick a model that downsamples less)"
+            )
+        raise InputSizeError(
+            f"{name} needs inputs of at least {smallest}x{smallest} pixels; --image-size "
+            f"{size} is too small"
+        )
+
+
+def check_data_kind(cfg: TrainConfig, model: nn.Module, data: LabelledData) -> None:
+    """A 1-D model needs time series and a 2-D model images: one line naming both, not a
+    shape error in the first convolution."""
+    series = isinstance(data, SequenceDataset)
+    dims = getattr(model, "spatial_dims", 2)
+    if series and dims != 1:
+        raise InputSizeError(
+            f"{cfg.dataset} holds time series but {cfg.model} takes images; pick a sequence "
+            "model: lenet1d, fcn1d or resnet1d (docs/sequences.md)"
+        )
+    if not series and dims == 1:
+        raise InputSizeError(
+            f"{cfg.model} takes time series but {cfg.dataset} holds images; train it on ucr:NAME "
+            "or uea:NAME (docs/sequences.md)"
+        )
+    if series and cfg.tta:
+        raise ConfigError("--tta mirrors images; a time series has no mirror image: drop --tta")
+
+
+def describe_model(
+    cfg: TrainConfig,
+    data: LabelledData,
+    image_size: int,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
+    """What rebuilding and using the trained network needs (saved with its weights)."""
+    return {
+        # evaluate as it was tested during training
+        "precision": precision,
+        "tta": cfg.tta,
+        "model": cfg.model,
+        "model_options": cfg.model_options,
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "classes": list(data.classes),
+        "image_size": image_size,
+        "mean": list(mean) if mean is not None else None,
+        "std": list(std) if std is not None else None,
+        "dataset": cfg.dataset,
+        "subset": cfg.subset,
+        # a series is padded or cut to the training set's length before any resampling to
+        # image_size (predicting on a file does the same)
+        **({"length": data.length} if isinstance(data, SequenceDataset) else {}),
+    }
+
+
+def build_setup(
+    cfg: TrainConfig,
+    strategy: Strategy,
+    model: nn.Module | None,
+    data: tuple[LabelledData, LabelledData | None] | None,
+    normalization: Normalization | None,
+) -> Setup:
+    """Data, model (on the device, in its memory format), loaders and precision."""
+    precision = resolve_precision(cfg.precision, strategy.device)
+    tune_backends(strategy.device)
+    train_data, test_data = data if data is not None else load_data(cfg)
+    train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
+    model = model if model is not None else build_model(cfg, train_data)
+    check_data_kind(cfg, model, train_data)
+    series = isinstance(train_data, SequenceDataset)
+    image_size = cfg.image_size or (train_data.length if series else train_data.image_size[0])
+    check_image_size(model, image_size)
+    channels_last = (
+        cfg.channels_last if cfg.channels_last is not None else precision.dtype is not None
+    ) and not series  # N x C x L tensors have no channels-last layout
+    spatial = (image_size,) if series else (image_size, image_size)
+    strategy.place(model, (train_data.in_channels, *spatial))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
+    loader_args = dict(
+        image_size=image_size,
+        mean=mean,
+        std=std,
+        device=strategy.device,
+        rank=strategy.rank,
+        world_size=strategy.world_size,
+        channels_last=channels_last,
+    )
+
+    def eval_loader(data: LabelledData | None) -> DeviceLoader | None:
+        return make_loader(data, cfg.eval_batch_size, **loader_args) if data is not None else None
+
+    meta = describe_model(cfg, train_data, image_size, mean, std, precision.name)
+    if not hasattr(model, "model_name"):  # not rebuilt by name: loaded into (load_model)
+        meta[MODULE_CLASS] = f"{type(model).__module__}.{type(model).__qualname__}"
+    train_loader, plain = training_loaders(cfg, train_data, strategy.world_size, loader_args)
+    return Setup(
+        model,
+        train_data,
+        val_data,
+        test_data,
+        train_loader,
+        eval_loader(val_data),
+        eval_loader(test_data),
+        plain,
+        precision,
+        meta,
+    )
+
+
+def training_loaders(
+    cfg: TrainConfig, data: LabelledData, world_size: int, loader_args: dict[str, Any]
+) -> tuple[DeviceLoader, DeviceLoader]:
+    """The shuffled, augmented training loader (this rank's share), and the plain one the
+    batch-norm refresh reads: the whole set in one process, as every other process does."""
+    series = isinstance(data, SequenceDataset)
+    train = make_loader(
+        data,
+        cfg.batch_size,
+        shuffle=True,
+        augment=_augment(cfg.augment, series),
+        seed=cfg.seed,
+        drop_last=cfg.drop_last and len(data) >= cfg.batch_size * world_size,
+        **loader_args,
+    )
+    plain = make_loader(
+        data,
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        **{**loader_args, "rank": 0, "world_size": 1},
+    )
+    return train, plain
+
+
+def _augment(spec: str, series: bool = False) -> Any:
+    if not spec:
+        return None
+    from ..data import parse_augment, parse_augment1d
+
+    return parse_augment1d(spec) if series else parse_augment(spec)
