@@ -227,7 +227,7 @@ def test_book_table_values():
 
 
 def test_xavier_init_is_applied_by_the_d2l_recipe():
-    from convzoo.train.run import build_model
+    from convzoo.train.setup import build_model
 
     cfg = resolve_config({"model": "lenet"}, "d2l")
     model = build_model(cfg, toy_pair()[0])
