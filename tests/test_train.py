@@ -12,13 +12,14 @@ import torch
 
 import convzoo
 from convzoo.errors import CheckpointError, ConvzooError, InputSizeError
-from convzoo.inference import evaluate_model, load_trained, predict_images
+from convzoo.inference import evaluate_model, load_trained
 from convzoo.io import load_checkpoint, load_weights
 from convzoo.train import Callback, NonFiniteLossError, TrainConfig, train
 from convzoo.train.config import ConfigError
 from convzoo.train.recipes import BOOK_SETTINGS
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
+from convzoo.trained import predict_images
 from helpers import CrashAt, toy_pair
 
 # A VGG with dropout (its randomness must be restored exactly on resume), small enough for tests

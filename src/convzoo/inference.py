@@ -25,7 +25,7 @@ from .io import load_weights
 from .models import create_model
 from .runtime import PRECISIONS, resolve_device, resolve_precision
 from .train.config import MAX_IMAGE_SIZE, MAX_SERIES_LENGTH
-from .train.meta import MODULE_CLASS, ModelMeta
+from .train.meta import MODULE_CLASS
 from .train.trainer import Trainer
 
 #: ``weights=`` of a run directory: the epoch chosen on validation data, or the last epoch
@@ -326,21 +326,6 @@ def evaluate_model(
         zip(data.classes, (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist())
     )
     return out
-
-
-def predict_images(
-    model: nn.Module,
-    meta: dict,
-    paths: list[str],
-    *,
-    top_k: int = 3,
-    device: str = "auto",
-) -> list[list[tuple[str, float]]]:
-    """Top-``k`` (class, probability) for each image file: :func:`convzoo.predict`."""
-    from .trained import predict
-
-    meta_ = ModelMeta.from_dict(meta)
-    return predict(model, list(paths), meta=meta_, device=device).top(top_k)
 
 
 def read_series(path: str | Path, meta: dict) -> list[tuple[str, torch.Tensor]]:

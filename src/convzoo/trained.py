@@ -212,3 +212,16 @@ def evaluate(
     return Evaluation(
         *(out[k] for k in known), details={k: v for k, v in out.items() if k not in known}
     )
+
+
+def predict_images(
+    model: nn.Module,
+    meta: dict,
+    paths: list[str],
+    *,
+    top_k: int = 3,
+    device: str = "auto",
+) -> list[list[tuple[str, float]]]:
+    """Top-``k`` (class, probability) for each image file: :func:`convzoo.predict`."""
+    meta_ = ModelMeta.from_dict(meta)
+    return predict(model, list(paths), meta=meta_, device=device).top(top_k)
