@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.dataset import LabelledData
-from .data.loader import make_loader
 from .data.sequences import SequenceDataset
 from .errors import ConvzooError
-from .inference import check_compatible
-from .runtime import resolve_device, resolve_precision
+from .inference import tested_as_in_training
 
 
 def most_confused(
@@ -67,18 +65,8 @@ def top_losses(
     was tested in training (its input size, normalization, precision and flip TTA)."""
     if k < 1:
         raise ConvzooError(f"--top-losses must be >= 1, got {k}")
-    check_compatible(meta, data)
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    precision = resolve_precision(meta.get("precision", "fp32"), dev)
-    loader = make_loader(
-        data,
-        batch_size,
-        image_size=meta["image_size"],
-        mean=meta["mean"],
-        std=meta["std"],
-        device=dev,
-    )
+    _, loader, precision = tested_as_in_training(model, meta, data, device, batch_size)
+    model.eval()
     losses, probs = [], []
     for batch in loader:
         with precision.autocast():

@@ -17,13 +17,13 @@ from torch import nn
 
 from .data.dataset import LabelledData
 from .data.images import read_image  # noqa: F401  (where it used to be)
-from .data.loader import make_loader
+from .data.loader import DeviceLoader, make_loader
 from .data.sequences import SequenceDataset, series_tensor, trim_missing_end
 from .data.series_file import read_series_file
 from .errors import CheckpointError, ConvzooError, DataError
 from .io import load_weights
 from .models import create_model
-from .runtime import PRECISIONS, resolve_device, resolve_precision
+from .runtime import PRECISIONS, Precision, resolve_device, resolve_precision
 from .train.config import MAX_IMAGE_SIZE, MAX_SERIES_LENGTH
 from .train.meta import MODULE_CLASS
 from .train.trainer import Trainer
@@ -290,15 +290,12 @@ def check_compatible(meta: dict, data: LabelledData) -> None:
         )
 
 
-def evaluate_model(
-    model: nn.Module,
-    meta: dict,
-    data: LabelledData,
-    *,
-    device: str = "auto",
-    batch_size: int = 1024,
-) -> dict[str, Any]:
-    """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on ``data``."""
+def tested_as_in_training(
+    model: nn.Module, meta: dict, data: LabelledData, device: str, batch_size: int
+) -> tuple[torch.device, DeviceLoader, Precision]:
+    """The device (``model`` moved there), a loader of ``data`` and the precision with which
+    the run tested its network (input size, normalization, autocast), so that the figures
+    agree with training's; ``data`` is checked against the run's classes and input first."""
     check_compatible(meta, data)
     dev = resolve_device(device)
     model.to(dev)
@@ -310,8 +307,19 @@ def evaluate_model(
         std=meta["std"],
         device=dev,
     )
-    # tested as during training (precision, flip TTA), so that the figures agree
-    precision = resolve_precision(meta.get("precision", "fp32"), dev)
+    return dev, loader, resolve_precision(meta.get("precision", "fp32"), dev)
+
+
+def evaluate_model(
+    model: nn.Module,
+    meta: dict,
+    data: LabelledData,
+    *,
+    device: str = "auto",
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on ``data``."""
+    dev, loader, precision = tested_as_in_training(model, meta, data, device, batch_size)
     trainer = Trainer(
         model,
         loader,
