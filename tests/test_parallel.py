@@ -289,3 +289,33 @@ def test_ddp_rank_killed_under_max_restarts_resumes_and_completes(tmp_path, one_
     reports = _reports(tmp_path / "report")
     assert [r["restart"] for r in reports] == [1, 1]
     _assert_same_training(run_dir, reports, one_process_run)
+
+
+@pytest.mark.parametrize(
+    ("agent_store", "nodes", "prefixed", "warned"),
+    [("True", "1", True, False), ("True", "2", True, True), ("False", "2", False, False)],
+)
+def test_store_prefix_only_on_the_agents_shared_store(
+    monkeypatch, capsys, agent_store, nodes, prefixed, warned
+):
+    """torchrun's shared store outlives a restart, so attempts get a prefix there; a store of its
+    own per round (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1) must not get one: agents count restarts
+    differently (a failure vs a change of members), and a prefix of the count hung a lost node's
+    return in the soak suite."""
+    import torch.distributed as dist
+
+    from convzoo.parallel import ddp
+
+    base = dist.HashStore()
+    monkeypatch.setattr(dist, "rendezvous", lambda url, timeout: iter([(base, 0, 2)]))
+    seen = {}
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: seen.update(k))
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", agent_store)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", nodes)
+    ddp.init_group(torch.device("cpu"))
+    seen["store"].set("k", "v")
+    assert base.check(["convzoo/attempt_1/k"]) is prefixed
+    assert base.check(["k"]) is not prefixed
+    err = capsys.readouterr().err
+    assert ("TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in err) is warned

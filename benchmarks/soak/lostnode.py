@@ -58,8 +58,16 @@ def launch(
         *train_args(folder, out, "--strategy", "ddp", "--auto-resume", epochs=3),
     ]  # fmt: skip
     f = open(log, "a")  # noqa: SIM115 - the process writes it until it ends
+    # the agents' shared rendezvous TCP store (PyTorch >= 2.4) breaks a node's return: a new
+    # agent waits for MASTER_ADDR under the new round's prefix, which the surviving agent only
+    # wrote in the first round (it caches it), so both time out after 60 s (measured here,
+    # torch 2.14.1). PyTorch's documented opt-out makes every round publish it again.
     return subprocess.Popen(
-        cmd, stdout=f, stderr=subprocess.STDOUT, env=env(**stop), start_new_session=True
+        cmd,
+        stdout=f,
+        stderr=subprocess.STDOUT,
+        env=env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1", **stop),
+        start_new_session=True,
     )
 
 

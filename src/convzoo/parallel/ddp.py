@@ -5,10 +5,11 @@ One machine, 8 GPUs::
     torchrun --nproc-per-node 8 -m convzoo train --strategy ddp --out runs/r18 --auto-resume
 
 Two machines (run on each; ``HOST`` is the first machine's address; ``/shared`` a disk both
-mount, since the c10d rendezvous may put rank 0 on either machine after a restart)::
+mount, since the c10d rendezvous may put rank 0 on either machine after a restart; the
+variable lets a lost machine, launched again, rejoin: see :func:`init_group`)::
 
-    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-id r18 --rdzv-backend c10d \\
-        --rdzv-endpoint HOST:29400 --max-restarts 3 \\
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nnodes 2 --nproc-per-node 8 \\
+        --rdzv-id r18 --rdzv-backend c10d --rdzv-endpoint HOST:29400 --max-restarts 3 \\
         -m convzoo train --strategy ddp --out /shared/runs/r18 --auto-resume
 
 CPU (gloo), e.g. to try it on a laptop::
@@ -27,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
+import sys
 from typing import Any
 
 import torch
@@ -53,19 +55,40 @@ LAUNCH_HINT = (
 def init_group(device: torch.device) -> None:
     """``init_process_group`` from torchrun's environment: NCCL on GPUs, gloo on the CPU.
 
-    The rendezvous store gets a prefix per torchrun attempt (``TORCHELASTIC_RESTART_COUNT``).
-    torchrun keeps the same store across ``--max-restarts``, and recent PyTorch no longer
-    separates attempts in it, so a restarted group could read the dead group's addresses and
-    fail with "Connection refused" (measured here with gloo; pytorch/pytorch#167288 with NCCL).
+    By default (PyTorch >= 2.4) torchrun's agents share one TCP store with their workers and keep
+    it across restarts, without separating attempts in it: a restarted group could read the dead
+    group's addresses and fail with "Connection refused" (measured here with gloo;
+    pytorch/pytorch#167288 with NCCL). So on that shared store each attempt gets its own prefix.
+    With ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (what a job that may lose a whole node needs,
+    see :data:`NODE_LOSS_HINT`) every rendezvous round starts a new store and needs no prefix,
+    and must not get one: the restart count differs between an agent whose worker failed and
+    one that only saw the group change (a job hung so, measured in the soak suite).
     """
     store, rank, world_size = next(dist.rendezvous("env://", timeout=TIMEOUT))
-    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    store = dist.PrefixStore(f"convzoo/attempt_{attempt}", store)
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"convzoo/attempt_{attempt}", store)
+    if rank == 0 and shares_agent_store_across_nodes():
+        print(f"warning: {NODE_LOSS_HINT}", file=sys.stderr, flush=True)
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group(
         backend, store=store, rank=rank, world_size=world_size, timeout=TIMEOUT, **kwargs
     )
+
+
+#: why a multi-node job should not share torchrun's store, in one line
+NODE_LOSS_HINT = (
+    "this job spans several nodes on torchrun's shared rendezvous store, where a lost node "
+    "launched again never rejoins (the survivors wait 60 s for keys of a new round, then "
+    "exit); launch every node with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun ..."
+)
+
+
+def shares_agent_store_across_nodes() -> bool:
+    """Whether torchrun runs this job on several nodes over the agents' shared store."""
+    nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+    return nodes > 1 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 
 
 def check_sync_bn(model: nn.Module) -> None:
