@@ -68,7 +68,9 @@ def tried(name: str, part) -> str:
             f"{cmp.get('agree')}/{cmp.get('compared')} re-run as processes agree"
         )
     if name == "malicious":
-        return f"{len(n.get('payload_kinds', []))} payload kinds x 13 ways in; 4 bombs x 5"
+        kinds = len(n.get("payload_kinds", []))
+        # a folder never opens a .gif, so the GIF bomb has 2 ways in and the others 5
+        return f"{kinds} payload kinds x 13 ways in; 4 bombs (3 x 5 ways in, the GIF x 2)"
     if name == "disk":
         return n.get("skipped") or "11 save points of a run + evaluate, data fetch, data info"
     if name == "writers":
