@@ -3,8 +3,10 @@ import os
 import pytest
 import torch
 
-# Small, reproducible runs on 2 cores: never let a test spawn more threads than cores.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Small, reproducible runs on 2 cores: never let a test spawn more threads than cores. Under
+# pytest-xdist (`make test` runs one worker per core) each worker gets one thread of its own.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 
 @pytest.fixture(autouse=True)
