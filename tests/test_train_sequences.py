@@ -1,6 +1,7 @@
 """Training the 1-D models like image runs: run directory, validation split, resume, evaluate,
 predict on series files, recipes, strategies."""
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -30,6 +31,9 @@ from helpers import CrashAt, toy_pair, toy_series, toy_series_pair
 
 HAS_AEON = importlib.util.find_spec("aeon") is not None
 needs_aeon = pytest.mark.skipif(not HAS_AEON, reason="aeon (pip install convzoo[ts]) is absent")
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime (convzoo[onnx]) is absent"
+)
 #: small enough for tests, with batch norm (its running statistics are resumed too)
 SMALL_RESNET = {"width": 4, "kernel_sizes": [5, 3]}
 
@@ -450,3 +454,41 @@ def test_sequence_benchmark_chooses_on_validation_and_writes_only_its_section(tm
     assert results.read_text() == (
         f"# R\n\n## Before\n\nkeep\n\n{bench.SECTION}\n\nnew\n\n## After\n\nkeep\n"
     )
+
+
+# -- export -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["pt2", pytest.param("onnx", marks=needs_onnx)])
+def test_a_series_run_exports_and_its_card_code_predicts_like_convzoo(tmp_path, fmt):
+    """`convzoo export` takes a time-series run: the file matches PyTorch (checked as it is
+    written), and the model card's own loading code, run on a .npy series of raw values, gives
+    the class `convzoo predict` gives."""
+    from convzoo.export import export_model
+
+    train_data, test_data = toy_series_pair()
+    run = fit_toy((train_data, test_data), tmp_path / "run", epochs=2).run_dir
+    result = export_model(run, fmt, dynamic_batch=True)
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
+    assert result.input["shape"] == ["batch", 1, 32]
+    card = (run / "README.md").read_text()
+    assert "z-normalised per channel" in card and "series.npy" in card
+    series = test_data.series[3, 0].numpy() * 5 + 2  # raw values: the code normalises them
+    np.save(tmp_path / "series.npy", series)
+    title = {"pt2": "PyTorch (torch.export)", "onnx": "onnxruntime"}[fmt]
+    code = card.split(f"### {title}\n\n```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace(f'"{result.path.name}"', f'"{result.path}"')
+    code = code.replace('"series.npy"', f'"{tmp_path / "series.npy"}"')
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "card", "exec"), {})
+    [(_, top)] = predict_series(*load_trained(run), [str(tmp_path / "series.npy")], top_k=1)
+    assert printed.getvalue().strip() == top[0][0]  # what `convzoo predict RUN series.npy` says
+
+
+def test_with_preprocess_is_refused_for_a_series_run_in_one_line(tmp_path, capsys):
+    from convzoo.cli import main as cli_main
+
+    run = fit_toy(toy_series_pair(), tmp_path / "run", epochs=1).run_dir
+    assert cli_main(["export", str(run), "--format", "pt2", "--with-preprocess"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "time-series model" in err[0] and "Traceback" not in err[0]
+    assert not list(run.glob("*.pt2"))

@@ -57,7 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if result.max_abs_diff is not None:
         batches = " and ".join(map(str, result.checked_batches))
         print(
-            f"checked against PyTorch on random images (batch {batches}): max |difference| "
+            f"checked against PyTorch on random inputs (batch {batches}): max |difference| "
             f"of the logits {result.max_abs_diff:.1e}"
         )
     for note in result.notes:

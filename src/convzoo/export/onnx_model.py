@@ -99,13 +99,14 @@ def check_graph(path: Path, session: Any, meta: ModelMeta, export: dict[str, Any
     """The graph must take and give what its metadata says."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     dtype = "tensor(uint8)" if export.get("preprocess") else "tensor(float)"
-    expected = f"{dtype} N x {meta.in_channels} x {meta.image_size} x {meta.image_size}"
+    expected = f"{dtype} N x " + " x ".join(map(str, meta.input_shape))
     problems = []
     if len(inputs) != 1 or len(outputs) != 1:
         problems.append(f"{len(inputs)} inputs and {len(outputs)} outputs, not 1 and 1")
     else:
         shape, out = inputs[0].shape, outputs[0].shape
-        if inputs[0].type != dtype or len(shape) != 4 or list(shape[1:]) != list(meta.input_shape):
+        want = list(meta.input_shape)  # C x H x W, or C x L for a series
+        if inputs[0].type != dtype or len(shape) != 1 + len(want) or list(shape[1:]) != want:
             problems.append(f"input {inputs[0].type} {shape}, not {expected}")
         if not out or out[-1] != meta.num_classes:
             problems.append(f"output {out}, not N x {meta.num_classes} logits")

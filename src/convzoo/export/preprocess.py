@@ -49,10 +49,9 @@ def to_pixels(x: torch.Tensor, meta: ModelMeta) -> torch.Tensor:
 
 def input_spec(meta: ModelMeta, preprocess: bool, dynamic: bool) -> dict[str, Any]:
     """The exported graph's input, as recorded in its metadata and the model card."""
-    c, h, w = meta.input_shape
     return {
         "name": INPUT_NAME,
         "dtype": "uint8" if preprocess else "float32",
-        "shape": ["batch" if dynamic else 1, c, h, w],
+        "shape": ["batch" if dynamic else 1, *meta.input_shape],
         "normalized_in_graph": preprocess,
     }

@@ -35,6 +35,33 @@ def _prepare(meta: ModelMeta, uint8: bool, lib: str) -> list[str]:
     return lines
 
 
+def _prepare_series(meta: ModelMeta, lib: str) -> list[str]:
+    """Lines that turn ``series.npy`` (one series, C x steps) into the export's input ``x``,
+    as convzoo's reader and loader prepare it (``convzoo.data.sequences``, ``loader.resample``)."""
+    c, n = meta.input_shape
+    length = meta.extra["length"]
+    lines = [
+        f'x = np.load("series.npy").astype(np.float32).reshape(1, {c}, -1)  # 1 x C x steps',
+        "x = (x - x.mean(2, keepdims=True)) / x.std(2, ddof=1, keepdims=True)  # z-normalise",
+        f"x = np.pad(x, ((0, 0), (0, 0), (0, max(0, {length} - x.shape[2]))))[:, :, :{length}]",
+    ]
+    if n != length:  # the loader's resampling: window means when shrinking, else linear
+        mode = '"area"' if n < length else '"linear", align_corners=False'
+        lines.append(
+            f"x = torch.nn.functional.interpolate(torch.from_numpy(x), size={n}, "
+            f"mode={mode}).numpy()"
+        )
+    if meta.mean is not None:
+        shape = f"(1, {c}, 1)"
+        lines.append(
+            f"x = (x - np.array({meta.mean}, np.float32).reshape{shape}) / "
+            f"np.array({meta.std}, np.float32).reshape{shape}"
+        )
+    if lib == "torch":
+        lines.append("x = torch.from_numpy(x)")
+    return lines
+
+
 @dataclass(frozen=True)
 class Loader:
     title: str
@@ -71,13 +98,19 @@ LOADERS = {
 
 def _snippet(meta: ModelMeta, loader: Loader, export: dict[str, Any]) -> str:
     uint8 = (export.get("input") or {}).get("dtype") == "uint8"
+    if meta.is_sequence:
+        prepare = _prepare_series(meta, loader.lib)
+        needs_torch = "torch." in "".join(prepare) and "import torch" not in loader.imports
+        imports = [*loader.imports, *(["import torch"] if needs_torch else [])]
+    else:
+        prepare = _prepare(meta, uint8, loader.lib)
+        imports = [*loader.imports, "from PIL import Image"]
     code = [
         "import numpy as np",
-        *loader.imports,
-        "from PIL import Image",
+        *imports,
         "",
         loader.load.format(file=export["file"]),
-        *_prepare(meta, uint8, loader.lib),
+        *prepare,
         loader.run.format(),
         f"CLASSES = {list(meta.classes)!r}",
         "print(CLASSES[int(logits.argmax(1)[0])])",
@@ -90,6 +123,10 @@ def loading_snippets(meta: ModelMeta, exports: list[dict[str, Any]]) -> str:
     latest = {e.get("format"): e for e in exports}
     blocks = [_snippet(meta, LOADERS[f], latest[f]) for f in LOADERS if f in latest]
     onnx_file = latest.get("onnx", {}).get("file")
+    if meta.is_sequence:  # series files (.npy/.csv) are read by the command line only
+        cli = f"{FENCE}console\n$ convzoo predict . series.npy   # or series.csv\n{FENCE}"
+        blocks.append(f"### convzoo\n\n{cli}")
+        return "\n\n".join(blocks)
     convzoo_lines = [
         "import convzoo",
         "",

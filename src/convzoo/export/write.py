@@ -51,8 +51,11 @@ def default_path(weights: Path, fmt: Format, preprocess: bool) -> Path:
 
 
 def example_batch(meta: ModelMeta, batch: int, preprocess: bool, seed: int = 0) -> torch.Tensor:
-    """Random uint8 images (seeded), as the exported graph takes them."""
+    """Random uint8 images (seeded), as the exported graph takes them; for a time-series
+    network random z-normalised series."""
     g = torch.Generator().manual_seed(seed)
+    if meta.is_sequence:
+        return torch.randn(batch, *meta.input_shape, generator=g)
     pixels = torch.randint(0, 256, (batch, *meta.input_shape), generator=g, dtype=torch.uint8)
     return pixels if preprocess else normalize(pixels.float() / 255.0, meta)
 
@@ -66,7 +69,7 @@ def check_export(
     preprocess: bool,
 ) -> float:
     """The largest |difference| between the file's logits and ``module``'s, over ``batches``
-    of random images; an export outside :data:`TOLERANCE` is refused."""
+    of random images (series); an export outside :data:`TOLERANCE` is refused."""
     runner = fmt.read(path)
     worst = 0.0
     for i, n in enumerate(batches):
@@ -75,12 +78,12 @@ def check_export(
             ref = module(x)
             got = runner(x)
         if tuple(got.shape) != tuple(ref.shape):
-            raise ExportError(f"the exported graph gives {tuple(got.shape)} for {n} images")
+            raise ExportError(f"the exported graph gives {tuple(got.shape)} for {n} inputs")
         worst = max(worst, float((got.float() - ref).abs().max()))
     if not worst <= TOLERANCE:
         raise ExportError(
             f"the exported graph's logits differ from PyTorch's by {worst:.2e} (more than "
-            f"{TOLERANCE:g}) on random images; nothing was written"
+            f"{TOLERANCE:g}) on random inputs; nothing was written"
         )
     return worst
 
@@ -109,15 +112,15 @@ def export_info(
     }
 
 
-def _image_network(
-    source: str | os.PathLike, weights: str, model: nn.Module | None
+def _network(
+    source: str | os.PathLike, weights: str, model: nn.Module | None, preprocess: bool
 ) -> tuple[nn.Module, ModelMeta]:
     net = load_model(source, weights, model=model).float()
     meta: ModelMeta = net.meta
-    if meta.is_sequence:  # the writers take the 1-D networks (tests); the run's spec does not yet
+    if meta.is_sequence and preprocess:
         raise ExportError(
-            f"{source} trained a time-series model; convzoo export takes image runs so far: "
-            f"export its network from Python with torch.export or torch.onnx (docs/sequences.md)"
+            f"{source} trained a time-series model: --with-preprocess builds the scaling of "
+            "uint8 pixels into the graph, and a series has none; export without it"
         )
     return net, meta
 
@@ -156,7 +159,7 @@ def export_model(
     if fmt is None:
         raise UnknownNameError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
     wfile = weights_file(source, weights)
-    net, meta = _image_network(source, weights, model)
+    net, meta = _network(source, weights, model, with_preprocess)
     target = target_path(out, wfile, fmt, with_preprocess)
     module = (WithPreprocess(net, meta) if with_preprocess else net).eval()
     example = example_batch(meta, 2 if dynamic_batch else 1, with_preprocess)

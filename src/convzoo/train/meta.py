@@ -102,6 +102,14 @@ class ModelMeta:
             if self.mean is not None
             else "not normalized"
         )
+        if self.is_sequence:
+            c, n = self.input_shape
+            length = self.extra["length"]
+            resampled = f" and resampled to {n}" if n != length else ""
+            return (
+                f"float32 N x {c} x {n}, each series z-normalised per channel, padded or cut to "
+                f"{length} steps{resampled}, {norm}"
+            )
         c, h, w = self.input_shape
         return f"float32 N x {c} x {h} x {w}, pixels scaled to [0, 1], {norm}"
 
