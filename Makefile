@@ -46,7 +46,7 @@ bench: setup
 	$(BIN)/convzoo bench
 
 # the soak suite (benchmarks/soak/): kills, hostile files, malicious checkpoints, a full disk
-# (as root: it mounts a small tmpfs), two writers, a lost torchrun node; about 30 min on 2 cores
+# (as root: it mounts a small tmpfs), two writers, a lost torchrun node; 22 min on 2 quiet cores
 soak: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/soak/soak.py $(SOAK_ARGS)
 

@@ -19,7 +19,7 @@ Parts (each also runs alone, ``python benchmarks/soak/PART.py --help``):
 
 It prints the table that ``benchmarks/RESULTS.md`` records and writes ``soak.json`` (every
 check, failure and figure) in the work folder. The exit status is 1 if anything failed.
-About 30 minutes on the 2-core CPU machine (not part of ``make test``).
+About 22 minutes on the quiet 2-core CPU machine (not part of ``make test``).
 """
 
 from __future__ import annotations
