@@ -349,8 +349,10 @@ def test_a_time_series_run_loads_and_says_what_it_takes(tmp_path, capsys):
     with pytest.raises(ConvzooError, match="takes time series, not images") as e:
         convzoo.predict(net, test.series[0])
     assert "\n" not in str(e.value)
-    with pytest.raises(ExportError, match="takes image runs so far"):
-        export_model(history.run_dir, "pt2", card=False)
+    result = export_model(history.run_dir, "pt2", card=False)  # checked against PyTorch
+    assert result.input["shape"] == [1, 1, 32] and result.max_abs_diff <= 1e-4
+    with pytest.raises(ExportError, match="time-series model"):
+        export_model(history.run_dir, "pt2", card=False, with_preprocess=True)
     f = tmp_path / "series.npy"
     np.save(f, test.series[:5, 0].numpy())
     assert cli_main(["predict", str(history.run_dir), str(f), "--top-k", "1"]) == 0
