@@ -129,7 +129,6 @@ def _input(meta: ModelMeta) -> str:
     if meta.is_sequence:
         return _series_input(meta)
     c, h, w = meta.input_shape
-    classes = ", ".join(f"{i} {name}" for i, name in enumerate(meta.classes))
     return (
         "## Input and output\n\n"
         f"- Input `images`: {meta.describe_input()}; images of other sizes are resized to "
@@ -137,17 +136,22 @@ def _input(meta: ModelMeta) -> str:
         f"{'gray (ITU-R 601 luma)' if c == 1 else 'RGB'}.\n"
         f"- A `--with-preprocess` export takes uint8 N x {c} x {h} x {w} pixels (0-255) "
         f"instead and scales and normalizes them in the graph; resizing stays the caller's.\n"
-        f"- Output `logits`: float32 N x {meta.num_classes}; softmax gives the class "
-        f"probabilities. Classes in output order: {classes}."
+        + _output(meta)
     )
 
 
 def _series_input(meta: ModelMeta) -> str:
-    classes = ", ".join(f"{i} {name}" for i, name in enumerate(meta.classes))
     return (
         "## Input and output\n\n"
         f"- Input `images` (the name every convzoo export gives its input): "
         f"{meta.describe_input()}. Padding is with zeros at the end (the z-normalised mean).\n"
+        + _output(meta)
+    )
+
+
+def _output(meta: ModelMeta) -> str:
+    classes = ", ".join(f"{i} {name}" for i, name in enumerate(meta.classes))
+    return (
         f"- Output `logits`: float32 N x {meta.num_classes}; softmax gives the class "
         f"probabilities. Classes in output order: {classes}."
     )

@@ -24,15 +24,20 @@ def _prepare(meta: ModelMeta, uint8: bool, lib: str) -> list[str]:
         lines.append(f"x = np.asarray(image, dtype=np.uint8){layout}  # N x C x H x W, 0-255")
     else:
         lines.append(f"x = np.asarray(image, dtype=np.float32){layout} / 255.0  # N x C x H x W")
-        if meta.mean is not None:
-            shape = f"(1, {c}, 1, 1)"
-            lines.append(
-                f"x = (x - np.array({meta.mean}, np.float32).reshape{shape}) / "
-                f"np.array({meta.std}, np.float32).reshape{shape}"
-            )
+        lines += _normalize(meta, f"(1, {c}, 1, 1)")
     if lib == "torch":
         lines.append("x = torch.from_numpy(x)")
     return lines
+
+
+def _normalize(meta: ModelMeta, shape: str) -> list[str]:
+    """The training loader's per-channel normalization of ``x``, if the run had one."""
+    if meta.mean is None:
+        return []
+    return [
+        f"x = (x - np.array({meta.mean}, np.float32).reshape{shape}) / "
+        f"np.array({meta.std}, np.float32).reshape{shape}"
+    ]
 
 
 def _prepare_series(meta: ModelMeta, lib: str) -> list[str]:
@@ -51,12 +56,7 @@ def _prepare_series(meta: ModelMeta, lib: str) -> list[str]:
             f"x = torch.nn.functional.interpolate(torch.from_numpy(x), size={n}, "
             f"mode={mode}).numpy()"
         )
-    if meta.mean is not None:
-        shape = f"(1, {c}, 1)"
-        lines.append(
-            f"x = (x - np.array({meta.mean}, np.float32).reshape{shape}) / "
-            f"np.array({meta.std}, np.float32).reshape{shape}"
-        )
+    lines += _normalize(meta, f"(1, {c}, 1)")
     if lib == "torch":
         lines.append("x = torch.from_numpy(x)")
     return lines
