@@ -444,7 +444,7 @@ def test_explain_a_sequence_run_over_time(tmp_path):
         explain(model, meta, series.to(torch.uint8)[0])
 
 
-# -- benchmarks/sequences.py: what it chooses and reports -------------------------------------
+# -- benchmarks/sequences.py and sequence_recipe.py: what they report ---------------------------
 def test_sequence_benchmark_table_and_writes_only_its_section(tmp_path):
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequences.py"
     spec = importlib.util.spec_from_file_location("bench_sequences", path)
