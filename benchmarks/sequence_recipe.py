@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--folds", type=int, default=0, help="judge rows by K-fold cross-validation")
     p.add_argument("--jsonl", default=None, help="append every run here (and skip those done)")
     args = p.parse_args(argv)
+    if args.folds == 1 or args.folds < 0:
+        p.error(f"--folds must be 0 (one 20% split) or at least 2, got {args.folds}")
     rows = [r.strip() for r in args.rows.split(";")]
     path = Path(args.jsonl) if args.jsonl else None
     done = [json.loads(x) for x in path.read_text().splitlines()] if path and path.exists() else []
