@@ -244,15 +244,11 @@ def test_a_folder_holds_one_profile(tmp_path):
         State(tmp_path, get_profile("smoke"))
 
 
-def test_the_best_recipe_is_fast_trained_longer_with_erasing_and_flip_tta():
-    from convzoo.data import parse_augment
+def test_the_best_recipe_is_fast_trained_three_times_longer_with_flip_tta():
     from convzoo.train.run import resolve_config
 
     fast, best = (resolve_config({"model": "speednet"}, r) for r in ("fast", "best"))
     assert best.epochs == 3 * fast.epochs and best.tta and not fast.tta
-    assert [type(op).__name__ for op in parse_augment(best.augment).ops] == [
-        "Flip",
-        "PadCrop",
-        "Erase",
-    ]
+    # shifts and erasing measured 0.5 points worse on validation at 30 epochs (RESULTS.md)
+    assert best.augment == fast.augment
     assert (best.lr, best.optimizer, best.schedule) == (fast.lr, fast.optimizer, fast.schedule)

@@ -8,7 +8,8 @@
   with batch norm are :class:`~convzoo.train.config.TrainConfig`'s defaults; it states only
   what differs for the others.
 - ``speedrun``: time to accuracy with ``speednet`` (see ``benchmarks/RESULTS.md``).
-- ``best``: ``fast`` trained longer and regularised more, chosen on held-out training images.
+- ``best``: ``fast`` trained longer, with flip test-time augmentation, chosen on held-out
+  training images.
 - ``finetune``: the chapter's fine-tuning, the default of ``convzoo finetune``.
 """
 
@@ -160,18 +161,20 @@ def best(
     model: str, options: dict[str, Any] | None = None, net: nn.Module | None = None
 ) -> dict[str, Any]:
     """The modern recipe's longest reach (``convzoo reproduce``'s best row): ``fast`` for 30
-    epochs with random 2-pixel shifts and random erasing on top of the flips, and flip
-    test-time augmentation; each choice decided on 6,000 held-out training images
-    (``benchmarks/best_recipe.py``, ``benchmarks/RESULTS.md`` "best recipe")."""
+    epochs with flip test-time augmentation. Decided on 6,000 held-out training images
+    (``benchmarks/best_recipe.py``, ``benchmarks/RESULTS.md`` "best recipe"): speednet's
+    validation accuracy 0.9435 after 30 epochs; random 2-pixel shifts and random erasing on top
+    of the flips, the Fashion-MNIST literature's regularisers for hundreds of epochs, measured
+    0.9385 at 30 and are not in it."""
     if net is None and get_model_entry(model).spatial_dims == 1:
         from .config import ConfigError  # config imports this module
 
         raise ConfigError(
-            f"the best recipe was chosen on images (flips, erasing, flip TTA); {model} takes "
+            f"the best recipe was chosen on images (flips, flip TTA); {model} takes "
             "time series: use --recipe fast (docs/sequences.md)"
         )
     cfg = fast(model, options, net)
-    cfg.update(epochs=30, augment="hflip,crop:2,erase", tta=True)
+    cfg.update(epochs=30, tta=True)
     return cfg
 
 
