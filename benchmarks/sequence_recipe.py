@@ -38,6 +38,12 @@ SETS = ["ucr:GunPoint", "ucr:ArrowHead", "ucr:ItalyPowerDemand", "ucr:PickupGest
 #: a row's key (not a TrainConfig field) for which epoch it is judged by: "best" (the epoch a
 #: 20% validation split picks by its loss, the recipe until the 5-fold rows) or "last"
 KEEP = "keep"
+#: a row's key for the values a set is loaded with: "znorm" (each series z-normalised) or
+#: "stored" (the file's values); absent: the archive's rule (convzoo.data.sequences.ZNORM)
+VALUES = "values"
+#: a row's key for how varying lengths become one: "pad" (zeros at the end, as loading does)
+#: or "resample" (each series stretched to the longest by linear interpolation)
+FIT = "fit"
 #: the validation split that picks the "best" epoch (and judges rows without --folds)
 VAL_SPLIT = 0.2
 #: row name -> the change against the recipe (TrainConfig fields)
@@ -60,6 +66,28 @@ ROWS: dict[str, dict[str, Any]] = {
     "160 epochs, keep the last": {"epochs": 160, KEEP: "last"},
     "batch 8, keep the last": {"batch_size": 8, KEEP: "last"},
     "batch 8, 80 epochs, keep the last": {"batch_size": 8, "epochs": 80, KEEP: "last"},
+    # augmentation on top of the last-epoch rule (measured above only with the picked epoch)
+    "window crop 0.9, keep the last": {"augment": "crop:0.9", KEEP: "last"},
+    "scale,jitter, keep the last": {"augment": "scale:0.8-1.2,jitter:0.05", KEEP: "last"},
+    # the multivariate sets' values (UEA stores them unnormalised) and length rule
+    "z-normalised, keep the last": {VALUES: "znorm", KEEP: "last"},
+    "stored values, keep the last": {VALUES: "stored", KEEP: "last"},
+    "stored values, --normalize, keep the last": {
+        VALUES: "stored",
+        "normalize": True,
+        KEEP: "last",
+    },
+    "z-normalised, resampled, keep the last": {VALUES: "znorm", FIT: "resample", KEEP: "last"},
+    "stored values, --normalize, resampled, keep the last": {
+        VALUES: "stored",
+        FIT: "resample",
+        "normalize": True,
+        KEEP: "last",
+    },
+    # the long sets resampled (area-averaged) to fewer steps: the work of a step is
+    # proportional to the length, and OSULeaf (427) and ACSF1 (1,460) miss 2 minutes
+    "256 steps, keep the last": {"image_size": 256, KEEP: "last"},
+    "512 steps, keep the last": {"image_size": 512, KEEP: "last"},
 }
 
 
@@ -79,17 +107,48 @@ def folds(labels: Any, k: int, seed: int) -> list[Any]:
     return [torch.tensor(sorted(p), dtype=torch.long) for p in parts]
 
 
+def training_split(dataset: str, values: str | None = None, fit: str = "pad") -> Any:
+    """The training split of ``dataset`` loaded with ``values`` and ``fit`` (see :data:`VALUES`
+    and :data:`FIT`)."""
+    import torch
+    import torch.nn.functional as F
+
+    from convzoo.data import sequences as seq
+
+    normalize = None if values is None else values == "znorm"
+    data = seq.load_sequences(dataset, "train", normalize=normalize)
+    if fit == "pad":
+        return data
+    trimmed = seq.trim_missing_end(seq.read_ts(Path(data.source)).series, data.source)
+    stretched = [
+        F.interpolate(
+            seq.series_tensor([x], x.shape[1], normalize=data.znorm),
+            size=data.length,
+            mode="linear",
+            align_corners=True,
+        )[0]
+        for x in trimmed
+    ]
+    return seq.SequenceDataset(
+        torch.stack(stretched),
+        data.labels,
+        data.classes,
+        name=dataset,
+        source=data.source,
+        znorm=data.znorm,
+    )
+
+
 def run_folds(dataset: str, change: dict[str, Any], seed: int, k: int) -> dict[str, Any]:
     """The row judged on held-out folds of the training split: pooled accuracy and mean loss
     of the kept weights over the ``k`` runs (each series held out once)."""
     import torch
 
-    from convzoo.data.sequences import load_sequences
     from convzoo.train.run import resolve_config, train
 
     change = dict(change)
     keep = change.pop(KEEP, "best")
-    data = load_sequences(dataset, "train")
+    data = training_split(dataset, change.pop(VALUES, None), change.pop(FIT, "pad"))
     wall, cpu = time.perf_counter(), time.process_time()
     correct, loss, epochs = 0.0, 0.0, []
     for held in folds(data.labels, k, seed):

@@ -58,6 +58,7 @@ def test_univariate_file_reads_with_sorted_numeric_classes(data_dir):
     write_ts(ucr(data_dir), "Toy", "test", rows[:1], ["10", "2", "1"])
     ds = load_dataset("ucr:Toy", "train")
     assert isinstance(ds, SequenceDataset) and ds.name == "ucr:Toy" and ds.split == "train"
+    assert ds.znorm  # the UCR archive's convention
     assert ds.series.shape == (3, 1, 4) and ds.series.dtype == torch.float32
     assert (ds.in_channels, ds.length, ds.num_classes, len(ds)) == (1, 4, 3, 3)
     # the archive's labels are the class names, in numeric (not text) order
@@ -88,8 +89,12 @@ def test_multivariate_varying_lengths_pad_and_crop(data_dir):
     test = [([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]], "b"), ([[2, 2], [1, 3]], "a")]
     write_ts(folder, "Toy", "train", train, ["a", "b"])
     write_ts(folder, "Toy", "test", test, ["a", "b"])
-    tr = load_dataset("uea:Toy", "train")
-    assert tr.series.shape == (2, 2, 5) and tr.length == 5
+    stored = load_dataset("uea:Toy", "train")
+    assert stored.series.shape == (2, 2, 5) and stored.length == 5 and not stored.znorm
+    # a UEA set keeps its stored values (the archive's convention), padded with zeros
+    assert stored.series[0].tolist() == [[1, 2, 3, 0, 0], [10, 20, 40, 0, 0]]
+    tr = seq.load_sequences("uea:Toy", "train", normalize=True)
+    assert tr.series.shape == (2, 2, 5) and tr.znorm
     # each channel normalised on its own over the series' real steps, then zeros appended
     ch1 = np.array([10, 20, 40.0])
     torch.testing.assert_close(
@@ -98,7 +103,7 @@ def test_multivariate_varying_lengths_pad_and_crop(data_dir):
     for c in range(2):
         real = tr.series[0, c, :3]
         assert abs(real.mean()) < 1e-6 and abs(real.std() - 1) < 1e-6
-    te = load_dataset("uea:Toy", "test")
+    te = seq.load_sequences("uea:Toy", "test", normalize=True)
     assert te.series.shape == (2, 2, 5)  # the train length: test lengths choose nothing
     full = np.arange(1, 8.0)
     cut = (full - full.mean()) / full.std(ddof=1)  # normalised over all 7, then cut at the end
@@ -126,6 +131,7 @@ def test_missing_values_and_trailing_padding(data_dir):
     assert ds.series[2].abs().max() == 0
     raw = seq.load_sequences("ucr:Toy", normalize=False)
     assert raw.series[0, 0].tolist() == [1, 0, 3, 5, 0] and raw.series[2, 0, 0] == 7
+    assert not raw.znorm and not raw.subset(torch.tensor([0])).znorm  # subsets keep the rule
 
 
 def test_renormalising_a_normalised_series_changes_nothing(data_dir):

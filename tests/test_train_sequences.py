@@ -280,6 +280,37 @@ def test_predict_series_prepares_files_as_the_data_set_and_agrees_with_evaluate(
     ]
 
 
+def stored_values(data: SequenceDataset) -> SequenceDataset:
+    """``data`` as a UEA set holds it: stored values with a level and scale, not z-normalised."""
+    from dataclasses import replace
+
+    return replace(data, series=data.series * 3 + 5, znorm=False)
+
+
+def test_a_set_kept_unnormalised_is_predicted_on_unnormalised(tmp_path):
+    """A run on stored values (a UEA set) records it, and a file's series reach the network as
+    they are: z-normalising them would hand it inputs it never trained on."""
+    train_data, test_data = (stored_values(d) for d in toy_series_pair())
+    result = train(seq_cfg(tmp_path, epochs=2), data=(train_data, test_data), stdout=io.StringIO())
+    model, meta = load_trained(result.run_dir)
+    assert (
+        meta["znorm"] is False
+        and "the stored values" in convzoo.ModelMeta.from_dict(meta).describe_input()
+    )
+    f = tmp_path / "raw.npy"
+    np.save(f, test_data.series[:, 0].numpy())
+    named = predict_series(model, meta, [str(f)], top_k=1, device="cpu")
+    with torch.no_grad():
+        expected = model(test_data.series).argmax(1)
+    assert [top[0][0] for _, top in named] == [meta["classes"][i] for i in expected]
+    old = {k: v for k, v in meta.items() if k != "znorm"}  # a run from before the key: z-norm
+    z = [t[0][0] for _, t in predict_series(model, old, [str(f)], top_k=1, device="cpu")]
+    with torch.no_grad():
+        x = test_data.series
+        zx = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)
+        assert z == [meta["classes"][i] for i in model(zx).argmax(1)]
+
+
 # -- the command line -------------------------------------------------------------------------
 def write_ts(folder: Path, name: str, split: str, data: SequenceDataset) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -508,16 +539,45 @@ def test_a_series_run_exports_and_its_card_code_predicts_like_convzoo(tmp_path, 
     card = (run / "README.md").read_text()
     assert "z-normalised per channel" in card and "series.npy" in card
     series = test_data.series[3, 0].numpy() * 5 + 2  # raw values: the code normalises them
-    np.save(tmp_path / "series.npy", series)
     title = {"pt2": "PyTorch (torch.export)", "onnx": "onnxruntime"}[fmt]
-    code = card.split(f"### {title}\n\n```python\n", 1)[1].split("```", 1)[0]
-    code = code.replace(f'"{result.path.name}"', f'"{result.path}"')
+    assert run_card_code(card_code(card, title), result.path, series, tmp_path) == predicted(
+        run, tmp_path
+    )
+
+
+def card_code(card: str, title: str) -> str:
+    """The model card's Python code under ``### title``."""
+    return card.split(f"### {title}\n\n```python\n", 1)[1].split("```", 1)[0]
+
+
+def run_card_code(code: str, exported: Path, series: np.ndarray, tmp_path: Path) -> str:
+    """What the card's ``code`` prints for ``series`` saved as series.npy in ``tmp_path``."""
+    np.save(tmp_path / "series.npy", series)
+    code = code.replace(f'"{exported.name}"', f'"{exported}"')
     code = code.replace('"series.npy"', f'"{tmp_path / "series.npy"}"')
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(code, "card", "exec"), {})
+    return printed.getvalue().strip()
+
+
+def predicted(run: Path, tmp_path: Path) -> str:
+    """The class `convzoo predict RUN series.npy` says for tmp_path's series.npy."""
     [(_, top)] = predict_series(*load_trained(run), [str(tmp_path / "series.npy")], top_k=1)
-    assert printed.getvalue().strip() == top[0][0]  # what `convzoo predict RUN series.npy` says
+    return top[0][0]
+
+
+def test_the_card_of_a_run_on_stored_values_does_not_z_normalise(tmp_path):
+    from convzoo.export import export_model
+
+    train_data, test_data = (stored_values(d) for d in toy_series_pair())
+    run = fit_toy((train_data, test_data), tmp_path / "run", epochs=1).run_dir
+    result = export_model(run, "pt2", dynamic_batch=True)
+    card = (run / "README.md").read_text()
+    code = card_code(card, "PyTorch (torch.export)")
+    assert "the stored values" in card and "z-normalise" not in code
+    series = test_data.series[3, 0].numpy()
+    assert run_card_code(code, result.path, series, tmp_path) == predicted(run, tmp_path)
 
 
 def test_with_preprocess_is_refused_for_a_series_run_in_one_line(tmp_path, capsys):

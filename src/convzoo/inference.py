@@ -339,12 +339,13 @@ def evaluate_model(
 def read_series(path: str | Path, meta: dict) -> list[tuple[str, torch.Tensor]]:
     """``(name, float32 C x L)`` for every series of a ``.csv``/``.npy`` file (the rule:
     :mod:`convzoo.data.series_file`), prepared as the run's data set was: trailing missing steps
-    cut, z-normalised, padded or cut at the end to the training length. A name says when its
-    series had another length (``a.csv row 2 (200 steps, cut to 150)``)."""
+    cut, z-normalised (where its data set was: ``meta["znorm"]``, absent in runs from before it
+    was recorded, when every set was), padded or cut at the end to the training length. A name
+    says when its series had another length (``a.csv row 2 (200 steps, cut to 150)``)."""
     raw = read_series_file(path, meta["in_channels"])
     trimmed = trim_missing_end([x for _, x in raw], str(path))
     length = meta["length"]
-    series = series_tensor(trimmed, length)
+    series = series_tensor(trimmed, length, normalize=meta.get("znorm", True))
     names = []
     for (name, _), x in zip(raw, trimmed):
         steps = x.shape[1]

@@ -102,7 +102,8 @@ def sample_indices(labels: torch.Tensor, count: int, seed: int = 0) -> list[int]
 
 def _describe_series(train: SequenceDataset) -> None:
     print(f"series:  {train.in_channels} x {train.length} float32 (channels x steps)")
-    print("values:  each series z-normalised per channel, padded or cut to the longest train one")
+    values = "each series z-normalised per channel" if train.znorm else "the stored values"
+    print(f"values:  {values}, padded or cut to the longest train one")
 
 
 def cmd_info(args: argparse.Namespace) -> int:

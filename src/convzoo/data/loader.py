@@ -231,7 +231,8 @@ class SequenceLoader(DeviceLoader):
     sequence ops (:func:`~convzoo.data.parse_augment1d`), resampled to ``image_size`` steps
     when that is given, and normalized per channel when ``mean``/``std`` are given.
 
-    The series are float already (z-normalised when loaded), so there is no scaling by 255.
+    The series are float already (as loaded: z-normalised or the stored values), so there is no
+    scaling by 255.
     ``image_size`` keeps its name (the one definition of "the input size a network is trained
     at"): for a sequence it is the number of steps, and ``None`` keeps the stored length.
     Shrinking averages neighbouring steps (``mode="area"``, the 1-D antialiasing), stretching

@@ -20,12 +20,14 @@ What loading does to the values, in this order:
 - **Trailing missing values** (``?``/``NaN`` at the end of a series, in every channel) are the
   padding some archive files add to varying-length sets: cut off, so the series keeps its own
   length.
-- **z-normalisation** of each series, each channel on its own, over its observed values: mean
-  0, standard deviation 1 with the ``n - 1`` divisor (the classic UCR sets are stored that
-  way: re-normalising GunPoint changes nothing). A constant channel becomes zeros. The UEA
-  archive stores its sets unnormalised; per-series normalisation also removes each series'
-  level and scale, which ``normalize=False`` keeps.
-- **Missing values inside** a series become 0 (the series' mean after normalisation).
+- **z-normalisation**, UCR sets only (:data:`ZNORM`): each series, each channel on its own,
+  over its observed values: mean 0, standard deviation 1 with the ``n - 1`` divisor (the
+  classic UCR sets are stored that way: re-normalising GunPoint changes nothing). A constant
+  channel becomes zeros. The UEA archive stores its sets unnormalised, and they keep their
+  values: a series' level and scale per channel is information there (judged by 5-fold
+  cross-validation of JapaneseVowels' training split, resnet1d: 0.972 with the stored values
+  against 0.817 z-normalised; ``benchmarks/RESULTS.md``). ``normalize=`` overrides the rule.
+- **Missing values inside** a series become 0 (the series' mean after z-normalisation).
 - **One length L** for the whole set: the longest series of the *train* split (the test
   split's lengths never choose anything), or ``length=`` when given. Shorter series are padded
   at the end with zeros (the mean: no level shift, and what the convolutions' "same" padding
@@ -52,6 +54,7 @@ from .ts_format import TsFile, read_ts, read_ts_header
 
 __all__ = [
     "ARCHIVES",
+    "ZNORM",
     "SequenceDataset",
     "SequenceSource",
     "is_sequence_name",
@@ -63,6 +66,9 @@ __all__ = [
 
 #: dataset-name prefix -> what the archive holds (UCR: one channel; UEA: several)
 ARCHIVES = {"ucr": "univariate", "uea": "multivariate"}
+#: dataset-name prefix -> whether each series is z-normalised when loaded: the archive's own
+#: convention (UCR stores its sets z-normalised, UEA does not; see the module docstring)
+ZNORM = {"ucr": True, "uea": False}
 _SPLIT_FILES = {"train": "TRAIN", "test": "TEST"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 INSTALL_HINT = "`pip install convzoo[ts]` (the aeon package ships the files)"
@@ -73,8 +79,8 @@ class SequenceDataset(LabelledData):
     """A labelled set of time series held in memory, the 1-D counterpart of
     :class:`~convzoo.data.ImageDataset`.
 
-    ``series`` is float32 N x C x L (z-normalised, padded to one length: see the module
-    docstring), ``labels`` int64 N in ``[0, len(classes))``.
+    ``series`` is float32 N x C x L (z-normalised per series when ``znorm``, padded to one
+    length: see the module docstring), ``labels`` int64 N in ``[0, len(classes))``.
     """
 
     series: torch.Tensor
@@ -84,6 +90,8 @@ class SequenceDataset(LabelledData):
     split: str = "train"
     #: where the data came from (a path), for messages and run records
     source: str = ""
+    #: whether each series was z-normalised per channel (a file to predict on is prepared so)
+    znorm: bool = True
     inputs_field: ClassVar[str] = "series"
 
     def __post_init__(self) -> None:
@@ -281,18 +289,21 @@ def load_sequences(
     root: str | os.PathLike | None = None,
     *,
     length: int | None = None,
-    normalize: bool = True,
+    normalize: bool | None = None,
 ) -> SequenceDataset:
     """One split of ``ucr:NAME`` or ``uea:NAME`` as a :class:`SequenceDataset` (see the module
     docstring for where the files come from and what is done to the values).
 
-    ``length`` fixes the number of steps (default: the longest train series); ``normalize=False``
-    keeps the stored values (missing ones still become 0)."""
+    ``length`` fixes the number of steps (default: the longest train series); ``normalize``
+    z-normalises each series (``True``) or keeps the stored values (``False``; missing ones
+    still become 0); the default is the archive's convention, :data:`ZNORM`."""
     if split not in _SPLIT_FILES:
         raise UnknownNameError(f"unknown split {split!r}; known: {', '.join(_SPLIT_FILES)}")
     if length is not None and length < 1:
         raise ConvzooError(f"length must be >= 1 steps, got {length}")
     ts = _read(name, split, root)
+    if normalize is None:
+        normalize = ZNORM[_parse_name(name)[0]]
     other = read_ts_header(find_file(name, "test" if split == "train" else "train", root))
     if set(other.class_labels) != set(ts.class_labels):
         raise DataError(
@@ -308,7 +319,9 @@ def load_sequences(
     index = {c: i for i, c in enumerate(classes)}
     series = series_tensor(trimmed, length, normalize=normalize)
     labels = torch.tensor([index[label] for label in ts.labels], dtype=torch.int64)
-    return SequenceDataset(series, labels, classes, name=name, split=split, source=str(ts.path))
+    return SequenceDataset(
+        series, labels, classes, name=name, split=split, source=str(ts.path), znorm=normalize
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ A trained sequence model takes series of C channels (``in_channels``). A file ho
 Missing values are empty fields, ``?`` or ``NaN`` (the archive's spellings); infinite values
 are refused. The values then go through what loading an archive set does
 (:func:`~convzoo.data.sequences.series_tensor`): trailing missing steps cut, each series
-z-normalised, padded or cut at the end to the trained length. Anything else is a one-line
+z-normalised where the run's data set was (UCR sets), padded or cut at the end to the trained
+length. Anything else is a one-line
 :class:`~convzoo.errors.DataError` naming the file and what to write instead.
 """
 

@@ -200,7 +200,8 @@ def explain(
     maps = class_activation_maps(
         model, batch, classes, layer=resolve_layer(model, layer), method=method
     )
-    # a black image (a zero series: its mean after z-normalisation), normalized as the input
+    # a black image (a zero series: its mean after z-normalisation; the padding's value for a
+    # set kept unnormalised), normalized as the input
     zero = torch.zeros_like(image[(slice(None),) + (slice(0, 1),) * (image.dim() - 1)])
     black = network_input(zero, {**meta, "image_size": None})
     pixel_maps = integrated_gradients(model, batch, classes, baseline=black)

@@ -98,8 +98,9 @@ def _input_section(e: Explanation, pngs: dict[str, bytes]) -> str:
         )
         text = (
             f"The network receives {_shape(e.image.shape)} values from {lo:.2f} to {hi:.2f}: "
-            f"the series as its data set prepares it (each channel z-normalised, padded or cut "
-            f"to the training length), {e.image.shape[-1]} steps{how}."
+            f"the series as its data set prepares it (each channel z-normalised for a UCR set, "
+            f"the stored values for a UEA one; padded or cut to the training length), "
+            f"{e.image.shape[-1]} steps{how}."
         )
         return _section("input", "Input", _p(text), _img(pngs, "input.png", "the input series"))
     if e.mean is not None:

@@ -45,11 +45,14 @@ def _prepare_series(meta: ModelMeta, lib: str) -> list[str]:
     as convzoo's reader and loader prepare it (``convzoo.data.sequences``, ``loader.resample``)."""
     c, n = meta.input_shape
     length = meta.extra["length"]
-    lines = [
-        f'x = np.load("series.npy").astype(np.float32).reshape(1, {c}, -1)  # 1 x C x steps',
-        "x = (x - x.mean(2, keepdims=True)) / x.std(2, ddof=1, keepdims=True)  # z-normalise",
-        f"x = np.pad(x, ((0, 0), (0, 0), (0, max(0, {length} - x.shape[2]))))[:, :, :{length}]",
-    ]
+    lines = [f'x = np.load("series.npy").astype(np.float32).reshape(1, {c}, -1)  # 1 x C x steps']
+    if meta.extra.get("znorm", True):  # a UEA set keeps its stored values
+        lines.append(
+            "x = (x - x.mean(2, keepdims=True)) / x.std(2, ddof=1, keepdims=True)  # z-normalise"
+        )
+    lines.append(
+        f"x = np.pad(x, ((0, 0), (0, 0), (0, max(0, {length} - x.shape[2]))))[:, :, :{length}]"
+    )
     if n != length:  # the loader's resampling: window means when shrinking, else linear
         mode = '"area"' if n < length else '"linear", align_corners=False'
         lines.append(

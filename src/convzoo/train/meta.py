@@ -106,9 +106,14 @@ class ModelMeta:
             c, n = self.input_shape
             length = self.extra["length"]
             resampled = f" and resampled to {n}" if n != length else ""
+            values = (
+                "each series z-normalised per channel"
+                if self.extra.get("znorm", True)  # absent: a run from when every set was
+                else "the stored values (not z-normalised)"
+            )
             return (
-                f"float32 N x {c} x {n}, each series z-normalised per channel, padded or cut to "
-                f"{length} steps{resampled}, {norm}"
+                f"float32 N x {c} x {n}, {values}, padded or cut to {length} steps{resampled}, "
+                f"{norm}"
             )
         c, h, w = self.input_shape
         return f"float32 N x {c} x {h} x {w}, pixels scaled to [0, 1], {norm}"

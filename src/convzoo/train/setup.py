@@ -128,8 +128,12 @@ def describe_model(
         "dataset": cfg.dataset,
         "subset": cfg.subset,
         # a series is padded or cut to the training set's length before any resampling to
-        # image_size (predicting on a file does the same)
-        **({"length": data.length} if isinstance(data, SequenceDataset) else {}),
+        # image_size, z-normalised or not as its data set was (predicting on a file does the same)
+        **(
+            {"length": data.length, "znorm": data.znorm}
+            if isinstance(data, SequenceDataset)
+            else {}
+        ),
     }
 
 
