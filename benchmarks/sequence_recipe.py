@@ -46,7 +46,10 @@ VALUES = "values"
 FIT = "fit"
 #: the validation split that picks the "best" epoch (and judges rows without --folds)
 VAL_SPLIT = 0.2
-#: row name -> the change against the recipe (TrainConfig fields)
+#: what every row starts from on top of the recipe: no augmentation, as the recipe has it, so
+#: that a row measures the same thing should the recipe's augmentation ever change
+BASE: dict[str, Any] = {"augment": ""}
+#: row name -> the change against the recipe without augmentation (TrainConfig fields)
 ROWS: dict[str, dict[str, Any]] = {
     "fast": {},
     "batch 8": {"batch_size": 8},
@@ -230,9 +233,9 @@ def main(argv: list[str] | None = None) -> None:
                 if old:
                     r = old[0]
                 elif args.folds:
-                    r = {"row": name, **run_folds(ds, ROWS[name], seed, args.folds)}
+                    r = {"row": name, **run_folds(ds, {**BASE, **ROWS[name]}, seed, args.folds)}
                 else:
-                    r = {"row": name, **run(ds, ROWS[name], seed)}
+                    r = {"row": name, **run(ds, {**BASE, **ROWS[name]}, seed)}
                 if path and not old:
                     with path.open("a") as f:
                         f.write(json.dumps(r) + "\n")

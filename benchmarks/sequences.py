@@ -109,7 +109,7 @@ def spread(values: list[float]) -> str:
 
 
 def summarize(runs: list[dict[str, Any]], sets: list[str]) -> dict[str, dict[str, Any]]:
-    """Per set: test accuracy per network, resnet1d's times, the three networks' time."""
+    """Per set: test accuracy per network, resnet1d's times, the time of the networks run."""
     out: dict[str, dict[str, Any]] = {}
     for ds in sets:
         mine = [r for r in runs if r["dataset"] == ds]
@@ -135,7 +135,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     """The Markdown table (and the univariate means) of :func:`summarize`."""
     head = (
         "| set | published ResNet (iter. 1 / mean) | resnet1d | fcn1d | lenet1d "
-        "| resnet1d run: wall s (CPU s / 2) | < 2 min | 3 networks: wall s |\n"
+        "| resnet1d run: wall s (CPU s / 2) | < 2 min | networks run: wall s |\n"
         "|---|---:|---:|---:|---:|---:|:-:|---:|"
     )
     lines = [head]

@@ -62,6 +62,8 @@ def test_fast_recipe_for_sequence_models_trains_at_the_data_length():
         assert values["optimizer"] == FAST_SEQUENCES["optimizer"]
         assert values["precision"] == "fp32"  # bf16 conv1d measured slower on this CPU
         assert values["val_split"] == 0  # the whole split trains; the last epoch is kept
+        # no augmentation (cross-validated, RESULTS.md), and surely no image's flip
+        assert values["augment"] == ""
     assert recipe_defaults("fast", "speednet")["image_size"] == 28  # images unchanged
 
 
