@@ -268,9 +268,19 @@ class SignalAt(Callback):
             os.kill(os.getpid(), self.signum)
 
 
+@pytest.fixture
+def default_sigint():
+    """SIGINT at Python's default for the test. A suite started in the background by a shell
+    (`make test &`) inherits SIGINT ignored, and convzoo rightly leaves an ignored signal
+    alone (as nohup expects); these tests are about the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_keeps_a_checkpoint_says_where_and_resumes_exactly(
-    tmp_path, reference, signum, code
+    tmp_path, reference, signum, code, default_sigint
 ):
     from convzoo.errors import Interrupted
 
@@ -286,6 +296,23 @@ def test_a_signal_keeps_a_checkpoint_says_where_and_resumes_exactly(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are given back
     train(cfg, data=toy_pair(128, 32), resume=cfg.out, stdout=io.StringIO())
     assert same_weights(reference.run_dir, cfg.out)
+
+
+def test_an_ignored_sigint_stays_ignored_while_training(tmp_path):
+    """A run started under nohup or in the background keeps ignoring Ctrl-C, as asked."""
+
+    class Look(Callback):
+        def on_step_end(self, trainer) -> None:
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    seen: list = []
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cfg = small(tmp_path, epochs=1)
+        train(cfg, data=toy_pair(32, 16), callbacks=[Look()], stdout=io.StringIO())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen and all(h is signal.SIG_IGN for h in seen)
 
 
 def test_a_run_that_died_before_its_first_checkpoint_can_go_on(folder, tmp_path, capsys):
