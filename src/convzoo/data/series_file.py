@@ -12,8 +12,8 @@ Missing values are empty fields, ``?`` or ``NaN`` (the archive's spellings); inf
 are refused. The values then go through what loading an archive set does
 (:func:`~convzoo.data.sequences.series_tensor`): trailing missing steps cut, each series
 z-normalised where the run's data set was (UCR sets), padded or cut at the end to the trained
-length. Anything else is a one-line
-:class:`~convzoo.errors.DataError` naming the file and what to write instead.
+length. Anything else is a one-line :class:`~convzoo.errors.DataError` naming the file and
+what to write instead.
 """
 
 from __future__ import annotations
