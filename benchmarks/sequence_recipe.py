@@ -44,6 +44,9 @@ VALUES = "values"
 #: a row's key for how varying lengths become one: "pad" (zeros at the end, as loading does)
 #: or "resample" (each series stretched to the longest by linear interpolation)
 FIT = "fit"
+#: a row's key for a batch size that follows the training set's size: "n/10" is the rule of
+#: Ismail Fawaz et al. 2019, min(N // 10, 16) for N training series (ArrowHead 3, OSULeaf 16)
+BATCH_RULE = "batch_rule"
 #: the validation split that picks the "best" epoch (and judges rows without --folds)
 VAL_SPLIT = 0.2
 #: what every row starts from on top of the recipe: no augmentation, as the recipe has it, so
@@ -91,6 +94,18 @@ ROWS: dict[str, dict[str, Any]] = {
     # proportional to the length, and OSULeaf (427) and ACSF1 (1,460) miss 2 minutes
     "256 steps, keep the last": {"image_size": 256, KEEP: "last"},
     "512 steps, keep the last": {"image_size": 512, KEEP: "last"},
+    # bf16 autocast: a resnet1d training step 1.6x (427 steps) to 2.5x (1,460) faster than fp32
+    # on an AMX Xeon (benchmarks/threads_step.py, 2026-12-02); does it cost accuracy?
+    "bf16, keep the last": {"precision": "bf16", KEEP: "last"},
+    # varying lengths stretched as the UCR 2018 archive's adjusted copies are, rather than
+    # zero-padded (PickupGestureWiimoteZ: 29-361 steps, median 141)
+    "bf16, resampled, keep the last": {"precision": "bf16", FIT: "resample", KEEP: "last"},
+    "bf16, batch n/10, keep the last": {"precision": "bf16", BATCH_RULE: "n/10", KEEP: "last"},
+    "bf16, no weight decay, keep the last": {
+        "precision": "bf16",
+        "weight_decay": 0.0,
+        KEEP: "last",
+    },
 }
 
 
@@ -152,6 +167,8 @@ def run_folds(dataset: str, change: dict[str, Any], seed: int, k: int) -> dict[s
     change = dict(change)
     keep = change.pop(KEEP, "best")
     data = training_split(dataset, change.pop(VALUES, None), change.pop(FIT, "pad"))
+    if change.pop(BATCH_RULE, None) == "n/10":  # N: the series a fold's run trains on
+        change["batch_size"] = max(1, min(len(data) * (k - 1) // k // 10, 16))
     wall, cpu = time.perf_counter(), time.process_time()
     correct, loss, epochs = 0.0, 0.0, []
     for held in folds(data.labels, k, seed):

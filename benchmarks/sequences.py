@@ -65,6 +65,9 @@ SECTION = "## Time series: the 1-D networks on the UCR/UEA sets"
 
 def run(dataset: str, model: str, seed: int) -> dict[str, Any]:
     """One training run with the fast recipe; the figures of the epoch it keeps."""
+    import torch
+
+    from convzoo.runtime import resolve_precision
     from convzoo.train.run import resolve_config, train
 
     # test_every=0: the test split is evaluated once, at the end, with the kept weights
@@ -79,6 +82,7 @@ def run(dataset: str, model: str, seed: int) -> dict[str, Any]:
         "model": model,
         "seed": seed,
         "epochs": cfg.epochs,
+        "precision": resolve_precision(cfg.precision, torch.device("cpu")).name,
         "kept_epoch": result.history.chosen_epoch,
         "train_loss": result.history.records[-1]["loss"],
         "test_acc": result.metrics["test_acc"],  # reported only

@@ -9,6 +9,8 @@ cells at once rather than one two-thread cell (``reproduce/runner.py``), and res
 benchmarks/RESULTS.md ("Threads and bf16 on the busy CPU").
 
     OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/threads_step.py --size 32
+    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/threads_step.py --model resnet1d \
+        --size 1460 --batch-size 16     # a series model: size is the length (ACSF1's)
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from torch import nn
 
 
 def step_times(model: str, size: int, batch: int, bf16: bool, steps: int, warmup: int) -> list:
-    from convzoo.models import create_model
+    from convzoo.models import create_model, get_model_entry
 
     torch.manual_seed(0)
     net = create_model(model)
-    if bf16:  # as the fast recipe trains: bf16 autocast with channels_last
+    images = get_model_entry(model).spatial_dims == 2
+    if bf16 and images:  # as the fast recipe trains: bf16 autocast with channels_last
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(batch, 1, size, size)
-    x = x.contiguous(memory_format=torch.channels_last) if bf16 else x
+    # a sequence model (resnet1d, ...) takes N x 1 x size series, no channels-last layout
+    x = torch.rand(batch, 1, size, size) if images else torch.randn(batch, 1, size)
+    x = x.contiguous(memory_format=torch.channels_last) if bf16 and images else x
     y = torch.randint(0, 10, (batch,))
     times = []
     for i in range(warmup + steps):
@@ -56,7 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cores = torch.get_num_threads()
     base = None
-    print(f"{args.model} @{args.size} px, batch {args.batch_size}, median of {args.steps} steps")
+    from convzoo.models import get_model_entry
+
+    unit = "px" if get_model_entry(args.model).spatial_dims == 2 else "steps long"
+    print(
+        f"{args.model} @{args.size} {unit}, batch {args.batch_size}, median of {args.steps} steps"
+    )
     for threads in sorted({cores, 1}, reverse=True):
         torch.set_num_threads(threads)
         for bf16 in (False, True):
