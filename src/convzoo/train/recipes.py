@@ -114,9 +114,9 @@ def has_batchnorm(
 #: 0.901 against 0.889 held-out accuracy (loss 0.420 against 0.490; ArrowHead 0.861 against
 #: 0.778): on splits of 36-67 series, the 7-13 that a 20% split sets aside are worth more as
 #: training data than as judges. 80 epochs on top of it moved it less than its seed spread, as
-#: did dropping the weight decay; batch 8 gains 1.5 points on the four cheap sets but lost 4 on
-#: ACSF1 (one seed), 0.884 against 0.880 over six: undecided; lr 3e-3 and label smoothing had not
-#: beaten the earlier recipe; Fawaz et al.'s batch of min(N/10, 16) lost a point. No
+#: did dropping the weight decay; batch 8 gains 1.5 points on the four cheap sets but loses 3.5
+#: on ACSF1 (two seeds), 0.883 against 0.878 over six: not taken; lr 3e-3 and label smoothing had
+#: not beaten the earlier recipe; Fawaz et al.'s batch of min(N/10, 16) lost a point. No
 #: augmentation: scaling by 0.8-1.2 and jitter of 0.05 gained 0.9 points on the four cheap sets
 #: but lost 3.5 on OSULeaf (0.935 against 0.970), and a random 90% window lost 2.3 points on the
 #: four (RESULTS.md, "Time series recipe"). ``--val-split 0.2`` brings the choice back: the
