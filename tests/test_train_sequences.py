@@ -76,6 +76,20 @@ def test_d2l_recipe_for_sequence_models_is_still_the_books_plain_sgd():
         recipe_defaults("best", "resnet1d")
 
 
+def test_xavier_init_reaches_the_1d_convolutions():
+    from convzoo.models import create_model
+    from convzoo.train.optim import xavier_init
+
+    model = create_model("resnet1d", num_classes=3)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv1d) and m.in_channels > 1)
+    before = conv.weight.detach().clone()
+    xavier_init(model)
+    out_c, in_c, k = conv.weight.shape  # Glorot: sqrt(6 / (fan_in + fan_out)), fans times k
+    bound = (6 / (in_c * k + out_c * k)) ** 0.5
+    assert not torch.equal(before, conv.weight)
+    assert bound * 0.9 < conv.weight.abs().max() <= bound
+
+
 def test_default_model_follows_the_data_kind():
     assert resolve_config({"dataset": "ucr:GunPoint"}).model == "resnet1d"
     assert resolve_config({"dataset": "uea:BasicMotions", "recipe": "d2l"}).model == "lenet1d"

@@ -97,7 +97,8 @@ def build_scheduler(
 
 def xavier_init(model: nn.Module) -> None:
     """The book's ``train_ch6`` initialisation: Xavier-uniform weights of Linear and Conv2d
-    layers (biases keep PyTorch's default)."""
+    layers (biases keep PyTorch's default), and of Conv1d for the sequence models: the same
+    rule in one dimension (Keras' glorot_uniform, the init of Ismail Fawaz et al.'s ResNet)."""
     for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)
