@@ -83,6 +83,7 @@ def run(dataset: str, model: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "epochs": cfg.epochs,
         "precision": resolve_precision(cfg.precision, torch.device("cpu")).name,
+        "augment": cfg.augment,
         "kept_epoch": result.history.chosen_epoch,
         "train_loss": result.history.records[-1]["loss"],
         "test_acc": result.metrics["test_acc"],  # reported only
