@@ -124,6 +124,13 @@ ROWS: dict[str, dict[str, Any]] = {
     # 200 (fp32): which of the two does which?
     "bf16, scale, keep the last": {"precision": "bf16", "augment": "scale:0.8-1.2", KEEP: "last"},
     "bf16, jitter, keep the last": {"precision": "bf16", "augment": "jitter:0.05", KEEP: "last"},
+    # the recipe as it now ships (scaling) with Keras' glorot init on top
+    "bf16, scale, xavier init, keep the last": {
+        "precision": "bf16",
+        "augment": "scale:0.8-1.2",
+        "init": "xavier",
+        KEEP: "last",
+    },
     "bf16, no weight decay, keep the last": {
         "precision": "bf16",
         "weight_decay": 0.0,
