@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import convzoo
+from helpers import toy_pair
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_d2l.py"
 _spec = importlib.util.spec_from_file_location("reference_d2l", _PATH)
@@ -166,3 +167,22 @@ def test_real_fashion_mnist_few_batches(tmp_path):
         "lenet", max_batches=3, warmup=1, num_workers=2, data_dir=tmp_path, verbose=False
     )
     _check_figures(fig, batches=3, batch_size=256)
+
+
+def test_convzoo_d2l_run_is_the_books_train_ch6_step_for_step():
+    """convzoo's ``--recipe d2l`` LeNet and the book's ``train_ch6`` (this file's copy), fed
+    the same batches in the same order from the same seed, end with bitwise-equal weights:
+    the same Xavier draws, the same SGD steps (the last, partial batch of each epoch too).
+    What is left to differ between the two on real data is which permutation and which
+    initial weights a seed draws, both from the same distributions (docs/reproduce.md)."""
+    spec = importlib.util.spec_from_file_location(
+        "d2l_same_steps", _PATH.parent / "d2l_same_steps.py"
+    )
+    same = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(same)
+    data = toy_pair(300, 64, size=28, num_classes=10)
+    out = same.same_steps("lenet", seed=3, epochs=2, data=data)
+    assert out["batch_sizes"] == [256, 44, 256, 44]  # two epochs, each with a partial batch
+    assert all(out["moved"].values())  # it trained
+    assert out["max_abs_diff"] == {k: 0.0 for k in out["max_abs_diff"]}, out["max_abs_diff"]
+    assert out["test_acc"]["convzoo"] == out["test_acc"]["book"]
