@@ -32,15 +32,18 @@ nproc
 
 # 1. time to accuracy: 3 seeds of each setting, from process start; the first run also caches
 #    the data set (the IDX files decompressed into $CONVZOO_DATA), as any first run does
-SPEED=("$PY" benchmarks/speedrun.py --device cuda --seeds 3 --thresholds 0.93,0.94)
-step 85 "speedrun A: speednet width 64, 12 epochs, batch 512, lr 0.4" \
+# limits (0 skips a step; gpu_session.sh shortens the script so) and seeds, from the environment
+SPEED_A_S=${SPEED_A_S:-85} SPEED_C_S=${SPEED_C_S:-85} BENCH_S=${BENCH_S:-160}
+PARALLEL_S=${PARALLEL_S:-150} SEEDS=${SEEDS:-3}
+SPEED=("$PY" benchmarks/speedrun.py --device cuda --seeds "$SEEDS" --thresholds 0.93,0.94)
+step "$SPEED_A_S" "speedrun A: speednet width 64, 12 epochs, batch 512, lr 0.4" \
   "${SPEED[@]}" --json "$OUT/speedrun_a.json" -o width=64 --epochs 12 --batch-size 512 --lr 0.4
-step 85 "speedrun C: width 96, with random 2-pixel shifts (augment hflip,crop:2)" \
+step "$SPEED_C_S" "speedrun C: width 96, with random 2-pixel shifts (augment hflip,crop:2)" \
   "${SPEED[@]}" --json "$OUT/speedrun_c.json" -o width=96 --epochs 12 --batch-size 512 --lr 0.4 \
   --augment hflip,crop:2
 
 # 2. speed against the book's path
-step 160 "bench: resnet18@96 and alexnet@224, 60 timed batches a side (resnet18 compiled too)" \
+step "$BENCH_S" "bench: resnet18@96 and alexnet@224, 60 timed batches a side (resnet18 compiled too)" \
   "$PY" benchmarks/bench_train.py --device cuda --models resnet18,alexnet --batches 60 \
   --compile resnet18 --json "$OUT/bench_gpu.json"
 "$PY" - "$OUT"/bench_gpu.json <<'PY'
@@ -60,7 +63,7 @@ for path in sys.argv[1:]:
 PY
 
 # 3. multi-device strategies on the one GPU (run folders kept out of $OUT)
-step 150 "parallel strategies on one GPU" env OUT=/tmp/convzoo-parallel \
+step "$PARALLEL_S" "parallel strategies on one GPU" env OUT=/tmp/convzoo-parallel \
   bash benchmarks/gpu_parallel.sh
 
 echo

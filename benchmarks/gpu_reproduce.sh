@@ -28,7 +28,7 @@ if [ "${DRY:-0}" = 1 ]; then  # the plumbing on a CPU, a few minutes: tiny and n
   REF=(--epochs 1 --max-batches 3 --resize 32 --no-eval)
   OURS=(--epochs 1 --subset shots=5 --image-size 32)
 else
-  PROFILE=book DEVICE=cuda JOBS=${JOBS:-3} REF=(--epochs 10) OURS=() TABLE_S=480
+  PROFILE=book DEVICE=cuda JOBS=${JOBS:-3} REF=(--epochs 10) OURS=() TABLE_S=${TABLE_S:-480}
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}  # per cell process, 3 at once on 16 cores
 fi
 mkdir -p "$OUT"
@@ -46,10 +46,11 @@ step "$TABLE_S" "convzoo reproduce --profile $PROFILE, $JOBS cells at once" \
   --out "$OUT/table"
 
 # 2. and 3. one network the book's way and ours, each alone
-step 200 "the book's code: resnet18, ${REF[*]}" "$PY" benchmarks/reference_d2l.py \
+REF_S=${REF_S:-200}  # 0 skips steps 2 and 3
+step "$REF_S" "the book's code: resnet18, ${REF[*]}" "$PY" benchmarks/reference_d2l.py \
   --model resnet18 --device "$DEVICE" --warmup 0 "${REF[@]}" --json "$OUT/reference_resnet18.json"
 rm -rf "$OUT/resnet18-d2l-alone"
-step 200 "convzoo d2l resnet18 alone" "$PY" -m convzoo train --recipe d2l --model resnet18 \
+step "$REF_S" "convzoo d2l resnet18 alone" "$PY" -m convzoo train --recipe d2l --model resnet18 \
   --device "$DEVICE" "${OURS[@]}" --out "$OUT/resnet18-d2l-alone"
 
 "$PY" - "$OUT" <<'PY'
