@@ -79,6 +79,13 @@ def test_both_recipes_train_the_books_vgg():
 def test_budget_words():
     assert Budget().describe("alexnet") == "the book's: 224 px, 10 epochs, 60,000 images"
     assert Budget(64, 3, 2000).describe("alexnet") == "reduced: 64 px, 3 epochs, 20,000 images"
+    # the recipe's own epochs and validation split, not the book's
+    assert Budget().describe("resnet18", "best") == (
+        "the book's input size: 96 px, 30 epochs, 54,000 images (+6,000 for validation)"
+    )
+    assert Budget(64, 3, 2000).describe("alexnet", "fast") == (
+        "reduced: 64 px, 3 epochs, 18,000 images (+2,000 for validation)"
+    )
     assert Budget(epochs=1).overrides() == {"epochs": 1}
     assert Budget(shots=5).overrides() == {"subset": "shots=5"}
 

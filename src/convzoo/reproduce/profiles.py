@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ConvzooError, UnknownNameError
 from ..models import get_model_entry
-from ..train.recipes import BOOK_SETTINGS, RECIPES
+from ..train.config import TrainConfig
+from ..train.recipes import BOOK_SETTINGS, RECIPES, recipe_defaults
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,22 @@ class Budget:
         """Whether this is less than the book's experiment."""
         return any(v is not None for v in (self.image_size, self.epochs, self.shots))
 
-    def describe(self, model: str) -> str:
-        """``"the book's: 224 px, 10 epochs, 60,000 images"`` or what is reduced."""
+    def describe(self, model: str, recipe: str = "d2l") -> str:
+        """``"the book's: 224 px, 10 epochs, 60,000 images"`` or what is reduced, with the
+        epochs and training images of ``recipe``: ``best`` trains 30 epochs, and a recipe
+        with a validation split trains on 54,000 of the 60,000 images (the progress lines
+        and the report said the book's 10 epochs and 60,000 for every recipe)."""
+        values = {**vars(TrainConfig()), **recipe_defaults(recipe, model)}
         size = self.image_size or book_image_size(model)
-        epochs = self.epochs or 10
-        images = f"{self.shots * 10:,}" if self.shots else "60,000"
-        what = f"{size} px, {epochs} epoch{'s' if epochs > 1 else ''}, {images} images"
-        return f"reduced: {what}" if self.reduced else f"the book's: {what}"
+        epochs = self.epochs or values["epochs"]
+        n = self.shots * 10 if self.shots else 60_000
+        split = float(values["val_split"])
+        held = round(n * split) if split < 1 else int(split)
+        images = f"{n - held:,} images" + (f" (+{held:,} for validation)" if held else "")
+        what = f"{size} px, {epochs} epoch{'s' if epochs > 1 else ''}, {images}"
+        if self.reduced:
+            return f"reduced: {what}"
+        return f"the book's: {what}" if recipe == "d2l" else f"the book's input size: {what}"
 
     def overrides(self) -> dict[str, object]:
         """The :class:`~convzoo.train.TrainConfig` values this budget sets."""

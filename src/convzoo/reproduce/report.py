@@ -114,7 +114,7 @@ def reduced_table(rows: list[Row]) -> Block:
     body = tuple(
         (
             r.model,
-            r.budget.describe(r.model).removeprefix("reduced: "),
+            r.budget.describe(r.model, r.recipe).removeprefix("reduced: "),
             r.recipe,
             _acc(r),
             _weights(r),

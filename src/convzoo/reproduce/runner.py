@@ -359,7 +359,7 @@ class Progress:
         self._say(
             f"{done}/{self.total} cells done, {len(self.left)} left, about "
             f"{minutes(self.time_left())} left | {what} {cell.model} {cell.recipe} seed "
-            f"{cell.seed} ({cell.budget.describe(cell.model)})"
+            f"{cell.seed} ({cell.budget.describe(cell.model, cell.recipe)})"
         )
 
     def finish(self, cell: Cell, rc: int, run_dir: Path, wall: float) -> None:
