@@ -144,8 +144,7 @@ def _series_input(meta: ModelMeta) -> str:
     return (
         "## Input and output\n\n"
         f"- Input `images` (the name every convzoo export gives its input): "
-        f"{meta.describe_input()}. Padding is with zeros at the end.\n"
-        + _output(meta)
+        f"{meta.describe_input()}. Padding is with zeros at the end.\n" + _output(meta)
     )
 
 
