@@ -155,6 +155,16 @@ class Trainer:
         self._sums[2] += batch.valid
         self._guard_nonfinite(total, lr)
 
+    def evaluates_now(self) -> bool:
+        """Whether the epoch now ending is evaluated (a validation split, a test that is due)
+        or is the last one, whose weights are tested and saved."""
+        due = self.test_every > 0 and (self.epoch + 1) % self.test_every == 0
+        return (
+            self.val_loader is not None
+            or (self.test_loader is not None and due)
+            or self.epoch + 1 >= self.epochs
+        )
+
     def end_epoch(self) -> dict[str, float]:
         """Close the epoch: reduce the running sums over ranks, evaluate, record."""
         sums = self.strategy.all_reduce_(self._sums.clone())
