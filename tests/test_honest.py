@@ -341,3 +341,35 @@ def test_short_runs_are_evaluated_with_refreshed_statistics():
         accs[settle] = result.history.column("test_acc")
     assert min(accs[0]) < 0.9  # the lag, as reported
     assert min(accs[200]) >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("val_split", "test_every", "refreshed"),
+    [(0, 0, [3]), (0, 1, [1, 2, 3]), (0, 2, [2, 3]), (0.25, 0, [1, 2, 3])],
+)
+def test_statistics_are_refreshed_only_for_an_evaluation(
+    monkeypatch, val_split, test_every, refreshed
+):
+    """The refresh runs at the end of an epoch that is evaluated (a validation split, a test
+    that is due) or of the last one; other epochs' next steps would overwrite it unread."""
+    import convzoo.train.callbacks as callbacks
+
+    epochs = []
+
+    class Epoch(Callback):
+        def on_epoch_start(self, trainer):
+            self.epoch = trainer.epoch + 1
+
+    clock = Epoch()
+    real = callbacks.refresh_batchnorm
+    monkeypatch.setattr(
+        callbacks,
+        "refresh_batchnorm",
+        lambda *a, **k: (epochs.append(clock.epoch), real(*a, **k))[1],
+    )
+    cfg = resolve_config(
+        dict(dataset="toy", epochs=3, batch_size=32, device="cpu", val_split=val_split,
+             test_every=test_every)
+    )  # fmt: skip
+    train(cfg, data=toy_pair(96, 32), callbacks=[clock], save=False, stdout=io.StringIO())
+    assert epochs == refreshed
