@@ -155,15 +155,18 @@ class Trainer:
         self._sums[2] += batch.valid
         self._guard_nonfinite(total, lr)
 
+    def _test_due(self) -> bool:
+        """Whether the epoch now ending is tested (``test_every``)."""
+        return (
+            self.test_loader is not None
+            and self.test_every > 0
+            and (self.epoch + 1) % self.test_every == 0
+        )
+
     def evaluates_now(self) -> bool:
         """Whether the epoch now ending is evaluated (a validation split, a test that is due)
         or is the last one, whose weights are tested and saved."""
-        due = self.test_every > 0 and (self.epoch + 1) % self.test_every == 0
-        return (
-            self.val_loader is not None
-            or (self.test_loader is not None and due)
-            or self.epoch + 1 >= self.epochs
-        )
+        return self.val_loader is not None or self._test_due() or self.epoch + 1 >= self.epochs
 
     def end_epoch(self) -> dict[str, float]:
         """Close the epoch: reduce the running sums over ranks, evaluate, record."""
@@ -172,8 +175,7 @@ class Trainer:
         self.strategy.gather_model(self.model)  # what the epoch's callbacks may save
         t = time.perf_counter()
         val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
-        due = self.test_every > 0 and (self.epoch + 1) % self.test_every == 0
-        test = self.evaluate(self.test_loader) if self.test_loader is not None and due else {}
+        test = self.evaluate(self.test_loader) if self._test_due() else {}
         eval_time = time.perf_counter() - t
         record = {
             "epoch": self.epoch + 1,
