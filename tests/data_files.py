@@ -46,6 +46,25 @@ def write_idx(folder: Path, split: str, n: int = 20, labels=None, gz=False, size
             (folder / name).write_bytes(data)
 
 
+def fake_fashion_env(data: Path) -> dict:
+    """The environment of a ``convzoo`` subprocess that finds 3,000 training and 100 test
+    random images as its Fashion-MNIST under ``data``, offline, and this test's modules."""
+    import os
+    import sys
+
+    raw = data / "FashionMNIST" / "raw"
+    write_idx(raw, "train", 3000)
+    write_idx(raw, "test", 100)
+    return {
+        **os.environ,
+        "CONVZOO_DATA": str(data),
+        "CONVZOO_SYSTEM_DATA": "",
+        "CONVZOO_OFFLINE": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+
+
 def save_image(path: Path, mode: str = "RGB", size=(8, 8), fmt=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
