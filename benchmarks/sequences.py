@@ -22,6 +22,8 @@ process's CPU seconds (both threads together): on 2 free cores a run takes about
 
     OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/sequences.py --write  # hours
     PYTHONPATH=src python benchmarks/sequences.py --sets ucr:GunPoint --seeds 1     # minutes
+    PYTHONPATH=src python benchmarks/sequences.py --epochs 200 --models resnet1d \
+        --jsonl benchmarks/sequences-200-epochs.jsonl     # another schedule, its own file
 """
 
 from __future__ import annotations
@@ -63,15 +65,17 @@ BUDGET_S = 120.0
 SECTION = "## Time series: the 1-D networks on the UCR/UEA sets"
 
 
-def run(dataset: str, model: str, seed: int) -> dict[str, Any]:
-    """One training run with the fast recipe; the figures of the epoch it keeps."""
+def run(dataset: str, model: str, seed: int, epochs: int | None = None) -> dict[str, Any]:
+    """One training run with the fast recipe (``epochs``: its own unless given); the figures
+    of the epoch it keeps."""
     import torch
 
     from convzoo.runtime import resolve_precision
     from convzoo.train.run import resolve_config, train
 
     # test_every=0: the test split is evaluated once, at the end, with the kept weights
-    cfg = resolve_config(dict(dataset=dataset, model=model, seed=seed, device="cpu", test_every=0))
+    over = dict(dataset=dataset, model=model, seed=seed, device="cpu", test_every=0)
+    cfg = resolve_config({**over, **({"epochs": epochs} if epochs else {})})
     assert cfg.val_split == 0, "the benchmark runs the recipe as shipped: the last epoch"
     load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
@@ -192,12 +196,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sets", nargs="+", default=UNIVARIATE + MULTIVARIATE)
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=None, help="instead of the recipe's (40)")
     p.add_argument("--jsonl", default=str(HERE / "sequences.jsonl"), help="runs, one a line")
     p.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
     p.add_argument("--table-only", action="store_true", help="only print (or write) the table")
     args = p.parse_args(argv)
     path = Path(args.jsonl)
     runs = read_runs(path)
+    if args.epochs:  # a file of another schedule's runs is not this one's
+        runs = [r for r in runs if r["epochs"] == args.epochs]
     done = {(r["dataset"], r["model"], r["seed"]) for r in runs}
     if not args.table_only:
         print(f"{'set':<28} {'model':<9} seed {'test acc':>8} {'wall s':>7} load")
@@ -206,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
                 for model in args.models:
                     if (ds, model, seed) in done:
                         continue
-                    r = run(ds, model, seed)
+                    r = run(ds, model, seed, args.epochs)
                     with path.open("a") as f:
                         f.write(json.dumps(r) + "\n")
                     runs.append(r)

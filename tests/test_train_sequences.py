@@ -523,6 +523,25 @@ def test_sequence_benchmark_table_and_writes_only_its_section(tmp_path):
     )
 
 
+def test_sequence_benchmark_epochs_reads_only_its_own_schedules_runs(tmp_path, capsys):
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequences.py"
+    spec = importlib.util.spec_from_file_location("bench_sequences", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    times = dict(wall_s=10.0, cpu_s=10.0, load_before=1.0, load_after=1.0)
+    runs = [
+        dict(dataset="ucr:GunPoint", model="resnet1d", seed=0, epochs=e, test_acc=a, **times)
+        for e, a in ((40, 0.5), (200, 0.75))
+    ]
+    jsonl = tmp_path / "runs.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    common = ["--sets", "ucr:GunPoint", "--jsonl", str(jsonl), "--table-only"]
+    bench.main([*common, "--epochs", "200"])
+    assert "sets: resnet1d 0.7500;" in capsys.readouterr().out
+    bench.main(common)  # no --epochs: every run in the file, as before
+    assert "sets: resnet1d 0.6250;" in capsys.readouterr().out
+
+
 def test_recipe_sweep_folds_hold_out_every_series_once_in_every_class_share():
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequence_recipe.py"
     spec = importlib.util.spec_from_file_location("bench_sequence_recipe", path)
