@@ -2,7 +2,9 @@
 
 import gzip
 import io
+import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +51,6 @@ def write_idx(folder: Path, split: str, n: int = 20, labels=None, gz=False, size
 def fake_fashion_env(data: Path) -> dict:
     """The environment of a ``convzoo`` subprocess that finds 3,000 training and 100 test
     random images as its Fashion-MNIST under ``data``, offline, and this test's modules."""
-    import os
-    import sys
-
     raw = data / "FashionMNIST" / "raw"
     write_idx(raw, "train", 3000)
     write_idx(raw, "test", 100)
