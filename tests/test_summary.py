@@ -1,9 +1,7 @@
-import subprocess
-import sys
-
 import torch
 
 import convzoo
+from convzoo.cli import main
 
 
 def test_alexnet_rows_shapes_params_flops():
@@ -46,33 +44,35 @@ def test_works_on_meta_models():
     assert s.total_params == 128_806_154 and s.flops > 15e9
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, timeout=120
-    )
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    # in this process: a subprocess per command spent 2-3 s importing torch, 15 s of the
+    # suite; `python -m convzoo models` itself runs as a subprocess in test_models1d.py
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_cli_models_lists_every_model():
-    r = run_cli("models")
-    assert r.returncode == 0, r.stderr
+def test_cli_models_lists_every_model(capsys):
+    code, out, err = run_cli(capsys, "models")
+    assert code == 0, err
     for name in convzoo.list_models():
-        assert name in r.stdout
-    assert "61,706" in r.stdout  # LeNet's parameters
+        assert name in out
+    assert "61,706" in out  # LeNet's parameters
 
 
-def test_cli_summary_alexnet():
-    r = run_cli("summary", "alexnet", "--input-size", "1,224,224")
-    assert r.returncode == 0, r.stderr
-    assert "1 x 96 x 54 x 54" in r.stdout and "forward GFLOPs/image: 1.8763" in r.stdout
+def test_cli_summary_alexnet(capsys):
+    code, out, err = run_cli(capsys, "summary", "alexnet", "--input-size", "1,224,224")
+    assert code == 0, err
+    assert "1 x 96 x 54 x 54" in out and "forward GFLOPs/image: 1.8763" in out
 
 
-def test_cli_user_errors_are_one_line():
+def test_cli_user_errors_are_one_line(capsys):
     for args in (
         ["summary", "alexnett"],
         ["summary", "alexnet", "--input-size", "1,32,32"],
         ["summary", "vgg11", "-o", "stem=small"],
     ):
-        r = run_cli(*args)
-        assert r.returncode == 2
-        assert "Traceback" not in r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
