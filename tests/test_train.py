@@ -363,3 +363,24 @@ def test_early_stopping(tmp_path):
     cfg = small_cfg(tmp_path, epochs=8, patience=1, lr=1e-6, schedule="constant")
     result = train(cfg, data=toy_pair(), stdout=io.StringIO())
     assert len(result.history) < 8
+
+
+def test_curves_are_redrawn_at_most_every_few_seconds_and_at_the_end(tmp_path, monkeypatch):
+    from convzoo.data import DeviceLoader
+    from convzoo.train import HistoryWriter, Trainer
+    from convzoo.train.history import History
+
+    drawn = []  # the epochs each drawing of curves.png showed
+    monkeypatch.setattr(History, "plot", lambda self, path, title=None: drawn.append(len(self)))
+    torch.manual_seed(0)
+    model = convzoo.create_model("lenet_bn", num_classes=4)
+    loader = DeviceLoader(toy_pair(64, 8)[0], 32, shuffle=True, seed=0, image_size=28)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    slow = HistoryWriter(tmp_path, plot_every_s=3600)
+    Trainer(model, loader, optimizer=opt, callbacks=[slow]).fit(4)
+    assert drawn == [1, 4]  # the first epoch at once, then only the end
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 5  # every epoch
+    drawn.clear()
+    every = HistoryWriter(tmp_path, plot_every_s=0)
+    Trainer(model, loader, optimizer=opt, callbacks=[every]).fit(2)
+    assert drawn == [1, 2]  # no limit: every epoch, and nothing twice at the end
