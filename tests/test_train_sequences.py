@@ -73,8 +73,10 @@ def test_d2l_recipe_for_sequence_models_is_still_the_books_plain_sgd():
     assert (values["optimizer"], values["momentum"], values["weight_decay"]) == ("sgd", 0.0, 0.0)
     assert values["image_size"] is None and values["init"] == "xavier"
     assert recipe_defaults("speedrun", "fcn1d")["tta"] is False  # no mirror image in time
-    with pytest.raises(ConfigError, match="best recipe was chosen on images"):
-        recipe_defaults("best", "resnet1d")
+    # the best recipe: the fast one five times longer, still no flip test-time augmentation
+    best = recipe_defaults("best", "resnet1d")
+    assert best == {**recipe_defaults("fast", "resnet1d"), "epochs": 200, "test_every": 10}
+    assert not best.get("tta")
 
 
 def test_xavier_init_reaches_the_1d_convolutions():
