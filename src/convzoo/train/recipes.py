@@ -191,7 +191,7 @@ def best(
     cfg = fast(model, options, net)
     if net is None and get_model_entry(model).spatial_dims == 1:
         # the curves' test points every 10 epochs, 20 in all: tested at every epoch, ArrowHead's
-        # 200 took 95 s instead of 30 (its 175 test series and the batch-norm refresh before)
+        # 200 take 63 s instead of 39 (its 175 test series and the batch-norm refresh before)
         cfg.update(epochs=BEST_SEQUENCE_EPOCHS, test_every=10)
         return cfg
     cfg.update(epochs=30, tta=True)
