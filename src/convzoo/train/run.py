@@ -8,6 +8,7 @@ over :func:`train`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from .rundir import (
     read_resume_state,
     result_line,
     resume_command,
+    with_saved_settings,
     world_size_note,
     write_artifacts,
     write_config,
@@ -205,8 +207,8 @@ def header(
         f"({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})",
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'  "
-        f"device {trainer.device} {setup.precision.name}"
-        + (f"  world size {world}" if world > 1 else ""),
+        f"device {trainer.device}" + (f"  world size {world}" if world > 1 else ""),
+        f"settings {setup.execution.label}: {setup.execution.reason}",
     ]
     if trainer.strategy.describe():
         lines.append(trainer.strategy.describe())
@@ -251,7 +253,15 @@ def train(
                 strategy,
                 lambda: read_resume_state(cfg, resume, auto_resume, locks, rebuild=model is None),
             )
+            if state is not None:
+                cfg = with_saved_settings(cfg, state["config"])
             setup = build_setup(cfg, strategy, model, data, normalization)
+            # saved as chosen, so that a resume computes exactly as the run began
+            cfg = dataclasses.replace(
+                cfg,
+                precision=setup.execution.precision.name,
+                channels_last=setup.execution.channels_last,
+            )
             run_dir: Path | None = None
             if save:  # rank 0 names the directory (a time stamp without --out); all ranks agree
                 run_dir = Path(resume) if resume is not None else None

@@ -241,7 +241,8 @@ def read_resume_state(
     if rebuild:  # before "finished": resuming such a run never works, whatever --epochs says
         refuse_python_network(state.get("meta") or {}, run_dir)
     if auto_resume:  # the command may change only what does not alter the computation
-        apply_resume_changes(TrainConfig.from_dict(state["config"]), cfg.to_dict(), run_dir)
+        changes = with_saved_settings(cfg, state["config"]).to_dict()
+        apply_resume_changes(TrainConfig.from_dict(state["config"]), changes, run_dir)
     if is_finished(run_dir, state, cfg):
         raise RunFinished(
             f"{run_dir} is finished: its {int(state['trainer']['epoch'])} epochs are done and "
@@ -251,13 +252,24 @@ def read_resume_state(
     return run_dir, state
 
 
+def with_saved_settings(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+    """``cfg`` computing as the saved run did: where it leaves the precision or the memory
+    format to be chosen (``auto``), the run's choice, so that it resumes bitwise."""
+    values = {}
+    if cfg.precision == "auto" and saved.get("precision") not in (None, "auto"):
+        values["precision"] = saved["precision"]
+    if cfg.channels_last is None and saved.get("channels_last") is not None:
+        values["channels_last"] = saved["channels_last"]
+    return dataclasses.replace(cfg, **values)
+
+
 def check_same_run(state: dict, cfg: TrainConfig, path: Path) -> None:
     """Refuse a checkpoint another run wrote (copied over this one's): it would not fit."""
     try:
         saved = TrainConfig.from_dict(state["config"]).to_dict()
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path} is not a convzoo checkpoint (no readable config)") from None
-    ours = cfg.to_dict()
+    ours = with_saved_settings(cfg, saved).to_dict()
     differ = [k for k in saved if saved[k] != ours[k] and k not in RESUMABLE_CHANGES]
     if differ and not (set(differ) <= {"recipe"}):
         k = differ[0]

@@ -21,7 +21,7 @@ from ..data.split import split_validation
 from ..errors import InputSizeError
 from ..models import create_model
 from ..parallel import Strategy
-from ..runtime import Precision, resolve_precision, tune_backends
+from ..runtime import Execution, Precision, choose_execution, tune_backends
 from .config import ConfigError, TrainConfig
 from .meta import MODULE_CLASS
 from .optim import xavier_init
@@ -42,8 +42,12 @@ class Setup:
     test_loader: DeviceLoader | None
     #: the training images in a fixed order without augmentation (batch-norm refresh)
     plain_train_loader: DeviceLoader
-    precision: Precision
+    execution: Execution  #: precision and memory format, and why
     meta: dict[str, Any]  #: what rebuilding and using the trained network needs
+
+    @property
+    def precision(self) -> Precision:
+        return self.execution.precision
 
 
 def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
@@ -145,7 +149,6 @@ def build_setup(
     normalization: Normalization | None,
 ) -> Setup:
     """Data, model (on the device, in its memory format), loaders and precision."""
-    precision = resolve_precision(cfg.precision, strategy.device)
     tune_backends(strategy.device)
     train_data, test_data = data if data is not None else load_data(cfg)
     train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
@@ -154,10 +157,15 @@ def build_setup(
     series = isinstance(train_data, SequenceDataset)
     image_size = cfg.image_size or (train_data.length if series else train_data.image_size[0])
     check_image_size(model, image_size)
-    channels_last = (
-        cfg.channels_last if cfg.channels_last is not None else precision.dtype is not None
-    ) and not series  # N x C x L tensors have no channels-last layout
     spatial = (image_size,) if series else (image_size, image_size)
+    shape = (train_data.in_channels, *spatial)
+    # timed on one process; every process of a group must compute the same way
+    execution = strategy.broadcast_object(
+        choose_execution(model, shape, strategy.device, cfg.precision, cfg.channels_last)
+        if strategy.is_main
+        else None
+    )
+    precision, channels_last = execution.precision, execution.channels_last
     strategy.place(model, (train_data.in_channels, *spatial))
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -188,7 +196,7 @@ def build_setup(
         eval_loader(val_data),
         eval_loader(test_data),
         plain,
-        precision,
+        execution,
         meta,
     )
 
