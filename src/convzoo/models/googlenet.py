@@ -63,6 +63,7 @@ class GoogLeNet(ZooModel):
                 nn.Conv2d(64, 64, kernel_size=1),
                 nn.ReLU(),
                 nn.Conv2d(64, 192, kernel_size=3, padding=1),
+                nn.ReLU(),
                 nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
             ),
         )
@@ -103,7 +104,8 @@ class GoogLeNet(ZooModel):
 
 @register_model("googlenet", image_size=96, family="googlenet")
 def googlenet(*, num_classes: int = 10, in_channels: int = 1) -> GoogLeNet:
-    """GoogLeNet as in the book: stem b1-b2, nine Inception blocks in b3-b5, global pooling.
+    """GoogLeNet as in the book: stem b1-b2 (a ReLU after each conv), nine Inception blocks in
+    b3-b5, global pooling.
 
     Paper: https://arxiv.org/abs/1409.4842
     """
