@@ -25,7 +25,6 @@ from typing import Any
 import torch
 
 from convzoo.data.dataset import LabelledData
-from convzoo.models import create_model
 from convzoo.train import train
 from convzoo.train.run import open_strategy, resolve_config
 from convzoo.train.setup import build_setup
@@ -45,6 +44,7 @@ def same_steps(
         dict(model=model, seed=seed, epochs=epochs, device="cpu", test_every=0), "d2l"
     )
     sys.path.insert(0, str(HERE))
+    import book_nets
     import reference_d2l as ref  # the book's path, beside this file
 
     ours = train(cfg, data=data, save=False, stdout=io.StringIO()).model
@@ -55,9 +55,10 @@ def same_steps(
         setup.train_loader.set_epoch(epoch)
         batches += [(b.x, b.y) for b in setup.train_loader]
     torch.manual_seed(cfg.seed)  # as convzoo's run seeds; train_ch6 draws the Xavier weights
-    book = create_model(model, **cfg.model_options)
+    book = book_nets.build(model, cfg.image_size)
     ref.train_ch6(book, batches, None, 1, cfg.lr, "cpu", evaluate=False, verbose=False)
-    theirs = book.state_dict()
+    # the same parameters in the same order (the book's batch norm keeps no buffers)
+    theirs = {n: p.detach() for (n, _), p in zip(ours.named_parameters(), book.parameters())}
     test = [(b.x, b.y) for b in setup.test_loader] if setup.test_loader is not None else []
     return {
         "max_abs_diff": {

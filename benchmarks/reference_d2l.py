@@ -11,14 +11,15 @@
   every ``nn.Linear`` and ``nn.Conv2d`` (exact type test, biases left at PyTorch's default), plain
   ``SGD(lr)``, mean ``CrossEntropyLoss``, the ``Accumulator``/``Timer`` bookkeeping with the
   Python-float conversions (device syncs) inside each timed batch body, and
-  ``evaluate_accuracy_gpu`` (eval mode, autograd left on, as in the book) after every epoch.
+  ``evaluate_accuracy_gpu`` (eval mode, without autograd) after every epoch.
 
 Two deliberate differences, both needed for short benchmarks and both off-path for the book's
 own numbers: ``max_batches`` stops each epoch after that many timed batches, and the first
 ``warmup`` batches of the run (one-time costs: worker start-up, allocator growth, oneDNN/cuDNN
 kernel selection) are trained but not timed. ``Timer`` uses ``time.perf_counter`` where the book
-uses ``time.time`` (same intervals, finer clock). The networks are convzoo's: at the book's input
-sizes they are the book's layers exactly (``tests/test_models.py`` checks it).
+uses ``time.time`` (same intervals, finer clock). The networks are the book's own, from
+``book_nets.py`` beside this file (its chapter code, no convzoo: LeNet-BN with the book's
+from-scratch ``batch_norm``), built at the input size trained.
 
 What each reported number measures (``run_reference`` returns them, the CLI prints them):
 
@@ -81,12 +82,12 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 #: d2l.get_dataloader_workers(): worker processes per DataLoader
 NUM_WORKERS = 4
 #: per model: SGD learning rate, examples per batch, input side in pixels (None: native 28 px),
-#: the book's epoch count, and the options that make convzoo's network the book's
+#: the book's epoch count (the networks: ``book_nets.BOOK_NETS``; VGG-11 a quarter as wide)
 BOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "lenet": dict(lr=0.9, batch_size=256, resize=None, epochs=10),
     "lenet_bn": dict(lr=1.0, batch_size=256, resize=None, epochs=10),
     "alexnet": dict(lr=0.01, batch_size=128, resize=224, epochs=10),
-    "vgg11": dict(lr=0.05, batch_size=128, resize=224, epochs=10, model_kwargs={"width_ratio": 4}),
+    "vgg11": dict(lr=0.05, batch_size=128, resize=224, epochs=10),
     "nin": dict(lr=0.1, batch_size=128, resize=224, epochs=10),
     "googlenet": dict(lr=0.1, batch_size=128, resize=96, epochs=10),
     "resnet18": dict(lr=0.05, batch_size=256, resize=96, epochs=10),
@@ -250,14 +251,16 @@ def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
 def evaluate_accuracy_gpu(
     net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None
 ) -> float:
-    """The book's test accuracy: eval mode, and (as in the book) autograd left on."""
+    """The book's test accuracy: eval mode, without autograd (which the book's scratch batch
+    norm reads as "use the moving statistics")."""
     net.eval()
     if not device:
         device = next(iter(net.parameters())).device
     metric = Accumulator(2)  # correct predictions, predictions
-    for X, y in data_iter:
-        X, y = X.to(device), y.to(device)
-        metric.add(accuracy(net(X), y), y.numel())
+    with torch.no_grad():
+        for X, y in data_iter:
+            X, y = X.to(device), y.to(device)
+            metric.add(accuracy(net(X), y), y.numel())
     return metric[0] / metric[1]
 
 
@@ -505,25 +508,26 @@ def run_reference(
 ) -> dict[str, Any]:
     """Train ``model`` the book's way and return the figures (see the module docstring).
 
-    ``model`` is a convzoo name (built with the book's options) or a module; ``batch_size``,
-    ``lr`` (``None``) and ``resize`` (``"book"``; ``None`` means 28 px) default to the book's
-    values for that name (a module made by ``convzoo.create_model`` carries its name).
+    ``model`` is a name of ``book_nets.BOOK_NETS`` (the book's network, built at the input
+    size trained) or a module; ``batch_size``, ``lr`` (``None``) and ``resize`` (``"book"``;
+    ``None`` means 28 px) default to the book's values for that name (a module's name is its
+    ``model_name`` attribute, if any).
     ``evaluate`` defaults to "only when whole epochs are trained".
     """
     if seed is not None:
         torch.manual_seed(seed)  # Xavier init and shuffling
-    if isinstance(model, str):
-        import convzoo  # only needed to build by name
-
-        name: str | None = model
-        kwargs = BOOK_SETTINGS.get(model, {}).get("model_kwargs", {})
-        net = convzoo.create_model(model, **kwargs)
-    else:
-        name, net = getattr(model, "model_name", None), model
+    name = model if isinstance(model, str) else getattr(model, "model_name", None)
     book = BOOK_SETTINGS.get(name or "", {})
     batch_size = batch_size if batch_size is not None else book.get("batch_size")
     lr = lr if lr is not None else book.get("lr")
     resize = book.get("resize") if resize == BOOK else resize
+    if isinstance(model, str):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from book_nets import build
+
+        net = build(model, resize or 28)
+    else:
+        net = model
     if batch_size is None or lr is None:
         raise ValueError(f"no book settings for {name!r}: pass batch_size and lr")
     if evaluate is None:
