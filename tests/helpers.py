@@ -103,6 +103,29 @@ class CrashAt(Callback):
             raise RuntimeError("injected crash")
 
 
+class StepCount(Callback):
+    """The optimizer steps this process trained, and the global step it started after."""
+
+    def __init__(self) -> None:
+        self.steps, self.started_after = 0, None
+
+    def on_step_end(self, trainer) -> None:
+        if self.started_after is None:
+            self.started_after = trainer.global_step - 1
+        self.steps += 1
+
+
+def assert_resumed(out, stdout: str, saved_step: int, count: StepCount, total: int) -> None:
+    """A resume, not a restart: the process named the checkpoint it read (its first lines) and
+    trained only the ``total - saved_step`` steps the checkpoint of ``saved_step`` had left.
+    (On a CPU a restart from scratch ends with the same weights: they cannot tell.)"""
+    assert f"resuming {Path(out) / 'checkpoint.pt'} at epoch" in stdout, stdout
+    assert (count.started_after, count.steps) == (saved_step, total - saved_step), (
+        f"trained {count.steps} steps after global step {count.started_after}; expected "
+        f"{total - saved_step} after {saved_step}"
+    )
+
+
 def run_torchrun(
     script: Path, *args: str, cwd: Path, restarts: int = 0, env: dict | None = None,
     timeout: float = 240,

@@ -22,7 +22,7 @@ from convzoo.train import Callback
 from convzoo.train.config import ConfigError
 from convzoo.train.run import resolve_config, train
 from convzoo.train.runlock import LOCK_NAME, RunLock
-from helpers import toy_pair, write_image_folder
+from helpers import StepCount, assert_resumed, toy_pair, write_image_folder
 
 TINY = ["-o", "width=8", "--batch-size", "16", "--device", "cpu", "--precision", "fp32"]
 
@@ -254,9 +254,19 @@ def same_weights(a, b):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run the resumed ones must equal bitwise."""
-    cfg = small(tmp_path_factory.mktemp("ref"))
-    return train(cfg, data=toy_pair(128, 32), stdout=io.StringIO())
+    """The uninterrupted run the resumed ones must equal bitwise, and its step count."""
+    cfg, count = small(tmp_path_factory.mktemp("ref")), StepCount()
+    result = train(cfg, data=toy_pair(128, 32), callbacks=[count], stdout=io.StringIO())
+    result.steps = count.steps
+    return result
+
+
+def resume_and_check(cfg, reference, saved_step: int) -> None:
+    """Resume ``cfg.out``: a resume from ``saved_step`` (not a restart), bitwise the same run."""
+    count, log = StepCount(), io.StringIO()
+    train(cfg, data=toy_pair(128, 32), resume=cfg.out, callbacks=[count], stdout=log)
+    assert_resumed(cfg.out, log.getvalue(), saved_step, count, reference.steps)
+    assert same_weights(reference.run_dir, cfg.out)
 
 
 class SignalAt(Callback):
@@ -294,8 +304,7 @@ def test_a_signal_keeps_a_checkpoint_says_where_and_resumes_exactly(
     )
     assert load_checkpoint(Path(cfg.out) / "checkpoint.pt")["trainer"]["global_step"] == 5
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are given back
-    train(cfg, data=toy_pair(128, 32), resume=cfg.out, stdout=io.StringIO())
-    assert same_weights(reference.run_dir, cfg.out)
+    resume_and_check(cfg, reference, 5)
 
 
 def test_an_ignored_sigint_stays_ignored_while_training(tmp_path):
@@ -386,8 +395,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_resumes(tmp_path, reference, 
     assert load_checkpoint(Path(cfg.out) / "checkpoint.pt")["trainer"]["global_step"] == 4
     assert not list(Path(cfg.out).glob(".*.tmp"))
     monkeypatch.setattr(convzoo.io.os, "fsync", real_fsync)
-    train(cfg, data=toy_pair(128, 32), resume=cfg.out, stdout=io.StringIO())
-    assert same_weights(reference.run_dir, cfg.out)
+    resume_and_check(cfg, reference, 4)
 
 
 def test_two_writers_are_refused_and_a_dead_ones_lock_does_not_count(tmp_path, folder, capsys):

@@ -11,14 +11,14 @@ from convzoo.analysis import most_confused
 from convzoo.cli import main as cli_main
 from convzoo.data import ImageDataset
 from convzoo.data.split import SplitError, split_validation
-from convzoo.io import load_weights
+from convzoo.io import load_checkpoint, load_weights
 from convzoo.train import Callback, train
 from convzoo.train.callbacks import RefreshBatchNorm, batchnorm_layers, refresh_batchnorm
 from convzoo.train.config import ConfigError
 from convzoo.train.lr_find import lr_find
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
-from helpers import toy_dataset, toy_pair
+from helpers import StepCount, assert_resumed, toy_dataset, toy_pair
 
 SMALL_VGG = {"conv_arch": [[1, 8], [1, 16]], "hidden": 32}
 
@@ -179,13 +179,18 @@ class CrashAt(Callback):
 def test_resume_with_validation_choices_is_bitwise_identical(tmp_path):
     data = toy_pair(256, 64)
     kw = dict(epochs=6, patience=3, schedule="plateau", monitor="val_loss", ckpt_every=5)
-    full = train(cfg_for(tmp_path / "a", **kw), data=data, stdout=io.StringIO())
+    steps = StepCount()
+    full = train(cfg_for(tmp_path / "a", **kw), data=data, callbacks=[steps], stdout=io.StringIO())
     crashed = cfg_for(tmp_path / "b", **kw)
     with pytest.raises(RuntimeError, match="injected"):
         train(crashed, data=data, callbacks=[CrashAt(17)], stdout=io.StringIO())
+    saved = load_checkpoint(Path(crashed.out) / "checkpoint.pt")["trainer"]["global_step"]
+    assert 0 < saved < 17
+    count, log = StepCount(), io.StringIO()
     resumed = train(
-        resume_config(crashed.out, {}), data=data, resume=crashed.out, stdout=io.StringIO()
+        resume_config(crashed.out, {}), data=data, resume=crashed.out, callbacks=[count], stdout=log
     )
+    assert_resumed(crashed.out, log.getvalue(), saved, count, steps.steps)
     for name in ("model.safetensors", "best.safetensors"):
         a = load_weights(full.run_dir / name)[0]
         b = load_weights(resumed.run_dir / name)[0]

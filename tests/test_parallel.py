@@ -285,7 +285,7 @@ def test_ddp_rank_killed_under_max_restarts_resumes_and_completes(tmp_path, one_
         restarts=2,
     ).stdout
     assert (tmp_path / "report" / "killed").exists()
-    assert f"resuming {run_dir} at epoch 2, step 2" in out
+    assert f"resuming {run_dir / 'checkpoint.pt'} at epoch 2, step 2" in out
     reports = _reports(tmp_path / "report")
     # one restart, or more where a restarted group itself lost a rank on a loaded machine
     restarts = {r["restart"] for r in reports}

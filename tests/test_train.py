@@ -20,7 +20,7 @@ from convzoo.train.recipes import BOOK_SETTINGS
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
 from convzoo.trained import predict_images
-from helpers import CrashAt, toy_pair
+from helpers import CrashAt, StepCount, assert_resumed, toy_pair
 
 # A VGG with dropout (its randomness must be restored exactly on resume), small enough for tests
 SMALL_VGG = {"conv_arch": [[1, 8], [1, 16]], "hidden": 32}
@@ -116,15 +116,24 @@ def _weights(run_dir):
 def test_resume_after_an_exception_is_bitwise_identical(tmp_path):
     data = toy_pair()
     quiet = io.StringIO()
-    full = train(small_cfg(tmp_path / "a", ckpt_every=3), data=data, stdout=quiet)
+    steps = StepCount()
+    full = train(
+        small_cfg(tmp_path / "a", ckpt_every=3), data=data, callbacks=[steps], stdout=quiet
+    )
     crashed_cfg = small_cfg(tmp_path / "b", ckpt_every=3)
     with pytest.raises(RuntimeError, match="injected"):
         train(crashed_cfg, data=data, callbacks=[CrashAt(13)], stdout=quiet)
     state = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
     assert state["trainer"]["global_step"] == 12  # the last checkpoint before the crash
+    count, log = StepCount(), io.StringIO()
     resumed = train(
-        resume_config(crashed_cfg.out, {}), data=data, resume=crashed_cfg.out, stdout=quiet
+        resume_config(crashed_cfg.out, {}),
+        data=data,
+        resume=crashed_cfg.out,
+        callbacks=[count],
+        stdout=log,
     )
+    assert_resumed(crashed_cfg.out, log.getvalue(), 12, count, total=steps.steps)
     a, b = _weights(full.run_dir), _weights(resumed.run_dir)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -134,20 +143,29 @@ def test_resume_after_an_exception_is_bitwise_identical(tmp_path):
 KILL_SCRIPT = r"""
 import sys, os
 sys.path.insert(0, {tests!r})
-from helpers import toy_pair
+from helpers import StepCount, toy_pair
 from convzoo.train.run import resolve_config, train
 from convzoo.train.rundir import resume_config
 out = sys.argv[1]
 data = toy_pair(512, 64)
+count = StepCount()
 if len(sys.argv) > 2:
-    train(resume_config(out, {{}}), data=data, resume=out)
+    train(resume_config(out, {{}}), data=data, resume=out, callbacks=[count])
 else:
     cfg = resolve_config(dict(model="vgg11", model_options={{"conv_arch": [[1, 8], [1, 16]],
         "hidden": 32}}, epochs=3, batch_size=16, lr=0.05, optimizer="nesterov",
         precision="fp32", image_size=16, augment="", out=out, dataset="toy", device="cpu",
         ckpt_every=1))
-    train(cfg, data=data)
+    train(cfg, data=data, callbacks=[count])
+print("STEPS", count.started_after, count.steps)
 """
+
+
+def _step_count(stdout: str) -> StepCount:
+    count = StepCount()
+    _, after, steps = stdout.strip().splitlines()[-1].split()
+    count.started_after, count.steps = int(after), int(steps)
+    return count
 
 
 @pytest.mark.slow
@@ -159,7 +177,8 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
     script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     run = [sys.executable, str(script)]
-    subprocess.run([*run, str(tmp_path / "full")], check=True, env=env, capture_output=True)
+    full = subprocess.run([*run, str(tmp_path / "full")], check=True, env=env, capture_output=True)
+    total = _step_count(full.stdout.decode()).steps
     # Kill somewhere after the first checkpoint, maybe mid-save. On a fast machine the whole
     # job takes about a second, so a kill that comes too late is retried sooner.
     for delay in (random.uniform(0.0, 0.4), 0.05, 0.0):
@@ -177,8 +196,12 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
         if not (victim / "model.safetensors").exists():
             break
     assert not (victim / "model.safetensors").exists(), "every run finished before its kill"
-    load_checkpoint(ckpt)  # the latest checkpoint is complete despite the kill
-    subprocess.run([*run, str(victim), "resume"], check=True, env=env, capture_output=True)
+    # the latest checkpoint is complete despite the kill
+    saved = load_checkpoint(ckpt)["trainer"]["global_step"]
+    resumed = subprocess.run(
+        [*run, str(victim), "resume"], check=True, env=env, capture_output=True
+    ).stdout.decode()
+    assert_resumed(victim, resumed, saved, _step_count(resumed), total)
     a, b = _weights(tmp_path / "full"), _weights(victim)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list(victim.glob(".*.tmp"))

@@ -213,7 +213,8 @@ def header(
     if trainer.strategy.describe():
         lines.append(trainer.strategy.describe())
     if resumed is not None:
-        lines.append(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}")
+        ckpt = Path(run_dir or ".") / Checkpointer.FILENAME  # the file read: name it
+        lines.append(f"resuming {ckpt} at epoch {trainer.epoch + 1}, step {trainer.step}")
     if start_over:
         lines.append(f"no checkpoint in {run_dir} yet (it stopped before its first): starting over")
     return "\n".join(lines) + world_size_note(resumed, world, cfg.batch_size)
