@@ -342,6 +342,19 @@ def test_a_run_that_died_before_its_first_checkpoint_can_go_on(folder, tmp_path,
     assert code == 0 and "starting over" in stdout, err
 
 
+def test_a_start_killed_while_writing_its_config_goes_on_with_auto_resume(folder, tmp_path, capsys):
+    """SIGKILLed in its first write, a run leaves only config.json's temporary file (the kill
+    soak met it): the same command with --auto-resume starts over there and removes it."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.json.k1ll3d.tmp").write_text('{"model": ')
+    code, _, err = cli(capsys, *train_args(folder, out, "--epochs", "1"))
+    assert code == 2 and "exists and is not empty" in one_line(err)  # without: not ours to take
+    code, _, err = cli(capsys, *train_args(folder, out, "--epochs", "1", "--auto-resume"))
+    assert code == 0 and (out / "model.safetensors").exists(), err
+    assert not list(out.glob(".*.tmp"))
+
+
 def files(run_dir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.name != LOCK_NAME}
 

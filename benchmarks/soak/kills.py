@@ -1,6 +1,7 @@
-"""Kills: one small training run SIGKILLed 50 times, each kill followed by a resume, ending with
-weights bitwise equal to an uninterrupted run's; then SIGTERM and SIGINT, each a clean
-checkpoint, one line and the documented exit status (143, 130).
+"""Kills: one small training run SIGKILLed again and again, each kill followed by a resume;
+after every kill the checkpoint on disk equals, bitwise, the uninterrupted run's at the same
+step, and the run ends with files bitwise equal to the uninterrupted run's. Then SIGTERM and
+SIGINT, each a clean checkpoint, one line and the documented exit status (143, 130).
 
     python benchmarks/soak/kills.py [--kills 50] [--signals 10] [--seed 0]
 
@@ -9,10 +10,16 @@ validation split and best.safetensors, flips, batch norm and its refresh, a chec
 steps). Each process is ``victim.py``, the real CLI with phase marks, so that every kill is
 known to have landed at start-up, in a step, in an evaluation or inside a save (and a
 temporary file of ``io.atomic_path`` seen on disk right after the kill proves the latter).
+The uninterrupted run is a victim too, keeping a copy of every checkpoint it writes.
+
 The moment of each kill is drawn (seeded) from five kinds: a random delay after the process
 starts, during start-up, after the k-th step, inside the first evaluation, at the j-th save.
-Each restart is ``convzoo train --resume RUN`` or the first command again with
-``--auto-resume`` (drawn); after every kill the checkpoint on disk must load.
+The schedule adapts to the run's length, counted in steps (so it holds on any machine and
+with any seed): each kill may let the resumed process train at most its share of the steps
+left (``steps left // kills left``), waiting on the process's own step marks rather than on the
+clock alone, so that every planned kill lands before the run could end and the final resume
+and comparison always happen. Each restart is ``convzoo train --resume RUN`` or the first
+command again with ``--auto-resume`` (drawn).
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
     Outcome,
     Part,
-    convzoo,
     env,
     history_losses,
     one_line_problem,
@@ -79,6 +86,18 @@ class Victim:
             time.sleep(0.0005)
         return False
 
+    def until(self, seconds: float, steps: int) -> bool:
+        """Wait ``seconds`` or until the process begins its ``steps``-th step, whichever is
+        first; False if the process ended."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                return False
+            if sum(m == "step" for m in self.marks()) >= steps:
+                return True
+            time.sleep(0.0005)
+        return self.proc.poll() is None
+
     def sleep(self, seconds: float) -> bool:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -107,26 +126,54 @@ def phase_of(marks: list[str]) -> str:
     return "steps"  # between steps, inside one, or the callbacks after an evaluation
 
 
-def timing(folder: Path, work: Path) -> dict[str, float]:
-    """Start-up and total seconds of one run, from its phase marks (for drawing delays)."""
-    v = Victim(train_args(folder, work / "timing", epochs=EPOCHS), work / "timing.phases")
-    code, err = v.finish()
+@dataclass
+class Reference:
+    """The uninterrupted run: its folder, timings for drawing delays, its length in steps, and
+    its state at every checkpoint (global step -> a copy of that checkpoint.pt)."""
+
+    run_dir: Path
+    startup: float
+    total_s: float
+    steps: int
+    steps_per_epoch: int
+    checkpoints: dict[int, Path]
+
+
+def reference_run(folder: Path, work: Path) -> Reference:
+    keep = work / "reference-checkpoints"
+    keep.mkdir(parents=True, exist_ok=True)
+    run_dir = work / "reference"
+    v = Victim(
+        train_args(folder, run_dir, epochs=EPOCHS),
+        work / "reference.phases",
+        SOAK_KEEP_CHECKPOINTS=str(keep),
+    )
+    code, err = v.finish(timeout=600)
     if code != 0:
-        raise SystemExit(f"timing run failed: {err}")
+        raise SystemExit(f"the uninterrupted run failed: {err}")
     lines = [line.split(" ", 2) for line in v.phases.read_text().splitlines()]
     t0 = float(lines[0][0])
     first_step = next(float(t) for t, _, m in lines if m == "step")
-    return {"startup": first_step - t0, "total": float(lines[-1][0]) - t0}
+    checkpoints = {checkpoint_step(p)[1]: p for p in keep.glob("*.pt")}
+    steps = checkpoint_step(run_dir)[1]
+    return Reference(
+        run_dir, first_step - t0, float(lines[-1][0]) - t0, steps, steps // EPOCHS, checkpoints
+    )
 
 
-def kill_once(v: Victim, mode: str, r, times: dict[str, float]) -> bool:
-    """Wait for the moment ``mode`` names, then SIGKILL; False if the run ended first."""
+def kill_once(v: Victim, mode: str, r, ref: Reference, budget: int) -> bool:
+    """Wait for the moment ``mode`` names, then SIGKILL; False if the run ended first. The
+    process begins at most ``budget`` steps (at least its first) before the kill."""
+    cap = max(budget, 1)
     alive = {
-        "any": lambda: v.sleep(r.uniform(0, times["total"])),
-        "start-up": lambda: v.sleep(r.uniform(0, times["startup"])),
-        "steps": lambda: v.wait_for("step", r.randint(1, 6)) and v.sleep(r.uniform(0, 0.01)),
-        "evaluation": lambda: v.wait_for("eval-begin") and v.sleep(r.uniform(0, 0.02)),
-        "save": lambda: v.wait_for("save-begin", r.randint(1, 3)),
+        "any": lambda: v.until(r.uniform(0, ref.total_s), cap),
+        "start-up": lambda: v.until(r.uniform(0, ref.startup), 1),
+        "steps": lambda: (
+            v.wait_for("step", r.randint(1, min(6, cap))) and v.until(r.uniform(0, 0.01), cap)
+        ),
+        "evaluation": lambda: v.wait_for("eval-begin") and v.until(r.uniform(0, 0.02), cap),
+        # the j-th save of any file comes by the j-th checkpoint, at most 2 j steps in
+        "save": lambda: v.wait_for("save-begin", r.randint(1, max(1, min(3, budget // 2)))),
     }[mode]()
     if not alive:
         return False
@@ -135,15 +182,46 @@ def kill_once(v: Victim, mode: str, r, times: dict[str, float]) -> bool:
     return True
 
 
-def checkpoint_step(run_dir: Path) -> tuple[int, int] | None:
-    """(epoch, global step) of the checkpoint on disk, which must load; None if none yet."""
+def checkpoint_step(path: Path) -> tuple[int, int] | None:
+    """(epoch, global step) of the checkpoint (a file, or a run directory's checkpoint.pt),
+    which must load; None if there is none yet."""
     from convzoo.io import load_checkpoint
 
-    path = run_dir / "checkpoint.pt"
+    path = path / "checkpoint.pt" if path.is_dir() else path
     if not path.exists():
         return None
     state = load_checkpoint(path)["trainer"]
     return int(state["epoch"]), int(state["global_step"])
+
+
+#: what makes a checkpoint's state. Left out: its history (it holds the epochs' timings) and
+#: python's ``random`` state, which convzoo saves but neither seeds nor draws from (each process
+#: starts it from the OS); torch's generator, which steps draw from, is compared.
+STATE = ("model", "optimizer", "scheduler", "scaler", "epoch", "step", "global_step", "sums")
+
+
+def state_differs(path: Path, reference: Path | None) -> list[str]:
+    """The parts of the trainer state in checkpoint ``path`` that differ from ``reference``'s,
+    tensors compared bitwise."""
+    from convzoo.io import load_checkpoint
+
+    if reference is None:
+        return ["no checkpoint at that step in the uninterrupted run"]
+    a, b = load_checkpoint(path)["trainer"], load_checkpoint(reference)["trainer"]
+    differ = [k for k in STATE if not _equal(a.get(k), b.get(k))]
+    return differ + ([] if _equal(a["rng"]["torch"], b["rng"]["torch"]) else ["rng.torch"])
+
+
+def _equal(a, b) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
+    return a == b
 
 
 def restart_argv(run_dir: Path, folder: Path, r) -> list[str]:
@@ -152,23 +230,30 @@ def restart_argv(run_dir: Path, folder: Path, r) -> list[str]:
     return train_args(folder, run_dir, "--auto-resume", epochs=EPOCHS)
 
 
-def choose_mode(r, progress: int, total_steps: int, kills_left: int) -> str:
-    """A kind of moment; near the end, one that cannot finish the run before its kill."""
-    if total_steps - progress < 4 * kills_left:
-        return r.choice(["start-up", "save"])
-    return r.choices(["any", "start-up", "steps", "evaluation", "save"], [2, 2, 3, 1, 3])[0]
+def choose_mode(r, budget: int, steps_to_eval: int, first: bool) -> str:
+    """A kind of moment that lands within ``budget`` steps of the resumed process."""
+    if budget < 1:
+        return "start-up"  # no step to spare: killed by its first step at the latest
+    if first and budget >= 2:
+        return "save"  # a checkpoint on disk from the first kill on
+    modes = {"any": 2, "start-up": 2, "steps": 3}
+    if steps_to_eval <= budget:
+        modes["evaluation"] = 1
+    if budget >= 2:
+        modes["save"] = 3
+    return r.choices(list(modes), list(modes.values()))[0]
 
 
-def kills(part: Part, folder: Path, work: Path, reference: Path, n: int, seed: int) -> None:
-    times = timing(folder, work)
-    total_steps = checkpoint_step(work / "timing")[1]
+def kills(part: Part, folder: Path, work: Path, ref: Reference, n: int, seed: int) -> None:
     r = rng(seed, "kills")
-    run_dir, landed, inside_save = work / "killed", {}, 0
+    run_dir, landed, inside_save, compared, fresh, before = work / "killed", {}, 0, 0, 0, None
     for k in range(n):
         progress = (checkpoint_step(run_dir) or (0, 0))[1]
-        mode = "save" if k == 0 else choose_mode(r, progress, total_steps, n - k)
+        budget = (ref.steps - progress) // (n - k)  # its share of the steps left
+        steps_to_eval = ref.steps_per_epoch - progress % ref.steps_per_epoch
+        mode = choose_mode(r, budget, steps_to_eval, first=k == 0)
         v = Victim(restart_argv(run_dir, folder, r), work / "victim.phases")
-        if not kill_once(v, mode, r, times):
+        if not kill_once(v, mode, r, ref, budget):
             part.check(False, f"kill {k + 1}: the run ended before its kill ({mode})")
             break
         phase = phase_of(v.marks())
@@ -182,12 +267,29 @@ def kills(part: Part, folder: Path, work: Path, reference: Path, n: int, seed: i
             at, ok = None, False
             print(f"  checkpoint after kill {k + 1}: {e}")
         part.check(ok, f"kill {k + 1} ({mode}, {phase}): the checkpoint does not load")
+        back = at is not None and before is not None and at[1] < before[1]
+        part.check(not back, f"kill {k + 1}: the checkpoint went back from {before} to {at}")
+        if at is not None:
+            differ = state_differs(run_dir / "checkpoint.pt", ref.checkpoints.get(at[1]))
+            part.check(not differ, f"kill {k + 1}: checkpoint of step {at[1]}: {differ} differ")
+            compared += 1
+            fresh += at != before  # written by the process just killed
+        before = at
         print(f"  kill {k + 1:2d}: {mode:<10} landed in {phase:<28} checkpoint {at} tmp {tmp}")
-    code, err = Victim(restart_argv(run_dir, folder, r), work / "victim.phases").finish()
+    last = Victim(restart_argv(run_dir, folder, r), work / "victim.phases")
+    code, err = last.finish()
     part.check(code == 0, f"the last resume failed: {err.strip()[-300:]}")
-    finish_checks(part, run_dir, reference, "killed run")
+    left, trained = ref.steps - (before or (0, 0))[1], sum(m == "step" for m in last.marks())
+    part.check(trained == left, f"the last resume trained {trained} steps, not the {left} left")
+    finish_checks(part, run_dir, ref.run_dir, "killed run")
     part.notes.update(
-        kills=n, landed=landed, kills_with_tmp_file=inside_save, steps_in_run=total_steps
+        kills_planned=n,
+        kills=sum(landed.values()),
+        landed=landed,
+        kills_with_tmp_file=inside_save,
+        checkpoints_compared=compared,
+        checkpoints_new=fresh,
+        steps_in_run=ref.steps,
     )
 
 
@@ -248,18 +350,15 @@ def main(argv: list[str] | None = None) -> Part:
     part = Part("kills")
     t = time.perf_counter()
     folder = write_folder(work / "imgs", n_train=400, n_test=400)
-    reference = work / "reference"
-    ref = convzoo(*train_args(folder, reference, epochs=EPOCHS), timeout=600)
-    if ref.code != 0:
-        raise SystemExit(f"the uninterrupted run failed: {ref.stderr}")
+    ref = reference_run(folder, work)
     if args.kills:
-        kills(part, folder, work, reference, args.kills, args.seed)
+        kills(part, folder, work, ref, args.kills, args.seed)
     if args.signals:
         # a suite started in the background (``cmd &`` in a script, nohup) ignores SIGINT, and
         # so would every run it starts (convzoo leaves an ignored SIGINT ignored): give the runs
         # the default a terminal's Ctrl-C meets (exec turns this handler into SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signals(part, folder, work, reference, args.signals, args.seed)
+        signals(part, folder, work, ref.run_dir, args.signals, args.seed)
     part.seconds = time.perf_counter() - t
     print(f"kills: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
     return part

@@ -4,9 +4,10 @@
 
 Parts (each also runs alone, ``python benchmarks/soak/PART.py --help``):
 
-- ``kills``     50 SIGKILLs of one training run, each followed by a resume, ending bitwise
-                equal to an uninterrupted run; SIGTERM and SIGINT: a checkpoint, one line,
-                exit 143 / 130
+- ``kills``     50 SIGKILLs of one training run, each followed by a resume, a schedule that
+                fits the run's length; after each kill the checkpoint bitwise equal to an
+                uninterrupted run's at that step, and the run ending bitwise equal to it;
+                SIGTERM and SIGINT: a checkpoint, one line, exit 143 / 130
 - ``fuzz``      610 hostile or broken files of every kind convzoo reads, each through the CLI:
                 exit code and one line naming the file, no traceback, no hang, nothing partial
 - ``malicious`` 15 kinds of malicious checkpoint and weights through 7 CLI commands and 6 API
@@ -57,8 +58,13 @@ def tried(name: str, part) -> str:
     if name == "kills":
         landed = ", ".join(f"{k} {v}" for k, v in sorted(n.get("landed", {}).items()))
         return (
-            f"{n.get('kills')} SIGKILLs ({landed}; {n.get('kills_with_tmp_file')} with a "
-            f"temporary file of io.atomic_path on disk) + SIGTERM/SIGINT"
+            f"{n.get('kills')} SIGKILLs landed of {n.get('kills_planned')} planned ({landed}; "
+            f"{n.get('kills_with_tmp_file')} with a temporary file of io.atomic_path on disk), "
+            f"each followed by a resume; after each kill the checkpoint on disk bitwise equal "
+            f"to the uninterrupted run's at its step ({n.get('checkpoints_compared')} compared, "
+            f"{n.get('checkpoints_new')} written by the process just killed) and never behind "
+            f"the one before; the last resume trains only the steps left; the final weights, "
+            f"history and metrics bitwise equal; + SIGTERM/SIGINT"
         )
     if name == "fuzz":
         kinds = ", ".join(f"{k} {v['cases']}" for k, v in n.get("by_kind", {}).items())

@@ -10,14 +10,17 @@ The kill soak reads the last line at the moment of each SIGKILL to know what it 
 and waits for ``save-begin`` lines to kill inside a save. ``SOAK_STOP_AT="MARK#K"`` makes the
 process stop itself (SIGSTOP) at the K-th ``MARK``, so that the full-disk soak fills the disk
 exactly there, however slow the machine; with ``SOAK_STOP_ONCE=FILE`` only the first process
-to get there stops (it creates FILE: a restarted torchrun worker goes on). Nothing of convzoo
-changes: the marks wrap its functions from outside.
+to get there stops (it creates FILE: a restarted torchrun worker goes on).
+``SOAK_KEEP_CHECKPOINTS=DIR`` copies every ``checkpoint.pt`` once written to ``DIR/N.pt``
+(the kill soak's uninterrupted run: its state at every checkpoint, to compare resumed ones
+with). Nothing of convzoo changes: the marks wrap its functions from outside.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -48,6 +51,9 @@ def instrument() -> None:
 
     real_atomic = convzoo.io.atomic_path
 
+    keep = os.environ.get("SOAK_KEEP_CHECKPOINTS")
+    kept = [0]
+
     @contextlib.contextmanager
     def atomic_path(path):
         name = Path(path).name
@@ -55,6 +61,9 @@ def instrument() -> None:
         with real_atomic(path) as tmp:
             yield tmp
         mark(f"save-end {name}")
+        if keep and name == "checkpoint.pt":
+            kept[0] += 1
+            shutil.copyfile(path, Path(keep) / f"{kept[0]}.pt")
 
     convzoo.io.atomic_path = atomic_path  # before viz imports it by name
 

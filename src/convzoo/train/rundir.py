@@ -75,13 +75,21 @@ def make_run_dir(
     if locks is not None:
         locks.enter_context(RunLock(path))
         refuse_taken(path, reuse)  # again: another run may have started there meanwhile
+        for stale in _config_tmp(path) if reuse else ():
+            stale.unlink(missing_ok=True)  # ours: locked, and never complete
     return path
+
+
+def _config_tmp(path: Path) -> list[Path]:
+    """What a start killed while writing its first file, config.json, leaves."""
+    return list(path.glob(".config.json.*.tmp"))
 
 
 def refuse_taken(path: Path, reuse: bool) -> None:
     """Refuse a folder holding a run or other files (a run without a checkpoint may be
     ``reuse``d)."""
-    entries = [e for e in path.iterdir() if e.name != LOCK_NAME]
+    stale = _config_tmp(path) if reuse else []
+    entries = [e for e in path.iterdir() if e.name != LOCK_NAME and e not in stale]
     if not entries:
         return
     if (path / Checkpointer.FILENAME).exists():
