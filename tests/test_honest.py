@@ -1,5 +1,6 @@
 """Honest evaluation: every choice is made on a validation split, the test set only reports."""
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -136,6 +137,125 @@ def test_nothing_that_decides_reads_the_test_set(tmp_path):
     a = load_weights(real.run_dir / "best.safetensors")[0]
     b = load_weights(junk_run.run_dir / "best.safetensors")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def junk_like(test_set):
+    """Another test set of the same shape: noise images, shuffled labels."""
+    g = torch.Generator().manual_seed(0)
+    return ImageDataset(
+        torch.randint(0, 256, test_set.images.shape, generator=g, dtype=torch.uint8),
+        test_set.labels[torch.randperm(len(test_set), generator=g)],
+        test_set.classes,
+        split="test",
+    )
+
+
+def assert_same_choices(a, b) -> None:
+    """Two runs that differ only in their test set: every figure that decides (validation,
+    lr, loss, the chosen epoch) and the weights kept are the same; the test figures are not."""
+    for key in ("val_acc", "val_loss", "lr", "loss"):
+        assert str(a.history.column(key)) == str(b.history.column(key)), key
+    assert a.history.chosen_epoch == b.history.chosen_epoch
+    wa, wb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.metrics["test_loss"] != b.metrics["test_loss"]  # the test sets do differ
+
+
+def test_lr_find_reads_no_test_set():
+    train_set, test_set = toy_pair(256, 64)
+    cfg = cfg_for(Path("unused"), out=None)
+    found = [
+        lr_find(cfg, data=(train_set, test), steps=40, end_lr=1.0)
+        for test in (test_set, junk_like(test_set), None)
+    ]
+    for other in found[1:]:  # the same sweep with a junk test set, and with none at all
+        assert (other.lrs, other.losses, other.suggestion) == (
+            found[0].lrs,
+            found[0].losses,
+            found[0].suggestion,
+        )
+
+
+def test_finetune_chooses_on_validation_only(tmp_path):
+    import convzoo
+
+    train_set, test_set = toy_pair(128, 64)
+    source = cfg_for(tmp_path / "source", epochs=1, val_split=0)
+    train(source, data=(train_set, test_set), stdout=io.StringIO())
+    runs = []
+    for test in (test_set, junk_like(test_set)):
+        # a network handed to train() is not re-seeded: dropout draws from the process's
+        # generator, which a fresh `convzoo finetune` process starts the same every time
+        torch.manual_seed(0)
+        runs.append(
+            convzoo.finetune(
+                source.out,
+                (train_set, test),
+                epochs=4,
+                val_split=0.25,
+                patience=2,
+                lr=0.003,
+                schedule="plateau",
+                batch_size=32,
+                image_size=16,
+                precision="fp32",
+                device="cpu",
+                augment="",
+                verbose=False,
+            )
+        )
+    assert_same_choices(*runs)
+
+
+@pytest.mark.slow
+def test_reproduce_chooses_on_validation_only(tmp_path, monkeypatch):
+    """The table's fast cells pick their epoch on validation data; the same table with a junk
+    test set keeps the same weights and reports the same choices (in this process: 3 epochs
+    of LeNet's two cells, twice)."""
+    import numpy as np
+
+    from convzoo.reproduce import profiles as prof
+    from convzoo.reproduce import reproduce
+    from convzoo.reproduce.results import read_cells
+    from data_files import idx_bytes, write_idx
+
+    smoke = prof.PROFILES["smoke"]
+    budget = prof.Budget(epochs=3, shots=60)
+    monkeypatch.setitem(
+        prof.PROFILES, "smoke", dataclasses.replace(smoke, budgets={"lenet": budget})
+    )
+    monkeypatch.setenv("CONVZOO_SYSTEM_DATA", "")
+    monkeypatch.setenv("CONVZOO_OFFLINE", "1")
+    rng = np.random.default_rng(1)
+    tables = []
+    for name in ("real", "junk"):
+        raw = tmp_path / name / "FashionMNIST" / "raw"
+        write_idx(raw, "train", 600)
+        write_idx(raw, "test", 100)
+        if name == "junk":
+            (raw / "t10k-images-idx3-ubyte").write_bytes(
+                idx_bytes(rng.integers(0, 256, (100, 28, 28), dtype=np.uint8))
+            )
+            (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(rng.permutation(100) % 10))
+        monkeypatch.setenv("CONVZOO_DATA", str(tmp_path / name))
+        failed, _, _ = reproduce(
+            "smoke", models=["lenet"], device="cpu", out=tmp_path / name / "table",
+            in_process=True, console=io.StringIO(),
+        )  # fmt: skip
+        assert failed == []
+        tables.append({c.name: c for c in read_cells(tmp_path / name / "table")})
+    real, junk = tables
+    assert sorted(real) == ["lenet-d2l-s0", "lenet-fast-s0"]
+    assert real["lenet-fast-s0"].metrics["weights"] == "best"  # a choice was made
+    for name, cell in real.items():
+        other = junk[name]
+        for key in ("val_acc", "val_loss", "lr", "loss"):
+            assert str(cell.history.get(key)) == str(other.history.get(key)), (name, key)
+        assert cell.metrics.get("best_epoch") == other.metrics.get("best_epoch"), name
+        a = load_weights(cell.run_dir / "model.safetensors")[0]
+        b = load_weights(other.run_dir / "model.safetensors")[0]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert all(real[n].metrics["test_loss"] != junk[n].metrics["test_loss"] for n in real)
 
 
 def test_best_weights_are_the_best_validation_epochs_and_the_model_keeps_them(tmp_path):

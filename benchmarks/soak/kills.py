@@ -294,6 +294,8 @@ def kills(part: Part, folder: Path, work: Path, ref: Reference, n: int, seed: in
 
 
 def finish_checks(part: Part, run_dir: Path, reference: Path, what: str) -> None:
+    if not part.check((run_dir / "metrics.json").exists(), f"{what}: it never finished"):
+        return
     differ = same_files(reference, run_dir, ("model.safetensors", "best.safetensors"))
     part.check(not differ, f"{what}: {differ} differ from the uninterrupted run's")
     same_history = history_losses(reference) == history_losses(run_dir)
