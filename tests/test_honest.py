@@ -217,7 +217,7 @@ def test_reproduce_chooses_on_validation_only(tmp_path, monkeypatch):
     from convzoo.reproduce import profiles as prof
     from convzoo.reproduce import reproduce
     from convzoo.reproduce.results import read_cells
-    from data_files import idx_bytes, write_idx
+    from data_files import idx_bytes
 
     smoke = prof.PROFILES["smoke"]
     budget = prof.Budget(epochs=3, shots=60)
@@ -226,17 +226,20 @@ def test_reproduce_chooses_on_validation_only(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CONVZOO_SYSTEM_DATA", "")
     monkeypatch.setenv("CONVZOO_OFFLINE", "1")
-    rng = np.random.default_rng(1)
+
+    def write(raw, prefix, n, junk=False):  # the label sets the brightness: learnable
+        rng = np.random.default_rng(prefix == "t10k")  # the same training images in both
+        labels = rng.permutation(n) % 10 if junk else np.arange(n) % 10
+        images = rng.integers(0, 20, (n, 28, 28)) + (0 if junk else labels[:, None, None] * 25)
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images.astype(np.uint8)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+
     tables = []
     for name in ("real", "junk"):
         raw = tmp_path / name / "FashionMNIST" / "raw"
-        write_idx(raw, "train", 600)
-        write_idx(raw, "test", 100)
-        if name == "junk":
-            (raw / "t10k-images-idx3-ubyte").write_bytes(
-                idx_bytes(rng.integers(0, 256, (100, 28, 28), dtype=np.uint8))
-            )
-            (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(rng.permutation(100) % 10))
+        write(raw, "train", 600)
+        write(raw, "t10k", 100, junk=name == "junk")
         monkeypatch.setenv("CONVZOO_DATA", str(tmp_path / name))
         failed, _, _ = reproduce(
             "smoke", models=["lenet"], device="cpu", out=tmp_path / name / "table",
