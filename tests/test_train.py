@@ -418,3 +418,31 @@ def test_curves_are_redrawn_at_most_every_few_seconds_and_at_the_end(tmp_path, m
     every = HistoryWriter(tmp_path, plot_every_s=0)
     Trainer(model, loader, optimizer=opt, callbacks=[every]).fit(2)
     assert drawn == [1, 2]  # no limit: every epoch, and nothing twice at the end
+
+
+def test_deterministic_turns_on_deterministic_kernels(tmp_path):
+    """--deterministic: torch's deterministic kernels, cuDNN's deterministic algorithms and a
+    fixed cuBLAS workspace (what makes a GPU run repeat bitwise); on the CPU, whose kernels are
+    deterministic already, the same weights as without it."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    data, quiet = toy_pair(64, 32), io.StringIO()
+    try:
+        on = train(small_cfg(tmp_path / "a", epochs=1, deterministic=True), data=data, stdout=quiet)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic = saved[1]
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        if saved[2] is not None:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[2]
+    assert json.loads((on.run_dir / "config.json").read_text())["deterministic"] is True
+    off = train(small_cfg(tmp_path / "b", epochs=1), data=data, stdout=quiet)
+    a, b = _weights(on.run_dir), _weights(off.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -49,12 +49,23 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def tune_backends(device: torch.device) -> None:
+def tune_backends(device: torch.device, deterministic: bool = False) -> None:
     """On a GPU, let cuDNN time its convolution algorithms once per input shape and keep the
     fastest (``cudnn.benchmark``): the zoo trains fixed shapes, so the one-off timing pays for
-    itself within the first epoch. On the CPU, :func:`keep_freed_memory`."""
+    itself within the first epoch. On the CPU, :func:`keep_freed_memory`.
+
+    ``deterministic`` (``--deterministic``, asked for by the user; it stays on for the rest of
+    the process): the same arithmetic from the same state on a GPU too, so that runs repeat and
+    resumes end bitwise equal there as they do on the CPU. torch's deterministic kernels (an
+    op that has none is named in a warning), cuDNN's deterministic algorithms without
+    benchmarking, and the fixed cuBLAS workspace they need (``CUBLAS_WORKSPACE_CONFIG``, unless
+    set). Slower on a GPU; the CPU's kernels are deterministic already."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
     else:
         keep_freed_memory()
 

@@ -132,6 +132,9 @@ class TrainConfig:
         None, "channels-last memory format (default: with bf16/fp16)"
     )
     compile: bool = setting(False, "torch.compile the model")
+    deterministic: bool = setting(
+        False, "deterministic GPU kernels: runs and resumes bitwise repeatable there (slower)"
+    )
     seed: int = setting(0, "random seed (initial weights, data order, augmentation)")
     strategy: str = setting(
         "single", "how to use several devices (docs/multi-device.md)", choices=tuple(STRATEGIES)

@@ -149,7 +149,7 @@ def build_setup(
     normalization: Normalization | None,
 ) -> Setup:
     """Data, model (on the device, in its memory format), loaders and precision."""
-    tune_backends(strategy.device)
+    tune_backends(strategy.device, cfg.deterministic)
     train_data, test_data = data if data is not None else load_data(cfg)
     train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
     model = model if model is not None else build_model(cfg, train_data)
