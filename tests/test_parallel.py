@@ -16,7 +16,7 @@ from convzoo.io import load_checkpoint, load_weights
 from convzoo.models import create_model
 from convzoo.parallel import ScratchStrategy, allreduce, get_params, split_batch
 from convzoo.parallel.ddp import check_sync_bn
-from convzoo.train import Trainer
+from convzoo.train import Callback, Trainer
 from convzoo.train.run import train
 from ddp_job import SMALL_VGG, job_config, job_data
 from helpers import run_torchrun, toy_pair
@@ -121,7 +121,37 @@ def test_scratch_training_matches_one_device(devices, one_device_vgg):
         torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+class ReplicasInSync(Callback):
+    """After every step's forward and backward: each replica has the master's parameters (given
+    at the step's start) and the same, allreduced, gradients; the running statistics are given
+    to the replicas again at the next step's start."""
+
+    def on_fit_start(self, trainer):
+        strategy, self.steps = trainer.strategy, 0
+        real_step, real_sync = strategy.forward_backward, strategy.sync_replicas
+
+        def step(*args, **kwargs):
+            out = real_step(*args, **kwargs)
+            master, *others = strategy.replicas
+            for other in others:
+                for (name, p), q in zip(master.named_parameters(), other.parameters()):
+                    assert torch.equal(p, q) and torch.equal(p.grad, q.grad), name
+            assert any(p.grad.abs().sum() > 0 for p in master.parameters())
+            self.steps += 1
+            return out
+
+        def sync():
+            real_sync()
+            master, *others = strategy.replicas
+            for other in others:
+                for a, b in zip(master.buffers(), other.buffers()):
+                    assert torch.equal(a, b)
+
+        strategy.forward_backward, strategy.sync_replicas = step, sync
+
+
 def test_scratch_trains_a_batch_norm_model_and_keeps_replicas_in_sync(tmp_path):
+    check = ReplicasInSync()
     result = train(
         job_config(
             model="lenet_bn",
@@ -133,8 +163,10 @@ def test_scratch_trains_a_batch_norm_model_and_keeps_replicas_in_sync(tmp_path):
             out=str(tmp_path / "run"),
         ),
         data=toy_pair(64, 16),
+        callbacks=[check],
         stdout=io.StringIO(),
     )
+    assert check.steps == 2  # 64 images, batches of 32: every step was checked
     assert result.history.last["loss"] < 2 and load_checkpoint(result.run_dir / "checkpoint.pt")
 
 

@@ -18,6 +18,7 @@ from convzoo.cli._common import given_values
 from convzoo.errors import ConvzooError, UnknownNameError
 from convzoo.models import create_model, get_model_entry
 from convzoo.reproduce import BOOK_RESULTS, PROFILES, Budget, Cell, get_profile, write_report
+from convzoo.reproduce.book import BOOK_CODE_RUNS, compare_runs
 from convzoo.reproduce.profiles import BOOK_MODELS
 from convzoo.reproduce.results import gather_rows, read_cells
 from convzoo.reproduce.runner import Progress, State, locked
@@ -112,6 +113,32 @@ def test_book_verdict():
     assert [lenet.verdict(a) for a in (0.77, 0.79, 0.81)] == ["below", "inside", "above"]
 
 
+def test_welchs_test_is_scipys():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for a, b in (
+        ([0.7989, 0.8255, 0.7982], [0.7723, 0.7718, 0.7962, 0.79, 0.8104]),
+        ([0.5, 0.6, 0.55], [0.9, 0.91, 0.93, 0.95]),
+        ([0.80, 0.81], [0.80, 0.81, 0.79, 0.82, 0.80, 0.81]),
+    ):
+        expected = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
+        assert compare_runs(a, b).p == pytest.approx(expected, abs=1e-9)
+    assert compare_runs([0.8], [0.7, 0.8]) is None  # one seed: no variance, no test
+
+
+def test_lenet_d2l_is_judged_against_runs_of_the_books_code(table):
+    theirs = BOOK_CODE_RUNS["lenet"]
+    assert len(theirs) >= 5  # measured, benchmarks/lenet_seeds.py
+    d2l = {(r.model, r.recipe): r for r in gather_rows(read_cells(table))}["lenet", "d2l"]
+    test = d2l.against_book_code
+    assert test.ours == (0.780, 0.790, 0.805) and test.theirs == theirs
+    assert test.describe() in (table / "report.md").read_text()
+    # the rule: Welch's test does not tell them apart and the means are within a point
+    assert compare_runs(list(theirs), theirs).same
+    shifted = [a + 0.02 for a in theirs]
+    assert not compare_runs(shifted, theirs).same and compare_runs(shifted, theirs).p < 0.05
+    assert "differs" in compare_runs(shifted, theirs).describe()
+
+
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     """A finished cpu-profile folder (no training) with its report written once; one cell's
@@ -152,7 +179,7 @@ def test_rows_judge_against_the_book_only_at_its_budget(table):
 def test_the_report_says_what_was_measured(table):
     text = (table / "report.md").read_text()
     assert "| lenet @28px | d2l | 0.7917 ± 0.0126 (3 seeds) | last epoch |" in text
-    assert "inside (2/3 seeds inside; last 3 epochs 0.624-0.805)" in text
+    assert "inside the printed range (2/3 seeds inside; last 3 epochs 0.624-0.805)" in text
     assert "best on val_acc" in text  # the fast cells' weights were chosen on validation
     assert "At a reduced budget (not the book's experiment)" in text
     reduced = text.split("At a reduced budget")[1].split("## Goals")[0]

@@ -60,10 +60,25 @@ def test_cli_models_lists_every_model(capsys):
     assert "61,706" in out  # LeNet's parameters
 
 
+def alexnet_flops_by_hand() -> int:
+    """The book's AlexNet at 224 px, counted from its layers: 2 FLOPs per multiply-add of each
+    conv (C_out x H_out x W_out x C_in x k x k) and linear layer (in x out)."""
+    convs = [  # C_in, C_out, k, output side (224 -> 54 -> pool 26 -> 26 -> pool 12 -> 12 ...)
+        (1, 96, 11, 54), (96, 256, 5, 26), (256, 384, 3, 12), (384, 384, 3, 12),
+        (384, 256, 3, 12),
+    ]  # fmt: skip
+    linears = [(256 * 5 * 5, 4096), (4096, 4096), (4096, 10)]
+    return sum(2 * co * side * side * ci * k * k for ci, co, k, side in convs) + sum(
+        2 * i * o for i, o in linears
+    )
+
+
 def test_cli_summary_alexnet(capsys):
     code, out, err = run_cli(capsys, "summary", "alexnet", "--input-size", "1,224,224")
     assert code == 0, err
-    assert "1 x 96 x 54 x 54" in out and "forward GFLOPs/image: 1.8763" in out
+    flops = alexnet_flops_by_hand()
+    assert convzoo.summary(convzoo.create_model("alexnet"), (1, 224, 224)).flops == flops
+    assert "1 x 96 x 54 x 54" in out and f"forward GFLOPs/image: {flops / 1e9:.4f}" in out
 
 
 def test_cli_user_errors_are_one_line(capsys):

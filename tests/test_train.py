@@ -396,7 +396,11 @@ def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change
 def test_early_stopping(tmp_path):
     cfg = small_cfg(tmp_path, epochs=8, patience=1, lr=1e-6, schedule="constant")
     result = train(cfg, data=toy_pair(), stdout=io.StringIO())
-    assert len(result.history) < 8
+    history = result.history
+    best = int(history.best("val_acc")["epoch"])
+    # stopped at the end of the epoch that used up the patience: one after the best, no later
+    assert len(history) == best + 1 < 8, history.column("val_acc")
+    assert max(history.column("val_acc")[best:]) <= history.column("val_acc")[best - 1]
 
 
 def test_curves_are_redrawn_at_most_every_few_seconds_and_at_the_end(tmp_path, monkeypatch):

@@ -60,13 +60,17 @@ def _gain(row: Row) -> str:
 
 
 def _verdict(row: Row) -> str:
+    """Against the book's code's runs where there are some (a two-sample test), else against
+    the printed range; the range is always given beside it."""
     if not row.verdict:
         return ""
-    text = f"{row.verdict} ({row.seeds_inside}/{len(row.accs)} seeds inside"
+    text = f"{row.verdict} the printed range ({row.seeds_inside}/{len(row.accs)} seeds inside"
     late = row.late_range
     if late is not None:  # the figure the book prints is a noisy one: say how noisy
         text += f"; last 3 epochs {late[0]:.3f}-{late[1]:.3f}"
-    return text + ")"
+    text += ")"
+    test = row.against_book_code
+    return f"{test.describe()}; {text}" if test is not None else text
 
 
 def _weights(row: Row) -> str:
@@ -209,7 +213,7 @@ def goals(rows: list[Row]) -> Block:
     lines = []
     for r in rows:
         if r.verdict:
-            lines.append(f"{r.model} d2l inside the book's spread: {_verdict(r)}")
+            lines.append(f"{r.model} d2l: {_verdict(r)}")
         if r.goal_met is not None:
             against = "the book's best figure" if r.comparable else "d2l at the same budget"
             points = r.gain_over_book if r.comparable else r.gain

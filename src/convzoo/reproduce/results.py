@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .book import BOOK_RESULTS, MODERN_MARGIN, BookResult
+from .book import BOOK_CODE_RUNS, BOOK_RESULTS, MODERN_MARGIN, BookResult, Comparison, compare_runs
 from .profiles import Budget
 from .runner import STATE, is_done
 
@@ -103,6 +103,14 @@ class Row:
         if self.recipe != "d2l" or not self.comparable or not self.accs:
             return ""
         return self.book.verdict(self.mean)  # type: ignore[union-attr]
+
+    @property
+    def against_book_code(self) -> Comparison | None:
+        """For a d2l row at the book's budget with runs of the book's code to compare with
+        (:data:`~convzoo.reproduce.book.BOOK_CODE_RUNS`): the two-sample verdict."""
+        if self.recipe != "d2l" or not self.comparable:
+            return None
+        return compare_runs(self.accs, BOOK_CODE_RUNS.get(self.model, ()))
 
     @property
     def seeds_inside(self) -> int:
