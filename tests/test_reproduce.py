@@ -136,7 +136,9 @@ def test_lenet_d2l_is_judged_against_runs_of_the_books_code(table):
     assert compare_runs(list(theirs), theirs).same
     shifted = [a + 0.02 for a in theirs]
     assert not compare_runs(shifted, theirs).same and compare_runs(shifted, theirs).p < 0.05
-    assert "differs" in compare_runs(shifted, theirs).describe()
+    assert compare_runs(shifted, theirs).describe().startswith("differs from the book's code")
+    # not told apart by 3 seeds, but 1.9 points apart: not shown the same (the cpu table's)
+    assert compare_runs([0.7989, 0.8255, 0.7982], theirs).verdict == "not shown the same as"
 
 
 @pytest.fixture(scope="module")
