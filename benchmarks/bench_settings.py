@@ -39,18 +39,6 @@ CASES = [
 ]
 
 
-def machine_line() -> str:
-    from convzoo.runtime import cpu_supports_bf16, machine_id
-
-    m = machine_id()
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (
-        f"{m['cpu']}: capability {m['capability']}, native bf16 {cpu_supports_bf16()}, "
-        f"{os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {m['torch']}; "
-        f"load average {load}"
-    )
-
-
 def step_rates(model: str, size: int, batch: int, pairs: list, steps: int) -> dict[str, list]:
     """Examples per second of each (precision, channels_last) pair, one list of steps each."""
     from convzoo.models import create_model, get_model_entry
@@ -90,11 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-scale", type=float, default=1.0, help="scale every batch (smoke)")
     args = p.parse_args(argv)
     from convzoo.models import create_model, get_model_entry
-    from convzoo.runtime import candidates, choose_execution
+    from convzoo.runtime import candidates, choose_execution, describe_machine
 
     os.environ["CONVZOO_CACHE"] = tempfile.mkdtemp()  # calibrate afresh, keep the user's cache
     wanted = args.models.split(",") if args.models else [c[0] for c in CASES]
-    print(machine_line())
+    print(describe_machine())
     print("| network | input | batch | " + " | ".join(["settings: examples/s (median of steps)"])
           + " | auto picks | its speed / fastest |")  # fmt: skip
     print("|---|---|---:|---|---|---:|")
@@ -117,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {model} | {size} | {batch} | {shown} | {pick} | {rates[pick] / best:.2f} |",
             flush=True,
         )
-    print(machine_line().split("; ")[-1])
+    print(describe_machine().split("; ")[-1])
 
 
 if __name__ == "__main__":

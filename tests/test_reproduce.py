@@ -127,7 +127,7 @@ def test_welchs_test_is_scipys():
 
 def test_lenet_d2l_is_judged_against_runs_of_the_books_code(table):
     theirs = BOOK_CODE_RUNS["lenet"]
-    assert len(theirs) >= 5  # measured, benchmarks/lenet_seeds.py
+    assert len(theirs) >= 5  # measured, benchmarks/book_runs.py
     d2l = {(r.model, r.recipe): r for r in gather_rows(read_cells(table))}["lenet", "d2l"]
     test = d2l.against_book_code
     assert test.ours == (0.780, 0.790, 0.805) and test.theirs == theirs
@@ -280,11 +280,12 @@ def test_a_folder_holds_one_profile(tmp_path):
         State(tmp_path, get_profile("smoke"))
 
 
-def test_the_best_recipe_is_fast_trained_three_times_longer_with_flip_tta():
+def test_the_best_recipe_is_the_fast_base_trained_30_epochs_with_flip_tta():
     from convzoo.train.run import resolve_config
 
     fast, best = (resolve_config({"model": "speednet"}, r) for r in ("fast", "best"))
-    assert best.epochs == 3 * fast.epochs and best.tta and not fast.tta
+    # on the base of the fast recipe (speednet's there is narrower, shorter and tested with TTA)
+    assert best.epochs == 30 and best.tta and best.model_options == {}
     # shifts and erasing measured 0.5 points worse on validation at 30 epochs (RESULTS.md)
     assert best.augment == fast.augment
     assert (best.lr, best.optimizer, best.schedule) == (fast.lr, fast.optimizer, fast.schedule)

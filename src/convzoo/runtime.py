@@ -199,6 +199,17 @@ def machine_id() -> dict[str, object]:
     }
 
 
+def describe_machine() -> str:
+    """One line naming what speed figures depend on: CPU, instruction set, native bf16,
+    cores, threads, torch, and the load average."""
+    m = machine_id()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (
+        f"{m['cpu']}: {m['capability']}, native bf16 {'yes' if m['native_bf16'] else 'no'}, "
+        f"{os.cpu_count()} cores, {m['threads']} threads, torch {m['torch']}; load {load}"
+    )
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()

@@ -49,7 +49,7 @@ MODERN_MARGIN = 0.02
 
 #: the book's own code on a CPU, where a network's printed figure is one noisy run: the test
 #: accuracy of the published d2l package's ``train_ch6`` (d2l 1.0.3, 10 epochs, the book's lr
-#: and batch, seeds 0-9), measured by ``benchmarks/lenet_seeds.py`` (benchmarks/RESULTS.md).
+#: and batch, seeds 0-9), measured by ``benchmarks/book_runs.py`` (benchmarks/RESULTS.md).
 #: A d2l row is judged against these runs with a two-sample test, not against the printed range.
 BOOK_CODE_RUNS: dict[str, tuple[float, ...]] = {
     "lenet": (0.7723, 0.7718, 0.7962, 0.7829, 0.8104, 0.7912, 0.8114, 0.7873, 0.7924, 0.7725),
