@@ -49,6 +49,7 @@ def job_config(**kw):
         drop_last=False,  # 203 samples: the last step has 11, so rank 1 gets one padding sample
         val_split=0.0,  # all 203 train (the validation loader shards and reduces as the test's)
         eval_batch_size=16,  # 61 test samples: padded evaluation batches too
+        test_every=1,  # every epoch's test figures compared between the ranks
         ckpt_every=3,
     )
     values.update(kw)

@@ -283,7 +283,10 @@ def test_recipes_read_a_python_network_itself():
     plain = nn.Sequential(nn.Flatten(), nn.Linear(256, 4))
     fast = recipe_defaults("fast", "Sequential", net=plain)
     assert fast["optimizer"] == "adamw" and fast["normalize"] and fast["image_size"] is None
-    assert recipe_defaults("fast", "Sequential", net=small_net()) == {"image_size": None}
+    assert recipe_defaults("fast", "Sequential", net=small_net()) == {
+        "image_size": None,
+        "test_every": 0,
+    }
     assert recipe_defaults("d2l", "Sequential", net=plain)["lr"] == 0.1  # no book row
 
 

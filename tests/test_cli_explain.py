@@ -1,5 +1,7 @@
 """``convzoo explain`` as a user runs it (subprocesses, a toy image folder, a run trained here)."""
 
+import json
+
 import pytest
 
 import convzoo
@@ -38,7 +40,8 @@ def test_explain_an_image_file(run, folder):
     assert "hirescam at b4" in lines[0]
     assert lines[1] == f"wrote {out / 'explain.html'} (and 9 PNGs beside it)"
     text = (out / "explain.html").read_text()
-    assert "the 3 most active of 32 channels" in text and "true class class2" in text
+    width = json.loads((run / "config.json").read_text())["model_options"]["width"]
+    assert f"the 3 most active of {width} channels" in text and "true class class2" in text
 
 
 def test_explain_an_image_of_the_data_set(run, tmp_path):
@@ -48,7 +51,8 @@ def test_explain_an_image_of_the_data_set(run, tmp_path):
     assert r.stdout.startswith("folder:") and "test #5" in r.stdout
     assert "gradcam at b2" in r.stdout
     text = (out / "explain.html").read_text()
-    assert "Grad-CAM" in text and "at b2 (64 x 7 x 7, upsampled to 28 x 28)" in text
+    width = json.loads((run / "config.json").read_text())["model_options"]["width"]
+    assert "Grad-CAM" in text and f"at b2 ({2 * width} x 7 x 7, upsampled to 28 x 28)" in text
 
 
 @pytest.mark.parametrize(

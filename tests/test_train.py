@@ -56,6 +56,7 @@ def test_fit_end_to_end_writes_a_complete_run(tmp_path):
         out=tmp_path / "run",
         verbose=False,
         device="cpu",
+        test_every=1,  # the fast recipe tests once, at the end
     )
     assert len(history) == 3
     for key in ("loss", "train_acc", "test_acc", "lr", "examples_per_sec", "epoch_time_s"):

@@ -127,9 +127,13 @@ class TrainConfig:
     tta: bool = setting(False, "evaluate on each test image and its mirror image")
     # execution
     device: str = setting("auto", "auto | cpu | cuda | cuda:N")
-    precision: str = setting("auto", "autocast precision", choices=PRECISIONS)
+    precision: str = setting(
+        "auto",
+        "autocast precision (auto: on a CPU the fastest measured here, bf16 only where native)",
+        choices=PRECISIONS,
+    )
     channels_last: bool | None = setting(
-        None, "channels-last memory format (default: with bf16/fp16)"
+        None, "channels-last memory format (default: on a CPU whichever measures faster here)"
     )
     compile: bool = setting(False, "torch.compile the model")
     deterministic: bool = setting(

@@ -202,12 +202,15 @@ def header(
     n_test = len(setup.test_data) if setup.test_data is not None else 0
     n_val = f" / {len(setup.val_data):,} val" if setup.val_data is not None else ""
     world = trainer.strategy.world_size
+    options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items())
     lines = [
-        f"model {cfg.model} ({params:,} parameters)  data {cfg.dataset} "
-        f"({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})",
+        f"model {cfg.model} ({options + '; ' if options else ''}{params:,} parameters)  data "
+        f"{cfg.dataset} ({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})",
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
-        f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'  "
-        f"device {trainer.device}" + (f"  world size {world}" if world > 1 else ""),
+        f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'"
+        + (", flip TTA" if cfg.tta else "")
+        + f"  device {trainer.device}"
+        + (f"  world size {world}" if world > 1 else ""),
         f"settings {setup.execution.label}: {setup.execution.reason}",
     ]
     if trainer.strategy.describe():
