@@ -3,7 +3,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from convzoo.data import DeviceLoader, ImageDataset, folder_transforms, parse_augment
+from convzoo.data import DeviceLoader, ImageDataset, parse_augment
 from convzoo.data.augment import (
     AugmentSpecError,
     ColorJitter,
@@ -195,19 +195,6 @@ def test_unknown_op_lists_known_ones():
     with pytest.raises(UnknownNameError, match="hflip") as e:
         parse_augment("hflip,rotate:10")
     assert "rotate" in str(e.value) and isinstance(e.value, ConvzooError)
-
-
-def test_folder_transforms_are_torchvision_per_sample_equivalents():
-    t = folder_transforms("hflip:0.3,crop:4,rrc::0.2-1,jitter:0.1:0.2:0.3:0.4", (28, 28))
-    flip, crop, rrc, jitter = t.transforms
-    assert isinstance(flip, v2.RandomHorizontalFlip) and flip.p == 0.3
-    assert isinstance(crop, v2.RandomCrop) and crop.size == (28, 28) and crop.padding == [4] * 4
-    assert isinstance(rrc, v2.RandomResizedCrop) and rrc.size == (28, 28)
-    assert rrc.scale == (0.2, 1.0)
-    assert isinstance(jitter, v2.ColorJitter) and jitter.hue == (-0.4, 0.4)
-    assert folder_transforms("none", (28, 28)) is None
-    out = t(torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8))
-    assert out.shape == (3, 28, 28) and out.dtype == torch.uint8
 
 
 def test_works_inside_device_loader_and_resumes_bitwise():

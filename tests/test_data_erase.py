@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 from torchvision import transforms as T
-from torchvision.transforms import v2
 
-from convzoo.data import folder_transforms, parse_augment
+from convzoo.data import parse_augment
 from convzoo.data.augment import AugmentSpecError, Erase
 
 
@@ -59,15 +58,11 @@ def test_same_seed_same_rectangles():
     assert Erase()(x[:0], gen(0)).shape == (0, 1, 28, 28)
 
 
-def test_spec_and_its_torchvision_twin():
+def test_spec_round_trips():
     assert parse_augment("erase").ops == [Erase()]
     op = parse_augment("hflip,erase:0.25:0.05-0.2:0.5-2").ops[1]
     assert op == Erase(0.25, (0.05, 0.2), (0.5, 2.0))
     assert parse_augment(str(op)).ops == [op]
-    t = folder_transforms("erase:0.25:0.05-0.2:0.5-2", (28, 28))
-    (tv,) = t.transforms
-    assert isinstance(tv, v2.RandomErasing) and tv.p == 0.25 and tv.scale == (0.05, 0.2)
-    assert t(torch.randint(1, 256, (1, 28, 28), dtype=torch.uint8)).shape == (1, 28, 28)
 
 
 @pytest.mark.parametrize("spec", ["erase:2", "erase:0.5:0.5-0.1", "erase:0.5:0.1-2", "erase:1:::"])

@@ -6,7 +6,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from convzoo.data import FolderLoader, index_folder, load_dataset, load_folder
+from convzoo.data import (
+    DeviceLoader,
+    FolderIndex,
+    FolderLoader,
+    ImageDataset,
+    index_folder,
+    load_dataset,
+    load_folder,
+    parse_augment,
+    place,
+)
+from convzoo.data.folder import read_images
 from convzoo.errors import DataError
 from data_files import save_image, truncated_jpeg
 
@@ -95,62 +106,76 @@ def test_corrupt_images_are_named_or_skipped_with_a_list(folder, caplog):
     assert "skipped 2 unreadable image(s)" in text and str(junk) in text and str(bad) in text
 
 
-def test_too_big_for_memory_points_to_the_streaming_loader(folder):
-    with pytest.raises(DataError, match="FolderLoader"):
-        load_folder(folder, max_bytes=1000)
+def test_memory_decision_uses_the_training_size_and_the_subset(folder):
+    index = index_folder(folder, image_size=100)  # 9 images of 3 x 100 x 100
+    assert index.nbytes == 9 * 3 * 100 * 100 and index.size == (100, 100)
+    (streamed,), note = place([index], budget=index.nbytes - 1)
+    assert streamed is index and note.startswith("streamed from disk") and "budget" in note
+    (small,), note = place([index.subset(torch.arange(8))], budget=index.nbytes - 1)
+    assert isinstance(small, ImageDataset) and small.images.shape == (8, 3, 100, 100)
+    assert note.startswith("in memory") and small.note == note
+    assert isinstance(place([index], "yes", budget=0)[0][0], ImageDataset)
+    assert place([index], "no")[0][0] is index
+    assert isinstance(load_dataset(f"folder:{folder}", in_memory="no"), FolderIndex)
+
+
+def test_in_memory_and_streamed_hold_the_same_pixels_and_statistics(folder):
+    index = index_folder(folder, image_size=(6, 7))
+    ds = read_images(index)
+    assert torch.equal(index.images[:], ds.images) and torch.equal(index.images[3], ds.images[3])
+    assert index.stats() == ds.stats()
 
 
 # -- streamed ---------------------------------------------------------------------------------
-def test_folder_loader_batches_like_device_loader(folder):
-    loader = FolderLoader(folder, 4, num_workers=0, image_size=16, mean=[0.5] * 3, std=[0.25] * 3)
-    assert len(loader) == 3 and loader.samples_per_epoch == 9 and loader.batch_size == 4
-    batches = list(loader)
-    assert [b.valid for b in batches] == [4, 4, 1]
-    assert batches[0].x.shape == (4, 3, 16, 16) and batches[0].x.dtype == torch.float32
-    assert torch.cat([b.y for b in batches]).tolist() == [0] * 5 + [1] * 4
-    ref = load_folder(folder)
-    x = ref.images[:4].float().div(255)
-    x = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(batches[0].x, (x - 0.5) / 0.25)
-    assert loader.data.num_classes == 2 and loader.data.in_channels == 3
-
-
-def test_folder_loader_is_deterministic_resumable_and_worker_independent(folder):
-    def epoch(workers, start=0, ep=3):
-        loader = FolderLoader(
-            folder, 2, shuffle=True, augment="hflip,crop:2,jitter:0.3", seed=5, num_workers=workers
-        )
-        loader.set_epoch(ep, start_step=start)
-        return [(b.x, b.y) for b in loader]
-
-    full = epoch(0)
-    resumed = epoch(0, start=2)
-    assert all(
-        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[2:], resumed)
+def loader_pair(folder, workers=0, **kw):
+    """The same folder in memory (DeviceLoader) and streamed (FolderLoader)."""
+    index = index_folder(folder, image_size=12)
+    kw = dict(shuffle=True, augment=parse_augment("hflip,crop:2,jitter:0.3"), seed=5, **kw)
+    return DeviceLoader(read_images(index), 4, **kw), FolderLoader(
+        index, 4, num_workers=workers, **kw
     )
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(full, epoch(2)))  # workers change nothing
-    assert not all(torch.equal(a[1], b[1]) for a, b in zip(full, epoch(0, ep=4)))
 
 
-def test_folder_loader_shards_every_sample_once(folder):
+def test_streamed_batches_equal_in_memory_ones_and_resume_bitwise(folder):
+    memory, streamed = loader_pair(folder, image_size=16, mean=[0.5] * 3, std=[0.25] * 3)
+    assert len(streamed) == len(memory) == 3 and streamed.samples_per_epoch == 9
+
+    def epoch(loader, start=0, ep=3):
+        loader.set_epoch(ep, start_step=start)
+        return [(b.x, b.y, b.valid) for b in loader]
+
+    full = epoch(streamed)
+    assert [v for _, _, v in full] == [4, 4, 1] and full[0][0].shape == (4, 3, 16, 16)
+    for a, b in zip(full, epoch(memory)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    for a, b in zip(full[1:], epoch(streamed, start=1)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    streamed.num_workers = 2  # decoded in worker processes: the same batches
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full, epoch(streamed)))
+    assert not all(torch.equal(a[1], b[1]) for a, b in zip(full, epoch(streamed, ep=4)))
+
+
+def test_streamed_shards_every_sample_once(folder):
     seen, widths = [], []
     for rank in range(2):
-        loader = FolderLoader(folder, 2, shuffle=True, world_size=2, rank=rank, num_workers=0)
+        loader = loader_pair(folder, world_size=2, rank=rank)[1]
         batches = list(loader)
         seen += [y for b in batches for y in b.y[: b.valid].tolist()]
         widths.append([len(b.y) for b in batches])
-        assert [b.global_valid for b in batches] == [4, 4, 1]
+        assert [b.global_valid for b in batches] == [8, 1]
     assert sorted(seen) == [0] * 5 + [1] * 4  # each sample once over the ranks
-    assert widths[0] == widths[1] == [2, 2, 1]  # equal shapes on every rank
+    assert widths[0] == widths[1] == [4, 1]  # equal shapes on every rank
 
 
-def test_folder_loader_bad_file_errors_or_is_skipped(folder, caplog):
-    bad = truncated_jpeg(folder / "train" / "dog" / "broken.jpg")
-    kw = dict(channels=3, load_size=8, num_workers=0)  # no header scan
-    with pytest.raises(DataError, match="skip_bad_images=True") as e:
-        list(FolderLoader(folder, 4, **kw))
-    assert str(bad) in str(e.value)
-    loader = FolderLoader(folder, 4, skip_bad_images=True, **kw)
+def test_streamed_bad_file_errors_or_is_skipped_and_listed(folder, caplog):
+    bad = truncated_jpeg(folder / "train" / "dog" / "broken.jpg")  # its header reads
+    index = index_folder(folder, image_size=8)
+    assert str(bad) in index.paths.tolist()
+    with pytest.raises(DataError, match="skip-bad-images") as e:
+        list(FolderLoader(index, 4, num_workers=0))
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+    index.skip_bad_images = True
+    loader = FolderLoader(index, 4, num_workers=0)
     with caplog.at_level(logging.WARNING, logger="convzoo.data"):
         batches = list(loader)
     assert sum(b.valid for b in batches) == 9 and all(len(b.y) == 4 for b in batches[:-1])

@@ -4,10 +4,10 @@ augmentation.
 Data knows nothing of models or training.
 """
 
-from .augment import apply, augmented_versions, folder_transforms, parse_augment
+from .augment import apply, augmented_versions, parse_augment
 from .augment1d import parse_augment1d
 from .dataset import ImageDataset
-from .folder import FolderIndex, index_folder, load_folder
+from .folder import FolderIndex, index_folder, load_folder, place
 from .folder_loader import FolderLoader
 from .loader import Augment, Batch, BatchLoader, DeviceLoader, derive_seed
 from .sequences import SequenceDataset, load_sequences
@@ -30,7 +30,6 @@ __all__ = [
     "default_root",
     "derive_seed",
     "fetch_dataset",
-    "folder_transforms",
     "index_folder",
     "load_dataset",
     "load_folder",
@@ -38,4 +37,5 @@ __all__ = [
     "parse_augment",
     "parse_augment1d",
     "parse_subset",
+    "place",
 ]

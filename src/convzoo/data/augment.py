@@ -41,21 +41,14 @@ For example the chapter's ``Compose([RandomHorizontalFlip(), color_aug, shape_au
 The ops live in one file per idea of the chapter: :mod:`~convzoo.data.flip_crop` (flips and
 crops), :mod:`~convzoo.data.color` (color jitter), :mod:`~convzoo.data.erase` (random erasing);
 this module holds the spec grammar and composition, and re-exports the ops.
-
-The same spec builds torchvision ``transforms.v2`` per-sample transforms with
-:func:`folder_transforms`, for image folders read by DataLoader workers.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
-    from torchvision.transforms import v2
 
 from ..errors import ConvzooError, UnknownNameError
 from .color import (
@@ -83,7 +76,6 @@ __all__ = [
     "adjust_saturation",
     "apply",
     "augmented_versions",
-    "folder_transforms",
     "parse_augment",
 ]
 
@@ -103,15 +95,6 @@ class Compose:
         for op in self.ops:
             x = op(x, g)
         return x
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        out, cur = [], size
-        for op in self.ops:
-            out.append(op.to_torchvision(cur))
-            cur = getattr(op, "size", None) or cur
-        return v2.Compose(out)
 
     def __str__(self) -> str:
         return ",".join(map(str, self.ops))
@@ -271,11 +254,3 @@ def apply(
     labels = [label, *(f"#{k}" for k in range(1, cells))]
     image_grid([image, *versions], labels, rows=rows, cols=cols, path=path, title=title)
     return versions
-
-
-def folder_transforms(spec: str | None, size: tuple[int, int]) -> v2.Transform | None:
-    """The same spec as torchvision ``transforms.v2`` per-sample transforms (for image folders
-    read one file at a time in DataLoader workers). ``size`` is the (H, W) of the images the
-    transforms receive (``crop:PAD`` crops back to it, ``rrc`` without a size resizes to it)."""
-    aug = parse_augment(spec)
-    return None if aug is None else aug.to_torchvision(tuple(size))

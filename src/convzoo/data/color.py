@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from .draw import uniform
-
-if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
-    from torchvision.transforms import v2
 
 
 # Each takes images N x C x H x W in [0, 1] and one factor per image (N,); each matches
@@ -119,11 +115,6 @@ class ColorJitter:
                     fn = _JITTER_OPS[op]
                     x.index_copy_(0, idx, fn(x.index_select(0, idx), factors[idx, j]))
         return x
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        return v2.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
 
     def __str__(self) -> str:
         return f"jitter:{self.brightness:g}:{self.contrast:g}:{self.saturation:g}:{self.hue:g}"

@@ -36,9 +36,14 @@ class LabelledData:
     def subset(self: _Data, indices: torch.Tensor, **changes: Any) -> _Data:
         """The items at ``indices`` (labels and classes kept unless ``changes`` says else)."""
         indices = torch.as_tensor(indices, dtype=torch.long)
+        inputs = getattr(self, self.inputs_field)
+        mask = getattr(self, "val_mask", None)
         fields = {
-            self.inputs_field: getattr(self, self.inputs_field)[indices],
+            self.inputs_field: inputs[
+                indices if isinstance(inputs, torch.Tensor) else indices.numpy()
+            ],
             "labels": self.labels[indices],
+            **({} if mask is None else {"val_mask": mask[indices]}),
             **self.reset_on_subset,
             **changes,
         }
@@ -66,6 +71,10 @@ class ImageDataset(LabelledData):
     split: str = "train"
     #: where the data came from (a path or a description), for messages and run records
     source: str = ""
+    #: how an image folder's set is held (in memory or streamed, and why), for run headers
+    note: str = ""
+    #: rows a labels file marks ``val`` (the validation split), or ``None``
+    val_mask: torch.Tensor | None = field(default=None, repr=False)
     #: per-channel mean and std of the pixels in [0, 1] (computed on first use)
     _stats: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
     inputs_field: ClassVar[str] = "images"
@@ -90,15 +99,26 @@ class ImageDataset(LabelledData):
     def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the pixel values scaled to [0, 1]."""
         if self._stats is None:
-            c = self.in_channels
-            total = torch.zeros(c, dtype=torch.float64)
-            squares = torch.zeros(c, dtype=torch.float64)
-            for chunk in self.images.split(4096):  # bounded memory for big sets
-                x = chunk.to(torch.float64).div_(255.0)
-                total += x.sum(dim=(0, 2, 3))
-                squares += x.square().sum(dim=(0, 2, 3))
-            n = self.images.numel() // c
-            mean = total / n
-            std = (squares / n - mean.square()).clamp_min(1e-12).sqrt()
-            self._stats = (tuple(mean.tolist()), tuple(std.tolist()))
+            sums = sum(pixel_sums(chunk) for chunk in self.images.split(256))
+            self._stats = stats_from_sums(sums, self.images.numel() // self.in_channels)
         return self._stats
+
+
+def pixel_sums(images: torch.Tensor) -> torch.Tensor:
+    """2 x C int64: per-channel sums of the uint8 pixels and of their squares (exact, so
+    any chunking and order give the same figures)."""
+    c = images.shape[1]
+    x = images.transpose(0, 1).reshape(c, -1)
+    out = torch.zeros(2, c, dtype=torch.int64)
+    for chunk in x.split(1 << 22, dim=1):  # bounded int64 temporaries
+        wide = chunk.long()
+        out[0] += wide.sum(1)
+        out[1] += wide.square().sum(1)
+    return out
+
+
+def stats_from_sums(sums: torch.Tensor, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    s = sums.double() / 255.0
+    mean = s[0] / n
+    std = (s[1] / 255.0 / n - mean.square()).clamp_min(1e-12).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())

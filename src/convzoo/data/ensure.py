@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConvzooError, DataError, DataNotFoundError
 from .files import SPLITS, default_root, download_reason, system_roots
-from .sources import DEFAULT_DATASET, FOLDER_PREFIX, get_source
+from .sources import DEFAULT_DATASET, FILES_PREFIXES, get_source
 from .system_package import Host, apt_install, plan_apt_install
 
 __all__ = ["Fetched", "ensure_dataset"]
@@ -53,7 +53,7 @@ def ensure_dataset(
 ) -> Fetched:
     """Make sure both splits of ``name`` are in the data directory (see the module docstring);
     ``install=False`` stops before the package step. ``host`` is the machine apt runs on."""
-    if name.startswith(FOLDER_PREFIX):
+    if name.startswith(FILES_PREFIXES):
         raise ConvzooError(f"{name}: image folders are read where they are; nothing to fetch")
     source = get_source(name)
     root = Path(root).expanduser() if root else default_root()

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from .draw import randint, uniform
-
-if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
-    from torchvision.transforms import v2
 
 __all__ = ["Erase"]
 
@@ -60,11 +56,6 @@ class Erase:
         in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # N x H
         in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # N x W
         return x.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        return v2.RandomErasing(p=self.p, scale=self.scale, ratio=self.ratio, value=0)
 
     def __str__(self) -> str:
         s, r = self.scale, self.ratio

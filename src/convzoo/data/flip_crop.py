@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from .draw import randint, uniform
-
-if TYPE_CHECKING:  # imported where used: importing torchvision is slow (see data/sources.py)
-    from torchvision.transforms import v2
 
 __all__ = ["Flip", "PadCrop", "ResizedCrop", "resize_weights"]
 
@@ -32,12 +28,6 @@ class Flip:
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         flip = uniform(g, (len(x),), x.device) < self.p
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(self.dim), x)
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        cls = v2.RandomHorizontalFlip if self.dim == -1 else v2.RandomVerticalFlip
-        return cls(p=self.p)
 
     def __str__(self) -> str:
         return f"{'h' if self.dim == -1 else 'v'}flip:{self.p:g}"
@@ -65,11 +55,6 @@ class PadCrop:
         idx = (rows[:, :, None] * wp + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
         padded = torch.nn.functional.pad(x, (p, p, p, p))
         return padded.flatten(2).gather(2, idx).view(n, c, h, w)
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        return v2.RandomCrop(size, padding=self.pad)
 
     def __str__(self) -> str:
         return f"crop:{self.pad}"
@@ -157,13 +142,6 @@ class ResizedCrop:
         # einsum lays these out as plain batched products (5x faster than broadcasting @)
         y = torch.einsum("noh,nchw->ncow", rows, x)  # N x C x oh x W
         return torch.einsum("ncow,npw->ncop", y, cols)  # N x C x oh x ow
-
-    def to_torchvision(self, size: tuple[int, int]) -> v2.Transform:
-        from torchvision.transforms import v2
-
-        return v2.RandomResizedCrop(
-            self.size or size, scale=self.scale, ratio=self.ratio, antialias=True
-        )
 
     def __str__(self) -> str:
         size = "" if self.size is None else "x".join(map(str, self.size))

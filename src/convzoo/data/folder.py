@@ -1,4 +1,6 @@
-"""Image folders: ``PATH/<class>/<image>``, loaded into memory or streamed by DataLoader workers.
+"""Your own images: ``folder:PATH`` (``PATH/<class>/<image>``) and ``csv:FILE`` (a labels file,
+:mod:`convzoo.data.labels_file`), indexed, then decoded into memory when they fit or streamed
+from disk by DataLoader workers (:mod:`convzoo.data.folder_loader`) when they do not.
 
 Layout: one sub-folder per class (sorted names are the classes, as torchvision's
 ``ImageFolder``). With ``PATH/train`` and ``PATH/test`` sub-folders those are the splits;
@@ -6,28 +8,28 @@ otherwise the images are split per class, :data:`TEST_FRACTION` of each class (r
 least one image left for training) going to ``test``, chosen by ``torch.randperm`` seeded with
 :data:`SPLIT_SEED` — the same split on every machine and every run.
 
-Mixed files are made uniform:
+Mixed files are made uniform, the same way in memory and streamed, so both give the same
+pixels, batches and results:
 
-- channels: every image is converted with PIL to ``channels`` (1: ``L``, 3: ``RGB``; alpha is
-  dropped as torchvision's loader does). By default the majority decides: 1 if most files are
-  grayscale (modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``), else 3 (a tie keeps colour).
-- size: every image is resized (bilinear, antialiased) to the most common (H, W) among the
-  files, ties going to the smaller; ``image_size`` sets it instead.
+- channels: every image is converted to ``channels`` (1 or 3; alpha is dropped as
+  torchvision's loader does). By default the majority of the training files decides: 1 if
+  most are grayscale (modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``), else 3.
+- size: every image is resized (bilinear, antialiased) to the training size when it is known
+  (``image_size``), else to the most common (H, W) among the files, ties going to the smaller.
 
-Both are read from the file headers only (a fast scan that also finds files that are not
-images). A file that cannot be decoded raises :class:`DataError` naming it; with
-``skip_bad_images=True`` it is left out, and the count and the list are logged (logger
-``convzoo.data``) and kept in ``bad_images``.
+The vote reads the file headers only (a fast scan that also finds files that are not images).
+A file that cannot be decoded raises :class:`BadImage` naming it; with
+``skip_bad_images=True`` it is left out, logged (logger ``convzoo.data``) and kept in
+``bad_images`` — when the whole set is read into memory, or when a streamed batch meets it.
 
-In memory or streamed: :func:`load_folder` (what ``load_dataset("folder:PATH")`` calls) decodes
-the whole split into an :class:`ImageDataset` when it fits in ``max_bytes`` of uint8 pixels
-(default :data:`MEMORY_LIMIT_BYTES`, 1 GiB: 20,000 RGB images of 224 x 224 px) and refuses
-larger ones, pointing to :class:`FolderLoader`, which reads files per batch in DataLoader
-workers and presents the same interface as :class:`~convzoo.data.loader.DeviceLoader`.
+In memory or streamed (:func:`place`): the decoded uint8 pixels of every split used, at the
+training size and after any subset, are compared with :func:`memory_budget` (a quarter of the
+memory available); ``in_memory="yes"``/``"no"`` forces either.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections import Counter
@@ -35,34 +37,40 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import DataError
-from .dataset import ImageDataset
+from .dataset import ImageDataset, LabelledData, pixel_sums, stats_from_sums
 
 __all__ = [
-    "MEMORY_LIMIT_BYTES",
+    "IN_MEMORY",
     "SPLIT_SEED",
     "TEST_FRACTION",
     "FolderIndex",
     "index_folder",
     "load_folder",
+    "memory_budget",
+    "place",
 ]
 
 log = logging.getLogger("convzoo.data")
 
-#: largest split (uint8 pixels, bytes) ``load_folder`` decodes into memory
-MEMORY_LIMIT_BYTES = 1 << 30
 #: share of each class that goes to ``test`` when a folder has no train/test sub-folders
 TEST_FRACTION = 0.2
 #: seed of that split
 SPLIT_SEED = 0
+#: the choices of ``in_memory`` (``--in-memory``)
+IN_MEMORY = ("auto", "yes", "no")
+#: share of the available memory that ``in_memory="auto"`` lets decoded pixels take
+MEMORY_SHARE = 0.25
 #: PIL modes counted as grayscale when voting on the channel count
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-#: threads that read file headers and decode images for the in-memory load (PIL frees the GIL)
+#: threads that read file headers and decode images for the in-memory load (the decoders free
+#: the GIL)
 IO_THREADS = 8
 #: errors PIL raises on files that are not images, are truncated or are corrupt
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -80,7 +88,10 @@ class BadImage(DataError):
 
 
 def _reason(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    text = str(e)
+    if isinstance(e, RuntimeError):  # torchvision's: "decode_jpeg, FILE.cpp:LINE, why"
+        text = text.split(", ", 2)[-1]
+    return " ".join(text.split()) or type(e).__name__
 
 
 def too_many_pixels(img: Image.Image) -> str | None:
@@ -108,53 +119,103 @@ def probe(path: str) -> tuple[str, tuple[int, int]]:
 
 
 def decode(path: str, channels: int) -> torch.Tensor:
-    """The image at ``path`` as uint8 ``channels`` x H x W (raises :class:`BadImage`)."""
+    """The image at ``path`` as uint8 ``channels`` x H x W (raises :class:`BadImage`).
+
+    JPEGs (L or RGB) are decoded by torchvision's libjpeg-turbo decoder where it has one,
+    0.33 ms for a 224 px file against PIL's 0.54 ms, with the same pixels (torchvision 0.29
+    deprecates it for TorchCodec; without it PIL decodes); other files by PIL."""
     try:
         with Image.open(path) as img:
             if bomb := too_many_pixels(img):
                 raise BadImage(path, bomb)
+            if img.format == "JPEG" and img.mode in ("L", "RGB") and (tv := _jpeg_decoder()):
+                decode_jpeg, read_file, gray, rgb = tv
+                return decode_jpeg(read_file(path), mode=gray if channels == 1 else rgb)
             if img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")  # PIL's advice for palette images with transparency
             arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
-    except _IMAGE_ERRORS as e:
+    except (*_IMAGE_ERRORS, RuntimeError) as e:
         raise BadImage(path, _reason(e)) from None
     t = torch.from_numpy(arr.copy())
     return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
+@functools.cache
+def _jpeg_decoder() -> tuple | None:
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    except ImportError:
+        return None
+    return decode_jpeg, read_file, ImageReadMode.GRAY, ImageReadMode.RGB
+
+
 def fit_size(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(img.shape[-2:]) == size:
+    if tuple(img.shape[-2:]) == tuple(size):
         return img
     from torchvision.transforms.v2 import functional as TF
 
     return TF.resize(img, list(size), antialias=True)
 
 
-# -- the index --------------------------------------------------------------------------------
-@dataclass
-class FolderIndex:
-    """The files of one split of an image folder, with what a trainer asks of a data set
-    (``classes``, ``num_classes``, ``in_channels``, ``image_size``, ``len``) without pixels."""
+def load_image(path: str, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """One file as a set holds it: uint8 ``channels`` x H x W at ``size``."""
+    return fit_size(decode(path, channels), size)
 
-    root: Path
-    split: str
-    classes: list[str]
-    samples: list[tuple[str, int]]
-    channels: int = 3
-    size: tuple[int, int] = (0, 0)
-    #: files left out as unreadable: path -> reason
-    bad_images: dict[str, str] = field(default_factory=dict)
+
+# -- the index --------------------------------------------------------------------------------
+class _Decoded:
+    """``index.images``: indexing decodes the files asked for (an int: C x H x W; a slice,
+    list or tensor: a stacked batch), so code written for an in-memory set reads a few images
+    of a streamed one."""
+
+    def __init__(self, index: FolderIndex) -> None:
+        self.index = index
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.index)
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        ix = self.index
+        if isinstance(key, int) or (isinstance(key, torch.Tensor) and key.dim() == 0):
+            return load_image(str(ix.paths[int(key)]), ix.channels, ix.size)
+        picked = np.arange(len(ix))[key.numpy() if isinstance(key, torch.Tensor) else key]
+        return torch.stack([self[int(i)] for i in picked])
+
+
+@dataclass
+class FolderIndex(LabelledData):
+    """Image files with their labels, not decoded: what a trainer asks of a data set
+    (``classes``, ``num_classes``, ``in_channels``, ``image_size``, ``labels``, ``subset``,
+    ``len``) without pixels. ``images[i]`` decodes file ``i``; a
+    :class:`~convzoo.data.folder_loader.FolderLoader` streams batches of it."""
+
+    paths: np.ndarray  #: the files (a numpy array of str, indexable like the labels)
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str = "train"
+    source: str = ""
+    note: str = ""  #: how the set is held (streamed, and why), for run headers
+    channels: int = 3
+    size: tuple[int, int] = (0, 0)  #: (H, W) every image is resized to when decoded
+    skip_bad_images: bool = False
+    #: files left out as unreadable, path -> reason (shared by the subsets of one index)
+    bad_images: dict[str, str] = field(default_factory=dict)
+    #: rows a labels file marks ``val`` (the validation split), or ``None``
+    val_mask: torch.Tensor | None = None
+    inputs_field: ClassVar[str] = "paths"
+
+    def __post_init__(self) -> None:
+        self.paths = np.asarray(self.paths, dtype=str)
+        self._check_labels()
 
     @property
-    def name(self) -> str:
-        return f"folder:{self.root}"
+    def root(self) -> Path:
+        return Path(self.source)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+    def samples(self) -> list[tuple[str, int]]:
+        return list(zip(self.paths.tolist(), self.labels.tolist()))
 
     @property
     def in_channels(self) -> int:
@@ -165,8 +226,23 @@ class FolderIndex:
         return self.size
 
     @property
-    def labels(self) -> torch.Tensor:
-        return torch.tensor([label for _, label in self.samples], dtype=torch.int64)
+    def images(self) -> _Decoded:
+        return _Decoded(self)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded uint8 pixels."""
+        return len(self) * self.channels * self.size[0] * self.size[1]
+
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the pixels in [0, 1], from one streamed pass (exactly
+        those of the same set in memory: the sums are integers)."""
+        from .folder_loader import FolderLoader
+
+        sums, n = torch.zeros(2, self.channels, dtype=torch.int64), 0
+        for _, x, _, valid, _ in FolderLoader(self, 256).uint8_batches():
+            sums, n = sums + pixel_sums(x[:valid]), n + valid
+        return stats_from_sums(sums, n * self.size[0] * self.size[1])
 
 
 def image_files(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:
@@ -233,24 +309,20 @@ def _class_files(folder: Path, root: Path | None = None) -> tuple[list[str], lis
     return classes, samples
 
 
-def _split(samples: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
-    """The seeded, stratified ``split`` of a folder without train/test sub-folders."""
+def split_of(labels: torch.Tensor, split: str) -> torch.Tensor:
+    """The sorted indices of the seeded, stratified ``split`` of a set without one."""
     g = torch.Generator().manual_seed(SPLIT_SEED)
-    labels = torch.tensor([label for _, label in samples])
     chosen = []
     for c in range(int(labels.max()) + 1):
         idx = (labels == c).nonzero().squeeze(1)
         idx = idx[torch.randperm(len(idx), generator=g)]
         n_test = min(round(len(idx) * TEST_FRACTION), len(idx) - 1)
         chosen.append(idx[:n_test] if split == "test" else idx[n_test:])
-    keep = torch.cat(chosen).sort().values
-    return [samples[i] for i in keep.tolist()]
+    return torch.cat(chosen).sort().values
 
 
-def _scan(
-    samples: list[tuple[str, int]], skip_bad_images: bool
-) -> tuple[list[tuple[str, int]], list[tuple[str, tuple[int, int]]], dict[str, str]]:
-    """Headers of every file: the readable samples, their (mode, size), the unreadable ones."""
+def _scan(paths: Sequence[str], skip_bad_images: bool):
+    """Headers of every file: the readable ones' (mode, size), and the unreadable ones."""
 
     def one(path: str):
         try:
@@ -261,21 +333,64 @@ def _scan(
             return e
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
-        results = list(pool.map(one, [p for p, _ in samples]))
-    good, headers, bad = [], [], {}
-    for sample, r in zip(samples, results):
-        if isinstance(r, BadImage):
-            bad[r.path] = r.reason
-        else:
-            good.append(sample)
-            headers.append(r)
-    return good, headers, bad
+        results = list(pool.map(one, paths))
+    good = [i for i, r in enumerate(results) if not isinstance(r, BadImage)]
+    bad = {r.path: r.reason for r in results if isinstance(r, BadImage)}
+    return good, [results[i] for i in good], bad
 
 
-def log_skipped(bad: dict[str, str], where: Path) -> None:
+def log_skipped(bad: dict[str, str], where: Path | str) -> None:
     if bad:
         listing = "; ".join(f"{p} ({r})" for p, r in bad.items())
         log.warning("skipped %d unreadable image(s) in %s: %s", len(bad), where, listing)
+
+
+def make_index(
+    paths: list[str],
+    labels: list[int],
+    classes: list[str],
+    *,
+    name: str,
+    split: str,
+    source: str,
+    channels: int | None,
+    image_size: int | tuple[int, int] | None,
+    skip_bad_images: bool,
+    val_mask: list[bool] | None = None,
+) -> FolderIndex:
+    """The index of the files given: the channel count and size voted from their headers
+    unless both are given (see the module docstring)."""
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels}")
+    size = None if image_size is None else _as_size(image_size)
+    bad: dict[str, str] = {}
+    if channels is None or size is None:
+        good, headers, bad = _scan(paths, skip_bad_images)
+        if not good:
+            raise DataError(f"{source}: none of the {len(bad)} image files can be read")
+        paths, labels = [paths[i] for i in good], [labels[i] for i in good]
+        val_mask = None if val_mask is None else [val_mask[i] for i in good]
+        if channels is None:
+            gray = sum(mode in GRAY_MODES for mode, _ in headers)
+            channels = 1 if gray > len(headers) - gray else 3
+        if size is None:
+            counts = Counter(s for _, s in headers)
+            top = max(counts.values())
+            size = min((s for s, n in counts.items() if n == top), key=lambda s: (s[0] * s[1], s))
+    index = FolderIndex(
+        np.asarray(paths, dtype=str),
+        torch.tensor(labels, dtype=torch.int64),
+        classes,
+        name=name,
+        split=split,
+        source=source,
+        channels=channels,
+        size=size,
+        skip_bad_images=skip_bad_images,
+        bad_images=bad,
+        val_mask=None if val_mask is None else torch.tensor(val_mask, dtype=torch.bool),
+    )
+    return index
 
 
 def index_folder(
@@ -286,29 +401,9 @@ def index_folder(
     image_size: int | tuple[int, int] | None = None,
     skip_bad_images: bool = False,
 ) -> FolderIndex:
-    """The files of ``split``, the channel count and common size (see the module docstring).
-
-    Every file's header is read once (threads; about 0.1 ms a file) to vote the channels and
-    size and to find files that are not images; with both ``channels`` and ``image_size``
-    given the scan is skipped and bad files show up only when they are decoded.
-    """
-    index = _index(path, split, channels, image_size, skip_bad_images)
-    log_skipped(index.bad_images, index.root)
-    return index
-
-
-def _index(
-    path: str | os.PathLike,
-    split: str,
-    channels: int | None,
-    image_size: int | tuple[int, int] | None,
-    skip_bad_images: bool,
-) -> FolderIndex:
+    """The files of ``split`` of an image folder, its channel count and size."""
     root = Path(path).expanduser()
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, got {channels}")
-    splits_present = (root / "train").is_dir() and (root / "test").is_dir()
-    if splits_present:
+    if (root / "train").is_dir() and (root / "test").is_dir():
         classes, samples = _class_files(root / split, root)
         train_classes = classes if split == "train" else _class_files(root / "train", root)[0]
         if classes != train_classes:
@@ -317,27 +412,25 @@ def _index(
             )
     else:
         classes, samples = _class_files(root)
-        samples = _split(samples, split)
+        keep = split_of(torch.tensor([label for _, label in samples]), split)
+        samples = [samples[i] for i in keep.tolist()]
         if not samples:
             raise DataError(
                 f"{root}: no image is left for the {split} split: each class needs 3 images or "
                 f"more ({TEST_FRACTION:.0%} of each goes to test); add images, or give "
                 f"train/ and test/ folders"
             )
-    size = None if image_size is None else _as_size(image_size)
-    bad: dict[str, str] = {}
-    if channels is None or size is None:
-        samples, headers, bad = _scan(samples, skip_bad_images)
-        if not samples:
-            raise DataError(f"{root}: none of the {len(bad)} image files can be read")
-        if channels is None:
-            gray = sum(mode in GRAY_MODES for mode, _ in headers)
-            channels = 1 if gray > len(headers) - gray else 3
-        if size is None:
-            counts = Counter(s for _, s in headers)
-            top = max(counts.values())
-            size = min((s for s, n in counts.items() if n == top), key=lambda s: (s[0] * s[1], s))
-    return FolderIndex(root, split, classes, samples, channels, size, bad)
+    return make_index(
+        [p for p, _ in samples],
+        [label for _, label in samples],
+        classes,
+        name=f"folder:{root}",
+        split=split,
+        source=str(root),
+        channels=channels,
+        image_size=image_size,
+        skip_bad_images=skip_bad_images,
+    )
 
 
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -347,7 +440,84 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     return (int(h), int(w))
 
 
-# -- in memory --------------------------------------------------------------------------------
+# -- in memory or streamed --------------------------------------------------------------------
+def read_images(index: FolderIndex) -> ImageDataset:
+    """Decode every file of ``index`` into one preallocated uint8 tensor (one copy of the
+    pixels: no list of images to stack)."""
+    c, (h, w) = index.channels, index.size
+    images = torch.empty((len(index), c, h, w), dtype=torch.uint8)
+
+    def one(i: int) -> BadImage | None:
+        try:
+            images[i] = load_image(str(index.paths[i]), c, (h, w))
+        except BadImage as e:
+            if not index.skip_bad_images:
+                raise
+            return e
+        return None
+
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        bad = [r for r in pool.map(one, range(len(index))) if r is not None]
+    keep = torch.arange(len(index))
+    if bad:
+        new = {r.path: r.reason for r in bad}
+        index.bad_images.update(new)
+        keep = torch.tensor([i for i, p in enumerate(index.paths) if p not in new])
+        if not len(keep):
+            raise DataError(f"{index.source}: none of the image files of {index.split} can be read")
+        for j, i in enumerate(keep.tolist()):  # close the gaps in place: still one copy
+            if i != j:
+                images[j] = images[i]
+        images = images[: len(keep)]
+    return ImageDataset(
+        images,
+        index.labels[keep],
+        index.classes,
+        name=index.name,
+        split=index.split,
+        source=index.source,
+        val_mask=None if index.val_mask is None else index.val_mask[keep],
+    )
+
+
+def memory_budget() -> int:
+    """Bytes of decoded pixels that ``in_memory="auto"`` keeps in memory: a quarter of the
+    memory available now (the rest is for the network, its activations and the system)."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        available = int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return int(available * MEMORY_SHARE)
+
+
+def place(
+    sets: Sequence[FolderIndex | None], in_memory: str = "auto", budget: int | None = None
+) -> tuple[list[ImageDataset | FolderIndex | None], str]:
+    """The indexed ``sets`` decoded into memory when their pixels (together) fit ``budget``
+    (default :func:`memory_budget`) or ``in_memory="yes"``, else left to stream; and one line
+    saying which and why."""
+    if in_memory not in IN_MEMORY:
+        raise DataError(f"in_memory must be one of {', '.join(IN_MEMORY)}, got {in_memory!r}")
+    need = sum(s.nbytes for s in sets if s is not None)
+    budget = memory_budget() if budget is None else budget
+    fits = need <= budget
+    keep = in_memory == "yes" or (in_memory == "auto" and fits)
+    gib = f"{need / 2**30:.1f} GiB" if need >= 2**30 else f"{need / 2**20:.1f} MiB"
+    if in_memory != "auto":
+        why = f"--in-memory {in_memory}"
+    else:
+        why = f"{'within' if fits else 'over'} the {budget / 2**30:.1f} GiB memory budget"
+    note = f"{'in memory' if keep else 'streamed from disk'} ({gib} of pixels, {why})"
+    placed = [s if s is None or not keep else read_images(s) for s in sets]
+    for s, index in zip(placed, sets):
+        if s is not None:
+            s.note = note
+            log_skipped(index.bad_images, index.source)  # the scan's and the decoding's, once
+    return placed, note
+
+
 def load_folder(
     path: str | os.PathLike,
     split: str = "train",
@@ -355,38 +525,11 @@ def load_folder(
     channels: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     skip_bad_images: bool = False,
-    max_bytes: int | None = None,
-) -> ImageDataset:
-    """Decode one split of an image folder into an :class:`ImageDataset` (uint8, common size
-    and channels), refusing splits over ``max_bytes`` (default :data:`MEMORY_LIMIT_BYTES`)."""
-    index = _index(path, split, channels, image_size, skip_bad_images)
-    h, w = index.size
-    need = len(index) * index.channels * h * w
-    limit = MEMORY_LIMIT_BYTES if max_bytes is None else max_bytes
-    if need > limit:
-        raise DataError(
-            f"{index.root}: {len(index):,} images of {index.channels}x{h}x{w} need "
-            f"{need / 2**30:.1f} GiB in memory, over the limit of {limit / 2**30:.1f} GiB; "
-            "stream it with convzoo.data.FolderLoader, or pass max_bytes or a smaller image_size"
-        )
-
-    def one(sample: tuple[str, int]) -> torch.Tensor | BadImage:
-        try:
-            return fit_size(decode(sample[0], index.channels), index.size)
-        except BadImage as e:
-            if not skip_bad_images:
-                raise
-            return e
-
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        results = list(pool.map(one, index.samples))
-    index.bad_images.update({r.path: r.reason for r in results if isinstance(r, BadImage)})
-    log_skipped(index.bad_images, index.root)  # one message for the scan and the decoding
-    keep = [i for i, r in enumerate(results) if not isinstance(r, BadImage)]
-    if not keep:
-        raise DataError(f"{index.root}: none of the image files of {split} can be read")
-    images = torch.stack([results[i] for i in keep])
-    labels = index.labels[keep]
-    return ImageDataset(
-        images, labels, index.classes, name=index.name, split=split, source=str(index.root)
+    in_memory: str = "auto",
+) -> ImageDataset | FolderIndex:
+    """One split of an image folder: decoded into an :class:`ImageDataset` when it fits in
+    memory (or ``in_memory="yes"``), else its :class:`FolderIndex`, to stream."""
+    index = index_folder(
+        path, split, channels=channels, image_size=image_size, skip_bad_images=skip_bad_images
     )
+    return place([index], in_memory)[0][0]

@@ -58,7 +58,7 @@ def derive_seed(*parts: int) -> int:
 class BatchLoader:
     """What every loader shares: checks, epoch order, rank sharding, step counts and batch
     finishing. :class:`DeviceLoader` (a data set in memory) and
-    :class:`~convzoo.data.folder.FolderLoader` (files read by workers) differ only in how a
+    :class:`~convzoo.data.folder_loader.FolderLoader` (files read by workers) differ only in how a
     step's images are fetched, so both split, order and resume alike.
 
     ``data`` needs only ``len``; ``channels`` is the images' channel count (for ``mean``/``std``).
@@ -267,8 +267,15 @@ def resample(x: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(x, size=length, mode="linear", align_corners=False)
 
 
-def make_loader(data: LabelledData, batch_size: int, **kwargs: Any) -> DeviceLoader:
-    """The in-memory loader for ``data``'s kind (the one place that chooses): a
-    :class:`SequenceLoader` for time series, a :class:`DeviceLoader` for images."""
+def make_loader(data: LabelledData, batch_size: int, **kwargs: Any) -> BatchLoader:
+    """The loader for ``data``'s kind (the one place that chooses): a :class:`SequenceLoader`
+    for time series, a :class:`DeviceLoader` for images in memory, a
+    :class:`~convzoo.data.folder_loader.FolderLoader` for image files to stream."""
+    from .folder import FolderIndex
+
+    if isinstance(data, FolderIndex):
+        from .folder_loader import FolderLoader
+
+        return FolderLoader(data, batch_size, **kwargs)
     cls = SequenceLoader if isinstance(data, SequenceDataset) else DeviceLoader
     return cls(data, batch_size, **kwargs)

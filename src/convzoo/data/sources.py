@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConvzooError, UnknownNameError
 from .cifar import CifarSource
@@ -41,6 +41,9 @@ from .dataset import ImageDataset
 from .files import SPLITS, SYSTEM_ROOTS, default_root, system_roots
 from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, IdxSource
 from .sequences import ARCHIVES, SequenceDataset, SequenceSource
+
+if TYPE_CHECKING:
+    from .folder import FolderIndex
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -77,20 +80,33 @@ SOURCES: dict[str, Source] = {
     "cifar10": CifarSource(),
 }
 FOLDER_PREFIX = "folder:"
+CSV_PREFIX = "csv:"
+#: the names of image files of the user's own: a folder, a labels file
+FILES_PREFIXES = (FOLDER_PREFIX, CSV_PREFIX)
 
 
 def absolute_name(name: str) -> str:
-    """``folder:PATH`` with ``PATH`` made absolute (other names unchanged): a run records the
-    data set it was trained on, and ``evaluate`` must find it from any directory."""
-    if not name.startswith(FOLDER_PREFIX):
+    """``folder:PATH`` / ``csv:FILE`` with the path made absolute (other names unchanged): a
+    run records the data set it was trained on, and ``evaluate`` must find it from anywhere."""
+    if not name.startswith(FILES_PREFIXES):
         return name
-    path = Path(name[len(FOLDER_PREFIX) :]).expanduser()
-    return FOLDER_PREFIX + str(path.absolute())
+    kind, _, path = name.partition(":")
+    return f"{kind}:{Path(path).expanduser().absolute()}"
 
 
 def dataset_names() -> list[str]:
-    """The named data sets, and the folder form."""
-    return [*SOURCES, f"{FOLDER_PREFIX}PATH", *(f"{a}:NAME" for a in ARCHIVES)]
+    """The named data sets, and the folder and labels-file forms."""
+    return [*SOURCES, f"{FOLDER_PREFIX}PATH", f"{CSV_PREFIX}FILE", *(f"{a}:NAME" for a in ARCHIVES)]
+
+
+def index_files(name: str, split: str, **kwargs: Any) -> FolderIndex:
+    """The index of ``split`` of ``folder:PATH`` or ``csv:FILE`` (keywords: channels,
+    image_size, skip_bad_images)."""
+    from .folder import index_folder
+    from .labels_file import index_csv
+
+    kind, _, path = name.partition(":")
+    return (index_folder if kind + ":" == FOLDER_PREFIX else index_csv)(path, split, **kwargs)
 
 
 def get_source(name: str) -> Source:
@@ -118,36 +134,33 @@ def load_dataset(
     channels: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     skip_bad_images: bool = False,
-    max_bytes: int | None = None,
-) -> ImageDataset | SequenceDataset:
-    """Load one split of a data set into memory, checked (see the module docstring).
+    in_memory: str = "auto",
+) -> ImageDataset | SequenceDataset | FolderIndex:
+    """Load one split of a data set, checked (see the module docstring).
 
     ``root`` is the data directory (default ``$CONVZOO_DATA`` or ``~/.cache/convzoo``);
     ``download=False`` never touches the network. ``channels``, ``image_size``,
-    ``skip_bad_images`` and ``max_bytes`` apply to ``folder:PATH`` sets only
-    (:func:`convzoo.data.folder.load_folder`).
+    ``skip_bad_images`` and ``in_memory`` apply to ``folder:PATH`` and ``csv:FILE`` sets only
+    (:mod:`convzoo.data.folder`): in memory when they fit, else a
+    :class:`~convzoo.data.folder.FolderIndex` to stream.
     """
     _check_split(split)
-    if name.startswith(FOLDER_PREFIX):
-        from .folder import load_folder
+    if name.startswith(FILES_PREFIXES):
+        from .folder import place
 
-        return load_folder(
-            name[len(FOLDER_PREFIX) :],
-            split,
-            channels=channels,
-            image_size=image_size,
-            skip_bad_images=skip_bad_images,
-            max_bytes=max_bytes,
+        index = index_files(
+            name, split, channels=channels, image_size=image_size, skip_bad_images=skip_bad_images
         )
+        return place([index], in_memory)[0][0]
     source = get_source(name)
     given = {
         "channels": channels,
         "image_size": image_size,
         "skip_bad_images": skip_bad_images or None,
-        "max_bytes": max_bytes,
+        "in_memory": None if in_memory == "auto" else in_memory,
     }
     if extra := [k for k, v in given.items() if v is not None]:
-        raise ConvzooError(f"{', '.join(extra)} only apply to folder: data sets, not {name}")
+        raise ConvzooError(f"{', '.join(extra)} only apply to folder: and csv: data sets, not {name}")
     return source.load(Path(root).expanduser() if root else default_root(), split, download)
 
 
@@ -155,7 +168,7 @@ def fetch_dataset(
     name: str = DEFAULT_DATASET, root: str | os.PathLike | None = None, download: bool = True
 ) -> Path:
     """Make sure both splits of ``name`` are in the data directory; the folder holding them."""
-    if name.startswith(FOLDER_PREFIX):
-        raise ConvzooError(f"{name}: image folders are read where they are; nothing to fetch")
+    if name.startswith(FILES_PREFIXES):
+        raise ConvzooError(f"{name}: your own images are read where they are; nothing to fetch")
     source = get_source(name)
     return source.fetch(Path(root).expanduser() if root else default_root(), SPLITS, download)

@@ -60,7 +60,12 @@ def split_validation(
     data: ImageDataset, size: float, *, seed: int = 0
 ) -> tuple[ImageDataset, ImageDataset | None]:
     """``(train, val)``: ``size`` of ``data`` (a fraction, or a count) set aside, the same share
-    of every class, chosen by ``seed``; ``size`` 0 gives ``(data, None)``."""
+    of every class, chosen by ``seed``; ``size`` 0 gives ``(data, None)``. Rows a labels file
+    marks ``val`` (``data.val_mask``) are the validation split instead, whatever ``size``."""
+    mask = getattr(data, "val_mask", None)
+    if mask is not None and bool(mask.any()):
+        rest, val = (~mask).nonzero().flatten(), mask.nonzero().flatten()
+        return data.subset(rest, val_mask=None), data.subset(val, split="val", val_mask=None)
     if size == 0:
         return data, None
     total = val_count(size, len(data))

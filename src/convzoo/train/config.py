@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.folder import IN_MEMORY
 from ..data.sources import DEFAULT_DATASET
 from ..errors import ConvzooError, UnknownNameError
 from ..parallel import STRATEGIES
@@ -85,7 +86,9 @@ class TrainConfig:
     model: str = setting("speednet", "model name (default: the recipe's; `convzoo models`)")
     model_options: dict[str, Any] = setting({}, "model option, e.g. -o width_ratio=4")
     dataset: str = setting(
-        DEFAULT_DATASET, "fashion-mnist (default), mnist, cifar10 or folder:PATH"
+        DEFAULT_DATASET,
+        "fashion-mnist (default), mnist, cifar10, folder:PATH (class folders) or csv:FILE "
+        "(path,label[,split] rows; docs/data.md)",
     )
     data_dir: str | None = setting(
         None, "where data sets are kept (default $CONVZOO_DATA or ~/.cache/convzoo)"
@@ -94,7 +97,13 @@ class TrainConfig:
         None, "class / few-shot subset, e.g. classes=5-9,shots=50,seed=1 (docs/data.md)"
     )
     skip_bad_images: bool = setting(
-        False, "folder: data sets: leave out unreadable image files (listed) instead of stopping"
+        False, "folder:/csv: data: leave out unreadable image files (listed) instead of stopping"
+    )
+    in_memory: str = setting(
+        "auto",
+        "folder:/csv: data: decode it into memory (fastest) or stream it from disk; auto: in "
+        "memory when its pixels at the training size fit a quarter of the free memory",
+        choices=IN_MEMORY,
     )
     recipe: str = setting(
         "fast",

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import ImageDataset, LabelledData
+from ..data.dataset import LabelledData
+from ..data.sequences import SequenceDataset
 from ..errors import ConvzooError, InputSizeError
 from .config import ConfigError, TrainConfig
 from .history import History
@@ -140,14 +141,15 @@ def fit(
     else:
         overrides.setdefault("dataset", name)
     cfg = resolve_config(overrides, recipe, net=module if python_net else None)
+    given = in_memory_data(pair, cfg) if pair is not None else None
     if module is not None:
-        pair = pair or load_data(cfg)
-        if python_net or isinstance(pair[0], ImageDataset):  # zoo 1-D models check their input
-            check_logits(module, pair[0], cfg.image_size)
+        given = given or load_data(cfg)
+        if python_net or not isinstance(given[0], SequenceDataset):  # zoo 1-D models check
+            check_logits(module, given[0], cfg.image_size)
     result = train(
         cfg,
         model=module,
-        data=in_memory_data(pair, cfg) if pair is not None else None,
+        data=given,
         callbacks=callbacks,
         save=out is not None,
         stdout=None if verbose else io.StringIO(),
@@ -163,7 +165,7 @@ def check_logits(net: nn.Module, data: LabelledData, image_size: int | None) -> 
     network that does not map them to one logit per class fails in one line naming the
     shapes, not deep inside the first training step."""
     label = getattr(net, "model_name", type(net).__name__)
-    if not isinstance(data, ImageDataset):
+    if isinstance(data, SequenceDataset):
         raise InputSizeError(
             f"fit trains a network defined in Python ({label}) on images; {data.name} holds "
             f"time series: use a zoo sequence model (lenet1d, fcn1d, resnet1d)"

@@ -203,9 +203,11 @@ def header(
     n_val = f" / {len(setup.val_data):,} val" if setup.val_data is not None else ""
     world = trainer.strategy.world_size
     options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items())
+    note = getattr(setup.train_data, "note", "")
     lines = [
         f"model {cfg.model} ({options + '; ' if options else ''}{params:,} parameters)  data "
-        f"{cfg.dataset} ({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})",
+        f"{cfg.dataset} ({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})"
+        + (f", {note}" if note else ""),
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'"
         + (", flip TTA" if cfg.tta else "")

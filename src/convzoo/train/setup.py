@@ -7,6 +7,7 @@ knows the strategy only through its placing and its rank.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +52,24 @@ class Setup:
 
 
 def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
-    from ..data import apply_subset, load_dataset
+    """Both splits of ``cfg.dataset``, restricted to ``cfg.subset``. Image files of the user's
+    own are indexed first and decoded into memory only if their pixels at the training size,
+    after the subset, fit (``cfg.in_memory``; the budget is shared by the processes of a
+    machine), else streamed."""
+    from ..data import apply_subset, load_dataset, place
+    from ..data.folder import memory_budget
+    from ..data.sources import FILES_PREFIXES, index_files
 
-    extra = {"skip_bad_images": True} if cfg.skip_bad_images else {}
-    train = load_dataset(cfg.dataset, split="train", root=cfg.data_dir, **extra)
-    test = load_dataset(cfg.dataset, split="test", root=cfg.data_dir, **extra)
-    if cfg.subset:
-        train, test = apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
+    if not cfg.dataset.startswith(FILES_PREFIXES):
+        train = load_dataset(cfg.dataset, split="train", root=cfg.data_dir)
+        test = load_dataset(cfg.dataset, split="test", root=cfg.data_dir)
+        return apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
+    kw = {"skip_bad_images": cfg.skip_bad_images}
+    train = index_files(cfg.dataset, "train", image_size=cfg.image_size, **kw)
+    test = index_files(cfg.dataset, "test", channels=train.channels, image_size=train.size, **kw)
+    train, test = apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's, one copy each
+    (train, test), _ = place([train, test], cfg.in_memory, memory_budget() // ranks_here)
     return train, test
 
 
