@@ -9,6 +9,8 @@ writes ``REPORT_DIR/rank<R>.json``: the run directory the rank used, the restart
 ``--kill-at STEP``: rank 1 SIGKILLs itself after that global step, once (a marker file in
 REPORT_DIR remembers), so that ``torchrun --max-restarts`` restarts the group.
 ``--series``: ``lenet1d`` on toy time series instead (:func:`series_config`).
+``--folder PATH --in-memory yes|no``: the image folder PATH instead of toy tensors, and every
+file a rank decodes appended to REPORT_DIR/decoded<R>.txt.
 """
 
 from __future__ import annotations
@@ -127,6 +129,20 @@ class WriteSpy:
             setattr(owner, name, original)
 
 
+def log_decodes(path: Path) -> None:
+    """Every file decoded in this process or its DataLoader workers, one line each."""
+    from convzoo.data import folder, folder_loader
+
+    original = folder.load_image
+
+    def logged(file, *args):
+        with open(path, "a") as f:
+            f.write(file + "\n")
+        return original(file, *args)
+
+    folder.load_image = folder_loader.load_image = logged
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("report_dir")
@@ -135,11 +151,19 @@ def main() -> None:
     p.add_argument("--kill-at", type=int)
     p.add_argument("--spy", action="store_true")
     p.add_argument("--series", action="store_true")
+    p.add_argument("--folder")
+    p.add_argument("--in-memory", default="auto")
     args = p.parse_args()
     report = Path(args.report_dir)
     rank = int(os.environ["RANK"])
     config, data = (series_config, series_data) if args.series else (job_config, job_data)
     cfg = config(strategy="ddp", out=args.out)
+    if args.folder:
+        cfg = job_config(
+            strategy="ddp", out=args.out, dataset=f"folder:{args.folder}", in_memory=args.in_memory
+        )
+        data = lambda: None  # noqa: E731  (loaded by name, as convzoo train does)
+        log_decodes(report / f"decoded{rank}.txt")
     callbacks = [KillOnce(args.kill_at, report / "killed")] if args.kill_at else []
     # torch.optim imports torch._dynamo on first use, and that import makes its cache folder
     # (/tmp/torchinductor_USER): PyTorch's own side effect, not a write of ours; done up front

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data.dataset import ImageDataset
+from .data.dataset import ImageDataset, LabelledData
 from .data.images import ImageInput, image_batch
 from .errors import CheckpointError, ConvzooError
 from .inference import evaluate_model, load_fitting, load_trained, weights_path
@@ -200,13 +200,17 @@ def evaluate(
     by default the data set (and subset) the network was trained on.
     """
     meta = model_meta(model)
-    if not isinstance(dataset, ImageDataset):
+    if not isinstance(dataset, LabelledData):
         from .data import apply_subset, load_dataset
+        from .data.sources import FILES_PREFIXES
 
         name = dataset or meta.dataset
         if name is None:
             raise ConvzooError("the network does not say which data set it was trained on")
-        dataset = apply_subset(load_dataset(name, split=split), meta.subset)
+        shape = {}
+        if name.startswith(FILES_PREFIXES):  # decoded as the network takes them
+            shape = {"channels": meta.in_channels, "image_size": meta.image_size}
+        dataset = apply_subset(load_dataset(name, split=split, **shape), meta.subset)
     out = evaluate_model(model, meta.to_dict(), dataset, device=device, batch_size=batch_size)
     known = ("acc", "loss", "count", "per_class_acc", "confusion")
     return Evaluation(

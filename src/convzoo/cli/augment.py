@@ -12,9 +12,9 @@ from ..data.augment import apply, parse_augment
 from ..data.augment1d import parse_augment1d
 from ..data.folder import GRAY_MODES, decode, probe
 from ..data.sequences import ARCHIVES
-from ..data.sources import FOLDER_PREFIX, SOURCES, dataset_names
+from ..data.sources import FILES_PREFIXES, SOURCES, dataset_names
 from ..errors import ConvzooError, UnknownNameError
-from .data import add_data_dir, add_skip_bad_images, load
+from .data import add_data_dir, add_files_flags, load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=int, default=0, help="which image of a data set")
     p.add_argument("--split", default="train", choices=("train", "test"))
     add_data_dir(p)
-    add_skip_bad_images(p)
+    add_files_flags(p, in_memory=False)
     p.set_defaults(func=cmd_augment)
 
 
@@ -44,7 +44,7 @@ def _image(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
     if Path(src).is_file():
         mode, _ = probe(src)
         return decode(src, 1 if mode in GRAY_MODES else 3), "original"
-    if src not in SOURCES and not src.startswith(FOLDER_PREFIX):
+    if src not in SOURCES and not src.startswith(FILES_PREFIXES):
         raise UnknownNameError(
             f"{src!r} is neither an image file nor a data set; data sets: "
             + ", ".join(dataset_names())
@@ -54,7 +54,7 @@ def _image(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
 
 def _pick(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
     """Item ``--index`` of the data set named by ``args.source`` and its label."""
-    data = load(args.source, args.split, args)
+    data = load(args.source, args.split, args, in_memory="no")  # one image is decoded
     if not 0 <= args.index < len(data):
         raise ConvzooError(f"--index {args.index} is outside 0..{len(data) - 1} of {args.source}")
     label = data.classes[int(data.labels[args.index])]

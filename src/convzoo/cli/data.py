@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
+import sys
 
 import torch
 
-from ..data.dataset import ImageDataset
+from ..data.dataset import LabelledData
 from ..data.ensure import ensure_dataset
+from ..data.folder import place
 from ..data.sequences import SequenceDataset
 from ..data.sources import (
     DEFAULT_DATASET,
-    FOLDER_PREFIX,
+    FILES_PREFIXES,
     SPLITS,
     dataset_names,
+    index_files,
     load_dataset,
 )
+from ..data.subsets import apply_subset
+from ..train.config import TrainConfig
+from ._common import field_help
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -28,20 +35,40 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_skip_bad_images(p: argparse.ArgumentParser) -> None:
+def add_files_flags(p: argparse.ArgumentParser, in_memory: bool = True) -> None:
+    """The flags of your own images (folder:, csv:), as convzoo train has them."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     p.add_argument(
-        "--skip-bad-images",
-        action="store_true",
-        help="folder: data sets: leave out unreadable image files (listed) instead of stopping",
+        "--skip-bad-images", action="store_true", help=field_help(fields["skip_bad_images"])
     )
+    if in_memory:
+        f = fields["in_memory"]
+        p.add_argument(
+            "--in-memory", default=f.default, choices=f.metadata["choices"], help=field_help(f)
+        )
 
 
-def load(name: str, split: str, args: argparse.Namespace) -> ImageDataset | SequenceDataset:
-    """``load_dataset`` with the common flags (folder-only ones only for folder sets)."""
-    extra = {}
-    if name.startswith(FOLDER_PREFIX) and getattr(args, "skip_bad_images", False):
-        extra["skip_bad_images"] = True
-    return load_dataset(name, split, root=args.data_dir, **extra)
+def load(
+    name: str,
+    split: str,
+    args: argparse.Namespace,
+    *,
+    subset: str | None = None,
+    meta: dict | None = None,
+    in_memory: str | None = None,
+) -> LabelledData:
+    """``split`` of ``name`` restricted to ``subset``, with the common flags. Your own images
+    are prepared as the network in ``meta`` takes them (its channels and input size), held
+    in memory or streamed as ``--in-memory`` (or ``in_memory``) says; the choice is printed."""
+    if not name.startswith(FILES_PREFIXES):
+        return apply_subset(load_dataset(name, split, root=args.data_dir), subset)
+    shape = {"channels": meta["in_channels"], "image_size": meta["image_size"]} if meta else {}
+    skip = getattr(args, "skip_bad_images", False)
+    index = apply_subset(index_files(name, split, skip_bad_images=skip, **shape), subset)
+    (data,), note = place([index], in_memory or getattr(args, "in_memory", "auto"))
+    if in_memory is None:
+        print(f"{name} {split}: {len(data):,} images {note}", file=sys.stderr)
+    return data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--out", default=None, help="sample grid PNG (default: data-NAME.png)")
     i.add_argument("--rows", type=int, default=2)
     i.add_argument("--cols", type=int, default=5)
-    add_skip_bad_images(i)
+    add_files_flags(i)
     i.set_defaults(func=cmd_info)
 
 
@@ -80,8 +107,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _default_png(name: str) -> str:
-    if name.startswith(FOLDER_PREFIX):
-        name = name[len(FOLDER_PREFIX) :].rstrip("/").rsplit("/", 1)[-1]
+    if name.startswith(FILES_PREFIXES):
+        name = name.partition(":")[2].rstrip("/").rsplit("/", 1)[-1]
     return f"data-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name) or 'folder'}.png"
 
 
@@ -118,7 +145,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         c, h, w = train.in_channels, *train.image_size
         print(f"images:  {c} x {h} x {w} uint8 ({'gray' if c == 1 else 'RGB'})")
     print("splits:  " + ", ".join(f"{s} {len(d):,}" for s, d in splits.items()))
-    if isinstance(train, ImageDataset):
+    if not isinstance(train, SequenceDataset):
         mean, std = train.stats()
         print(
             "pixels:  mean "

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 from ..errors import ConvzooError
-from .data import add_skip_bad_images, load
+from .data import add_files_flags, load
+
+#: image files decoded and predicted at once by convzoo predict
+PREDICT_CHUNK = 256
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
-    add_skip_bad_images(p)
+    add_files_flags(p)
     p.add_argument(
         "--weights",
         choices=("best", "last"),
@@ -55,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "images",
         nargs="+",
         metavar="FILE",
-        help="image files (any size and mode) or folders of them; for a time-series model .csv "
+        help="image files (any size and mode), folders of them or csv:FILE (the images a labels "
+        "file lists); for a time-series model .csv "
         "or .npy files (one series per row, or a C x L array; docs/sequences.md)",
     )
     p.add_argument("--top-k", type=int, default=3)
@@ -71,7 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..data import apply_subset
     from ..inference import evaluate_model, load_trained, weights_path
     from ..viz import plot_confusion
 
@@ -87,7 +90,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConvzooError(f"{path} names no data set it was trained on; pass --dataset NAME")
     subset = args.subset if args.subset is not None else meta.get("subset")
     try:
-        data = apply_subset(load(name, args.split, args), subset)
+        data = load(name, args.split, args, subset=subset, meta=meta)
     except ConvzooError as e:
         if args.dataset is not None and args.subset is not None:
             raise
@@ -158,12 +161,16 @@ def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Pat
 
 
 def image_paths(items: list[str]) -> list[str]:
-    """The files given, with each folder replaced by the image files in it."""
+    """The files given, with each folder replaced by the image files in it and each
+    ``csv:FILE`` by the images it lists."""
     from ..data.folder import image_files
+    from ..data.labels_file import listed_images
 
     paths: list[str] = []
     for item in items:
-        if Path(item).is_dir():
+        if item.startswith("csv:"):
+            paths += listed_images(item[len("csv:") :])
+        elif Path(item).is_dir():
             found = image_files(item)
             if not found:
                 raise ConvzooError(f"{item} is a folder without image files")
@@ -186,8 +193,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
     else:
         images = image_paths(args.images)  # a folder stands for the images in it
-        results = predict(model, images, device=args.device).top(args.top_k)
-        named = list(zip(images, results))
+        # a chunk at a time, printed as it comes: any number of files in bounded memory
+        chunks = (images[i : i + PREDICT_CHUNK] for i in range(0, len(images), PREDICT_CHUNK))
+        named = (
+            pair
+            for chunk in chunks
+            for pair in zip(chunk, predict(model, chunk, device=args.device).top(args.top_k))
+        )
     for name, top in named:
-        print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
+        print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top), flush=True)
     return 0

@@ -78,7 +78,7 @@ def _class_index(text: str, classes: list[str]) -> int:
 
 def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | None, str, str]:
     """(uint8 image, true class or None, title, default folder name) from a file or the data."""
-    from ..data import apply_subset, load_dataset
+    from .data import load
 
     if (args.image is None) == (args.index is None):
         raise ConvzooError(
@@ -92,8 +92,10 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
         raise ConvzooError(
             "--label is for an IMAGE file; with --index the data set's label is used"
         )
-    data = load_dataset(meta["dataset"], args.split, root=args.data_dir)
-    data = apply_subset(data, meta.get("subset"))
+    # one image is decoded: your own images are indexed, never read whole
+    data = load(
+        meta["dataset"], args.split, args, subset=meta.get("subset"), meta=meta, in_memory="no"
+    )
     if not 0 <= args.index < len(data):
         raise ConvzooError(
             f"--index {args.index} is outside 0..{len(data) - 1} of {meta['dataset']} {args.split}"

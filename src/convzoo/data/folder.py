@@ -33,7 +33,7 @@ import functools
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,15 +234,25 @@ class FolderIndex(LabelledData):
         """Bytes of the decoded uint8 pixels."""
         return len(self) * self.channels * self.size[0] * self.size[1]
 
-    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the pixels in [0, 1], from one streamed pass (exactly
-        those of the same set in memory: the sums are integers)."""
+    def stats(
+        self,
+        rank: int = 0,
+        world_size: int = 1,
+        reduce: Callable[[torch.Tensor], Any] | None = None,
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the pixels in [0, 1], from one streamed pass; exactly
+        those of the same set in memory (the sums are integers). Under data parallelism each
+        rank reads its share and ``reduce`` sums the counts over ranks in place."""
         from .folder_loader import FolderLoader
 
-        sums, n = torch.zeros(2, self.channels, dtype=torch.int64), 0
-        for _, x, _, valid, _ in FolderLoader(self, 256).uint8_batches():
-            sums, n = sums + pixel_sums(x[:valid]), n + valid
-        return stats_from_sums(sums, n * self.size[0] * self.size[1])
+        loader = FolderLoader(self, 256, rank=rank, world_size=world_size)
+        sums = torch.zeros(2 * self.channels + 1, dtype=torch.int64)
+        for _, x, _, valid, _ in loader.uint8_batches():
+            sums += torch.cat([pixel_sums(x[:valid]).flatten(), torch.tensor([valid])])
+        if reduce is not None:
+            reduce(sums)
+        pixels = int(sums[-1]) * self.size[0] * self.size[1]
+        return stats_from_sums(sums[:-1].view(2, self.channels), pixels)
 
 
 def image_files(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:

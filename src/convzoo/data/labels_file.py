@@ -28,6 +28,8 @@ SPLIT_NAMES = ("train", "val", "test")
 
 def _rows(path: Path) -> tuple[list[tuple[int, str, str, str]], bool]:
     """``(line, path, label, split)`` of every data row, and whether there is a split column."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such labels file")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -82,8 +84,6 @@ def index_csv(
 ) -> FolderIndex:
     """The images of ``split`` listed in the labels file ``path`` (module docstring)."""
     path = Path(path).expanduser().absolute()
-    if not path.is_file():
-        raise DataError(f"{path}: no such labels file")
     rows, has_split = _rows(path)
     _check(path, rows, has_split)
     classes = _classes({label for _, _, label, _ in rows})
@@ -127,3 +127,11 @@ def index_csv(
     )
     index.bad_images.update(bad)
     return index
+
+
+def listed_images(path: str | os.PathLike) -> list[str]:
+    """Every image file a labels file lists, whatever its split (for ``convzoo predict``)."""
+    path = Path(path).expanduser().absolute()
+    rows, has_split = _rows(path)
+    _check(path, rows, has_split)
+    return [str(path.parent / file) for _, file, _, _ in rows]

@@ -160,7 +160,9 @@ def load_dataset(
         "in_memory": None if in_memory == "auto" else in_memory,
     }
     if extra := [k for k, v in given.items() if v is not None]:
-        raise ConvzooError(f"{', '.join(extra)} only apply to folder: and csv: data sets, not {name}")
+        raise ConvzooError(
+            f"{', '.join(extra)} only apply to folder: and csv: data sets, not {name}"
+        )
     return source.load(Path(root).expanduser() if root else default_root(), split, download)
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import LabelledData
+from ..data.folder import FolderIndex
 from ..data.loader import DeviceLoader, make_loader
 from ..data.sequences import SequenceDataset
 from ..data.split import split_validation
@@ -181,7 +182,7 @@ def build_setup(
     strategy.place(model, (train_data.in_channels, *spatial))
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    mean, std = (normalization or train_data.stats()) if cfg.normalize else (None, None)
+    mean, std = (normalization or _stats(train_data, strategy)) if cfg.normalize else (None, None)
     loader_args = dict(
         image_size=image_size,
         mean=mean,
@@ -211,6 +212,17 @@ def build_setup(
         execution,
         meta,
     )
+
+
+def _stats(data: LabelledData, strategy: Strategy) -> Normalization:
+    """The training set's pixel statistics; streamed files are read a share per rank."""
+    if not isinstance(data, FolderIndex):
+        return data.stats()
+
+    def reduce(sums: torch.Tensor) -> None:
+        sums.copy_(strategy.all_reduce_(sums.to(strategy.device)).cpu())
+
+    return data.stats(strategy.rank, strategy.world_size, reduce)
 
 
 def training_loaders(
