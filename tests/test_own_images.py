@@ -69,6 +69,34 @@ def test_streamed_and_in_memory_runs_are_the_same_and_say_which(folder, tmp_path
     assert code == 0 and "streamed from disk" in out, err
 
 
+def test_the_cache_is_written_once_read_after_and_rewritten_when_the_folder_changes(
+    tmp_path, capsys
+):
+    root = write_image_folder(tmp_path / "imgs", n_train=64, n_test=16)
+    cache = ["--cache", tmp_path / "cache"]
+    code, out, err = train(capsys, root, tmp_path / "a", *cache)
+    assert code == 0 and "memory-mapped from" in out and "written now" in out, err
+    code, out, err = train(capsys, root, tmp_path / "b", *cache)
+    assert code == 0 and ", cached)" in out.splitlines()[0], err
+    assert train(capsys, root, tmp_path / "c", "--in-memory", "yes")[0] == 0
+    assert same_weights(tmp_path / "a", tmp_path / "b") and same_weights(
+        tmp_path / "a", tmp_path / "c"
+    )
+    os.utime(next((root / "train" / "class1").iterdir()), (1, 1))  # a file touched
+    code, out, err = train(capsys, root, tmp_path / "d", *cache)
+    assert code == 0 and "written now" in out, err
+
+
+def test_own_images_get_no_mirror_flips_unless_asked_and_the_header_says_so(folder, tmp_path):
+    from convzoo.train.run import resolve_config
+
+    cfg = resolve_config({"dataset": f"folder:{folder}", "recipe": "best"})
+    assert "flip" not in cfg.augment and not cfg.tta
+    assert resolve_config({"dataset": "fashion-mnist"}).augment == "hflip"
+    asked = resolve_config({"dataset": f"folder:{folder}", "augment": "hflip", "tta": True})
+    assert asked.augment == "hflip" and asked.tta
+
+
 def test_a_streamed_run_killed_mid_epoch_resumes_bitwise(folder, tmp_path, capsys):
     args = ["--in-memory", "no", "--ckpt-every", "2", "--augment", "hflip,crop:2"]
     assert train(capsys, folder, tmp_path / "whole", *args)[0] == 0
@@ -175,17 +203,21 @@ def test_an_in_memory_folder_is_one_copy_of_its_pixels(tmp_path):
         save_image(root / f"c{i % 2}" / f"{i}.png", size=(20, 20))
     script = textwrap.dedent(f"""
         import resource, sys
-        from convzoo.data import load_dataset
+        from convzoo.data.split import split_validation
+        from convzoo.train.run import resolve_config
+        from convzoo.train.setup import load_data
         import torchvision.transforms.v2.functional, torchvision.io  # imported before measuring
+        cfg = resolve_config(dict(dataset="folder:{root}", image_size=160, in_memory="yes"))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        ds = load_dataset("folder:{root}", image_size=160, in_memory="yes")
+        train, test = load_data(cfg)  # as a run loads it, with its validation split
+        train, val = split_validation(train, cfg.val_split, seed=cfg.seed)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(ds.images.numel(), (peak - before) * 1024)
+        print(sum(d.images.numel() for d in (train, val, test)), (peak - before) * 1024)
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     pixels, grown = map(int, out.stdout.split())
-    assert pixels == 320 * 3 * 160 * 160  # the train split (80%)
+    assert pixels == 400 * 3 * 160 * 160  # train (80%, 10% of it val) and test
     assert grown <= 1.3 * pixels, (grown / pixels, out.stderr)
 
 

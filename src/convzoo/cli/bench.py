@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         add_help=False,
         help="training speed against the book's code, side by side (from a checkout); "
-        "takes the arguments of benchmarks/bench_train.py (--models, --smoke, --json, ...)",
+        "takes the arguments of benchmarks/bench_train.py (--models, --smoke, --json, ...); "
+        "--folder ARGS: your own images against torchvision's ImageFolder "
+        "(benchmarks/bench_folder.py)",
     )
     p.add_argument(
         "bench_args",
@@ -42,11 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    path = benchmarks_dir() / "bench_train.py"
+    # `convzoo bench --folder ARGS`: benchmarks/bench_folder.py (your own images at scale)
+    folder = args.extra[:1] == ["--folder"]
+    path = benchmarks_dir() / ("bench_folder.py" if folder else "bench_train.py")
     spec = importlib.util.spec_from_file_location("convzoo_bench_train", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    module.main(args.extra)
+    module.main(args.extra[1:] if folder else args.extra)
     return 0

@@ -36,12 +36,13 @@ class LabelledData:
     def subset(self: _Data, indices: torch.Tensor, **changes: Any) -> _Data:
         """The items at ``indices`` (labels and classes kept unless ``changes`` says else)."""
         indices = torch.as_tensor(indices, dtype=torch.long)
-        inputs = getattr(self, self.inputs_field)
+        inputs = getattr(self, self.inputs_field)  # a tensor, or a numpy array of file paths
         mask = getattr(self, "val_mask", None)
+        take: Any = indices if torch.is_tensor(inputs) else indices.numpy()
+        if len(indices) > 1 and bool((indices.diff() == 1).all()):  # a view, not a copy
+            take = slice(int(indices[0]), int(indices[-1]) + 1)
         fields = {
-            self.inputs_field: inputs[
-                indices if isinstance(inputs, torch.Tensor) else indices.numpy()
-            ],
+            self.inputs_field: inputs[take],
             "labels": self.labels[indices],
             **({} if mask is None else {"val_mask": mask[indices]}),
             **self.reset_on_subset,

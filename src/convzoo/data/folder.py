@@ -35,7 +35,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -253,6 +253,16 @@ class FolderIndex(LabelledData):
             reduce(sums)
         pixels = int(sums[-1]) * self.size[0] * self.size[1]
         return stats_from_sums(sums[:-1].view(2, self.channels), pixels)
+
+
+def val_last(train: FolderIndex, val: FolderIndex | None) -> FolderIndex:
+    """One index of ``train``'s files followed by ``val``'s, ``val_mask`` marking the latter:
+    decoded so, the validation split is a view of the same tensor, not a second copy."""
+    if val is None:
+        return train
+    mask = torch.arange(len(train) + len(val)) >= len(train)
+    paths = np.concatenate([train.paths, val.paths])
+    return replace(train, paths=paths, labels=torch.cat([train.labels, val.labels]), val_mask=mask)
 
 
 def image_files(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:

@@ -105,6 +105,12 @@ class TrainConfig:
         "memory when its pixels at the training size fit a quarter of the free memory",
         choices=IN_MEMORY,
     )
+    cache: str | None = setting(
+        None,
+        "folder:/csv: data: decode and resize the images once into a memory-mapped file in "
+        "DIR that later epochs and runs read (rewritten when the files change)",
+        metavar="DIR",
+    )
     recipe: str = setting(
         "fast",
         "fast: measured modern settings; d2l: the book's train_ch6 exactly; speedrun: time "

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import LabelledData
-from ..data.sources import absolute_name
+from ..data.sources import FILES_PREFIXES, absolute_name
 from ..errors import ConvzooError, StorageError
 from ..io import save_weights
 from ..parallel import Strategy, make_strategy
@@ -37,7 +37,7 @@ from .config import ConfigError, TrainConfig
 from .history import MONITORS, History
 from .interrupt import StopOnSignal, stop_on_signals
 from .optim import build_optimizer, build_scheduler
-from .recipes import default_model, recipe_defaults
+from .recipes import default_model, own_images_defaults, recipe_defaults
 from .rundir import (
     ARTIFACTS,
     final_metrics,
@@ -75,6 +75,8 @@ def resolve_config(
     values.update({k: v for k, v in overrides.items() if k != "model_options"})
     values.update(recipe=recipe, model=model)
     values["dataset"] = absolute_name(values.get("dataset", TrainConfig.dataset))
+    if values["dataset"].startswith(FILES_PREFIXES):
+        values.update(own_images_defaults({**TrainConfig().to_dict(), **values}, overrides))
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **values})
     cfg.validate()
     return cfg
@@ -187,6 +189,14 @@ def run_callbacks(
     return cbs
 
 
+#: the run header's word on mirror flips, which your own images get only when asked
+MIRROR_NOTE = " (your own images: no mirror flips unless --augment asks, e.g. hflip,crop:4)"
+
+
+def mirrors(cfg: TrainConfig) -> bool:
+    return cfg.tta or any(op.split(":")[0] in ("hflip", "vflip") for op in cfg.augment.split(","))
+
+
 def header(
     cfg: TrainConfig,
     setup: Setup,
@@ -211,6 +221,7 @@ def header(
         f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'"
         + (", flip TTA" if cfg.tta else "")
+        + (MIRROR_NOTE if cfg.dataset.startswith(FILES_PREFIXES) and not mirrors(cfg) else "")
         + f"  device {trainer.device}"
         + (f"  world size {world}" if world > 1 else ""),
         f"settings {setup.execution.label}: {setup.execution.reason}",

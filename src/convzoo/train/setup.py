@@ -58,7 +58,7 @@ def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
     after the subset, fit (``cfg.in_memory``; the budget is shared by the processes of a
     machine), else streamed."""
     from ..data import apply_subset, load_dataset, place
-    from ..data.folder import memory_budget
+    from ..data.folder import memory_budget, val_last
     from ..data.sources import FILES_PREFIXES, index_files
 
     if not cfg.dataset.startswith(FILES_PREFIXES):
@@ -69,6 +69,11 @@ def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
     train = index_files(cfg.dataset, "train", image_size=cfg.image_size, **kw)
     test = index_files(cfg.dataset, "test", channels=train.channels, image_size=train.size, **kw)
     train, test = apply_subset(train, cfg.subset), apply_subset(test, cfg.subset)
+    train = val_last(*split_validation(train, cfg.val_split, seed=cfg.seed))
+    if cfg.cache:
+        from ..data.cache import cached
+
+        return cached(train, cfg.cache)[0], cached(test, cfg.cache)[0]
     ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's, one copy each
     (train, test), _ = place([train, test], cfg.in_memory, memory_budget() // ranks_here)
     return train, test

@@ -1,0 +1,259 @@
+"""Your own images at scale: a Fashion-MNIST-derived folder of 224 px RGB JPEGs of any count,
+read and trained on by convzoo and by torchvision's ``ImageFolder`` + ``DataLoader`` with the
+same workers, batch and resize, in one run.
+
+    PYTHONPATH=src python benchmarks/bench_folder.py [--counts 10000,30000,60000] \
+        [--root /tmp/convzoo-bench] [--workers 2] [--train-count 60000] [--json out.json]
+    convzoo bench --folder ...          # the same
+
+For each count: the folder is written once (``ROOT/fm224-N/train/<class>/<i>.jpg`` from the
+first N Fashion-MNIST training images, cycled, upscaled bicubic to 224 px, JPEG quality 90,
+and 1,000 test images), then one epoch of data loading each way (shuffled float batches at
+224 px: ours indexes the files, decodes and resizes in the workers and scales on the device;
+torchvision's ``Resize(224)`` + ``ToTensor`` in the workers), with the time per image and the
+peak memory (the PSS of the process and its workers, summed: shared library pages counted
+once). With ``--train-count N``, one training epoch each way on the N-image folder: ours is
+``convzoo train --dataset folder:PATH`` itself (images/s of its training epoch, from its
+history), torchvision's the same network, batch, optimizer and precision in a plain loop over
+its loader; both in fresh processes, with their peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+SIZE = 224
+TEST_IMAGES = 1000
+
+
+# -- the folder ---------------------------------------------------------------------------------
+def _write(job: tuple[str, int, int, bytes]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path, h, w, pixels = job
+    img = Image.fromarray(np.frombuffer(pixels, np.uint8).reshape(h, w)).convert("RGB")
+    img.resize((SIZE, SIZE), Image.BICUBIC).save(path, quality=90)
+
+
+def make_folder(root: Path, count: int, workers: int) -> Path:
+    """``root/fm224-COUNT`` (written once; a ``.done`` marker says it is complete)."""
+    from convzoo.data import load_dataset
+
+    folder = root / f"fm224-{count}"
+    if (folder / ".done").exists():
+        return folder
+    jobs = []
+    for split, n in (("train", count), ("test", TEST_IMAGES)):
+        data = load_dataset("fashion-mnist", split)
+        for c in data.classes:
+            (folder / split / c.replace("/", "-")).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            k = i % len(data)
+            cls = data.classes[int(data.labels[k])].replace("/", "-")
+            img = data.images[k, 0]
+            jobs.append((str(folder / split / cls / f"{i}.jpg"), *img.shape, img.numpy().tobytes()))
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write, jobs, chunksize=256))
+    (folder / ".done").touch()
+    return folder
+
+
+# -- measuring ------------------------------------------------------------------------------------
+class PeakMemory:
+    """The peak over time of the PSS of a process and its children, summed, sampled every
+    0.2 s in a thread (PSS counts pages shared by forked workers once)."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid or os.getpid())
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> int:
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                total += p.memory_full_info().pss
+            except Exception:  # a worker that just exited
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(fn: Callable[[], int]) -> dict:
+    with PeakMemory() as mem:
+        t = time.perf_counter()
+        n = fn()
+        s = time.perf_counter() - t
+    return {"images": n, "s": s, "images_per_s": n / s, "us_per_image": 1e6 * s / n,
+            "peak_pss_gb": mem.peak / 1e9}  # fmt: skip
+
+
+def ours_epoch(folder: Path, batch: int, workers: int) -> int:
+    from convzoo.data import FolderLoader, index_folder
+
+    index = index_folder(folder, "train", image_size=SIZE)
+    loader = FolderLoader(index, batch, shuffle=True, num_workers=workers)
+    return sum(len(b.x) for b in loader)
+
+
+def tv_loader(folder: Path, batch: int, workers: int, flip: bool = False):
+    from torchvision import datasets
+    from torchvision import transforms as T
+
+    ops = [T.Resize(SIZE), *([T.RandomHorizontalFlip()] if flip else []), T.ToTensor()]
+    data = datasets.ImageFolder(str(folder / "train"), transform=T.Compose(ops))
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True
+    )
+
+
+def tv_epoch(folder: Path, batch: int, workers: int) -> int:
+    return sum(len(x) for x, _ in tv_loader(folder, batch, workers))
+
+
+# -- one training epoch ---------------------------------------------------------------------------
+def train_args(args: argparse.Namespace) -> list[str]:
+    return ["--model", args.model, "--image-size", str(SIZE), "--batch-size", str(args.batch_size),
+            "--epochs", "1", "--augment", "hflip", "--device", "cpu"]  # fmt: skip
+
+
+def run_child(cmd: list[str], env: dict) -> tuple[str, float]:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    with PeakMemory(proc.pid) as mem:
+        out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out[-2000:]}")
+    return out, mem.peak / 1e9
+
+
+def train_both(folder: Path, args: argparse.Namespace) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_cmd = [sys.executable, "-m", "convzoo", "train", "--dataset", f"folder:{folder}",
+                    *train_args(args), "--out", f"{tmp}/run"]  # fmt: skip
+        out, peak = run_child(ours_cmd, env)
+        record = json.loads(Path(f"{tmp}/run/metrics.json").read_text())
+        history = Path(f"{tmp}/run/history.csv").read_text().splitlines()
+        cols = dict(zip(history[0].split(","), history[1].split(",")))
+        ours = {"images_per_s": float(cols["examples_per_sec"]), "peak_pss_gb": peak,
+                "header": out.splitlines()[:2], "test_acc": record.get("test_acc")}  # fmt: skip
+    tv_cmd = [sys.executable, __file__, "--baseline", str(folder), *train_args(args),
+              "--workers", str(args.workers)]  # fmt: skip
+    out, peak = run_child(tv_cmd, env)
+    tv = {**json.loads(out.strip().splitlines()[-1]), "peak_pss_gb": peak}
+    return {"ours": ours, "torchvision": tv, "ratio": ours["images_per_s"] / tv["images_per_s"]}
+
+
+def baseline(argv: list[str]) -> None:
+    """torchvision's side of a training epoch: ImageFolder + DataLoader, the network, batch,
+    optimizer, precision and memory format convzoo's fast recipe gives it."""
+    from convzoo.models import create_model
+    from convzoo.runtime import resolve_precision
+    from convzoo.train.optim import build_optimizer
+    from convzoo.train.run import resolve_config
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--baseline")
+    for flag in ("--model", "--image-size", "--batch-size", "--epochs", "--augment", "--device"):
+        p.add_argument(flag)
+    p.add_argument("--workers", type=int)
+    a = p.parse_args(argv)
+    cfg = resolve_config({"model": a.model, "dataset": f"folder:{a.baseline}", "device": "cpu"})
+    precision = resolve_precision(cfg.precision, torch.device("cpu"))
+    torch.manual_seed(0)
+    net = create_model(a.model, num_classes=10, in_channels=3, **cfg.model_options)
+    last = precision.dtype is not None  # channels_last with bf16, as convzoo's default
+    net = net.to(memory_format=torch.channels_last) if last else net
+    opt = build_optimizer(net, cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)  # fmt: skip
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loader = tv_loader(Path(a.baseline), int(a.batch_size), a.workers, flip=True)
+    n, t = 0, time.perf_counter()
+    for x, y in loader:
+        x = x.contiguous(memory_format=torch.channels_last) if last else x
+        with precision.autocast():
+            loss = loss_fn(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n += len(y)
+    print(json.dumps({"images": n, "images_per_s": n / (time.perf_counter() - t)}))
+
+
+def load_line() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--baseline"]:
+        baseline(argv)
+        return []
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--counts", default="10000,30000,60000", help="folder sizes to read")
+    p.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "convzoo-bench"))
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers, both sides")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-count", type=int, default=0, help="train one epoch on this folder")
+    p.add_argument("--model", default="lenet", help="the network of the training epoch")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    rows = []
+    for count in [int(c) for c in args.counts.split(",") if c]:
+        folder = make_folder(Path(args.root), count, args.workers)
+        row = {"count": count, "load_before": load_line()}
+        row["ours"] = timed(lambda: ours_epoch(folder, args.batch_size, args.workers))
+        row["torchvision"] = timed(lambda: tv_epoch(folder, args.batch_size, args.workers))
+        row["ratio"] = row["ours"]["images_per_s"] / row["torchvision"]["images_per_s"]
+        rows.append(row)
+        o, t = row["ours"], row["torchvision"]
+        print(f"{count:>6} images, one loading epoch: ours {o['images_per_s']:,.0f}/s "
+              f"({o['us_per_image']:.0f} us/image, peak {o['peak_pss_gb']:.2f} GB), torchvision "
+              f"{t['images_per_s']:,.0f}/s ({t['us_per_image']:.0f} us/image, peak "
+              f"{t['peak_pss_gb']:.2f} GB): {row['ratio']:.2f}x", flush=True)  # fmt: skip
+    if args.train_count:
+        folder = make_folder(Path(args.root), args.train_count, args.workers)
+        row = {"train_count": args.train_count, "load_before": load_line()}
+        row.update(train_both(folder, args))
+        rows.append(row)
+        o, t = row["ours"], row["torchvision"]
+        print(f"one training epoch, {args.model} at {SIZE} px, {args.train_count} images: "
+              f"convzoo train {o['images_per_s']:,.1f}/s (peak {o['peak_pss_gb']:.2f} GB), "
+              f"torchvision {t['images_per_s']:,.1f}/s (peak {t['peak_pss_gb']:.2f} GB): "
+              f"{row['ratio']:.2f}x", flush=True)  # fmt: skip
+        print("\n".join(o["header"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
