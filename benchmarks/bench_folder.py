@@ -21,6 +21,7 @@ its loader; both in fresh processes, with their peak memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -48,13 +49,16 @@ def _write(job: tuple[str, int, int, bytes]) -> None:
     img.resize((SIZE, SIZE), Image.BICUBIC).save(path, quality=90)
 
 
-def make_folder(root: Path, count: int, workers: int) -> Path:
-    """``root/fm224-COUNT`` (written once; a ``.done`` marker says it is complete)."""
+def make_folder(root: Path, count: int, workers: int, largest: int = 0) -> Path:
+    """``root/fm224-COUNT`` (written once; a ``.done`` marker says it is complete): hard links
+    to the first COUNT files of ``root/fm224-LARGEST`` when that is larger."""
     from convzoo.data import load_dataset
 
     folder = root / f"fm224-{count}"
     if (folder / ".done").exists():
         return folder
+    if largest > count:
+        return _link(make_folder(root, largest, workers), folder, count)
     jobs = []
     for split, n in (("train", count), ("test", TEST_IMAGES)):
         data = load_dataset("fashion-mnist", split)
@@ -67,6 +71,17 @@ def make_folder(root: Path, count: int, workers: int) -> Path:
             jobs.append((str(folder / split / cls / f"{i}.jpg"), *img.shape, img.numpy().tobytes()))
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_write, jobs, chunksize=256))
+    (folder / ".done").touch()
+    return folder
+
+
+def _link(src: Path, folder: Path, count: int) -> Path:
+    for split in ("train", "test"):
+        for cls in (src / split).iterdir():
+            (folder / split / cls.name).mkdir(parents=True, exist_ok=True)
+            for f in cls.iterdir():
+                if split == "test" or int(f.stem) < count:
+                    os.link(f, folder / split / cls.name / f.name)
     (folder / ".done").touch()
     return folder
 
@@ -86,10 +101,8 @@ class PeakMemory:
     def _sample(self) -> int:
         total = 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
-            try:
+            with contextlib.suppress(Exception):  # a worker that just exited
                 total += p.memory_full_info().pss
-            except Exception:  # a worker that just exited
-                pass
         return total
 
     def _run(self) -> None:
@@ -107,10 +120,10 @@ class PeakMemory:
         self._thread.join()
 
 
-def timed(fn: Callable[[], int]) -> dict:
+def timed(fn: Callable[..., int], *args) -> dict:
     with PeakMemory() as mem:
         t = time.perf_counter()
-        n = fn()
+        n = fn(*args)
         s = time.perf_counter() - t
     return {"images": n, "s": s, "images_per_s": n / s, "us_per_image": 1e6 * s / n,
             "peak_pss_gb": mem.peak / 1e9}  # fmt: skip
@@ -227,11 +240,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     rows = []
-    for count in [int(c) for c in args.counts.split(",") if c]:
-        folder = make_folder(Path(args.root), count, args.workers)
+    counts = [int(c) for c in args.counts.split(",") if c]
+    largest = max([*counts, args.train_count])
+    for count in counts:
+        folder = make_folder(Path(args.root), count, args.workers, largest)
         row = {"count": count, "load_before": load_line()}
-        row["ours"] = timed(lambda: ours_epoch(folder, args.batch_size, args.workers))
-        row["torchvision"] = timed(lambda: tv_epoch(folder, args.batch_size, args.workers))
+        row["ours"] = timed(ours_epoch, folder, args.batch_size, args.workers)
+        row["torchvision"] = timed(tv_epoch, folder, args.batch_size, args.workers)
         row["ratio"] = row["ours"]["images_per_s"] / row["torchvision"]["images_per_s"]
         rows.append(row)
         o, t = row["ours"], row["torchvision"]
@@ -240,7 +255,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{t['images_per_s']:,.0f}/s ({t['us_per_image']:.0f} us/image, peak "
               f"{t['peak_pss_gb']:.2f} GB): {row['ratio']:.2f}x", flush=True)  # fmt: skip
     if args.train_count:
-        folder = make_folder(Path(args.root), args.train_count, args.workers)
+        folder = make_folder(Path(args.root), args.train_count, args.workers, largest)
         row = {"train_count": args.train_count, "load_before": load_line()}
         row.update(train_both(folder, args))
         rows.append(row)

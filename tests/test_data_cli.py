@@ -171,5 +171,5 @@ def test_a_real_process_prints_one_line_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
         "convzoo: error: unknown data set 'cifar-100'; known: fashion-mnist, mnist, cifar10, "
-        "folder:PATH, ucr:NAME, uea:NAME"
+        "folder:PATH, csv:FILE, ucr:NAME, uea:NAME"
     ]

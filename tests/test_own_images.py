@@ -56,11 +56,22 @@ def test_streamed_and_in_memory_runs_are_the_same_and_say_which(folder, tmp_path
     assert code == 0 and "in memory (" in out.splitlines()[0], err
     code, out, err = train(capsys, folder, tmp_path / "stream", "--in-memory", "no")
     assert code == 0 and "streamed from disk (" in out.splitlines()[0], err
+    assert "warning: 6 validation images are too few to choose an epoch on" in out
+    assert not (tmp_path / "stream" / "best.safetensors").exists()  # the last epoch is kept
     assert same_weights(tmp_path / "mem", tmp_path / "stream")
     code, out, err = cli(capsys, "evaluate", tmp_path / "stream", "--in-memory", "no")
     assert code == 0 and "accuracy" in out and "streamed from disk" in err, err
     metrics = json.loads((tmp_path / "stream" / "metrics.json").read_text())
     assert f"accuracy {metrics['test_acc']:.4f}" in out
+    code, out, err = cli(capsys, "explain", tmp_path / "stream", "--index", "3")
+    assert code == 0 and "test #3" in out, err
+    code, out, err = cli(capsys, "export", tmp_path / "stream", "--with-preprocess")
+    assert code == 0 and "uint8" in out, err
+    code, out, err = cli(
+        capsys, "lr-find", "--dataset", f"folder:{folder}", *TINY, "--in-memory", "no",
+        "--steps", "6", "--plot", tmp_path / "lr.png",
+    )  # fmt: skip
+    assert code == 0 and "suggested lr" in out, err
     code, out, err = cli(
         capsys, "finetune", "--from", tmp_path / "stream", "--dataset", f"folder:{folder}",
         "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--in-memory", "no",

@@ -177,7 +177,7 @@ def run_callbacks(
     and with a run directory its files (the best weights before the checkpoint)."""
     meta = setup.meta
     cbs: list[Callback] = [ConsoleLogger(stream), RefreshBatchNorm(setup.plain_train_loader)]
-    if setup.val_loader is not None:
+    if setup.chooses:
         cbs.append(KeepBest(run_dir, meta, cfg.monitor))
     if run_dir is not None:
         cbs.append(HistoryWriter(run_dir, title=f"{cfg.model} on {cfg.dataset}"))
@@ -228,6 +228,11 @@ def header(
     ]
     if trainer.strategy.describe():
         lines.append(trainer.strategy.describe())
+    if setup.val_data is not None and not setup.chooses:
+        lines.append(
+            f"warning: {len(setup.val_data)} validation images are too few to choose an epoch "
+            f"on (fewer than {setup.min_val}); the last epoch's weights are kept"
+        )
     if resumed is not None:
         ckpt = Path(run_dir or ".") / Checkpointer.FILENAME  # the file read: name it
         lines.append(f"resuming {ckpt} at epoch {trainer.epoch + 1}, step {trainer.step}")
@@ -326,7 +331,7 @@ def checkpoint_notes(run_dir: Path | None) -> Iterator[None]:
 def choose_weights(trainer: Trainer, setup: Setup) -> dict[str, Any] | None:
     """Give the model the weights of the best epoch by the monitored validation value; return
     that epoch's record (``None`` without a validation split: the model keeps the last)."""
-    best = trainer.history.best(trainer.monitor) if setup.val_loader is not None else None
+    best = trainer.history.best(trainer.monitor) if setup.chooses else None
     if best is None:
         return None
     if int(best["epoch"]) != len(trainer.history):
