@@ -137,11 +137,11 @@ def ours_epoch(folder: Path, batch: int, workers: int) -> int:
     return sum(len(b.x) for b in loader)
 
 
-def tv_loader(folder: Path, batch: int, workers: int, flip: bool = False):
+def tv_loader(folder: Path, batch: int, workers: int, flip: bool = False, size: int = SIZE):
     from torchvision import datasets
     from torchvision import transforms as T
 
-    ops = [T.Resize(SIZE), *([T.RandomHorizontalFlip()] if flip else []), T.ToTensor()]
+    ops = [T.Resize(size), *([T.RandomHorizontalFlip()] if flip else []), T.ToTensor()]
     data = datasets.ImageFolder(str(folder / "train"), transform=T.Compose(ops))
     return torch.utils.data.DataLoader(
         data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True
@@ -152,10 +152,34 @@ def tv_epoch(folder: Path, batch: int, workers: int) -> int:
     return sum(len(x) for x, _ in tv_loader(folder, batch, workers))
 
 
-# -- one training epoch ---------------------------------------------------------------------------
-def train_args(args: argparse.Namespace) -> list[str]:
-    # evaluation batches of 256: at 224 px the default 1,024 takes 2.5 GB of activations
-    return ["--model", args.model, "--image-size", str(SIZE), "--batch-size", str(args.batch_size),
+# -- training ------------------------------------------------------------------------------------
+class StepClock:
+    """Each optimizer step's end time; stops the run after ``seconds`` (0: never). The rate is
+    measured from the end of the first step to the end of the last, on both sides, so start-up
+    (indexing, workers, the first batch) is left out of both."""
+
+    def __init__(self, seconds: float, batch: int) -> None:
+        self.seconds, self.batch, self.times = seconds, batch, []
+
+    def tick(self) -> bool:
+        self.times.append(time.perf_counter())
+        return bool(self.seconds) and self.times[-1] - self.times[0] > self.seconds
+
+    def report(self) -> dict:
+        steps = len(self.times) - 1
+        s = self.times[-1] - self.times[0]
+        return {
+            "steps": steps,
+            "images": steps * self.batch,
+            "images_per_s": steps * self.batch / s,
+        }
+
+
+def train_args(args: argparse.Namespace, size: int, model: str) -> list[str]:
+    # evaluation batches of 256: at 224 px the default 1,024 takes 2.5 GB of activations; no
+    # input normalization (the plain LeNet's recipe would first read every file for its mean)
+    return ["--model", model, "--image-size", str(size), "--batch-size", str(args.batch_size),
+            "--no-normalize",
             "--epochs", "1", "--augment", "hflip", "--device", "cpu",
             "--eval-batch-size", "256"]  # fmt: skip
 
@@ -169,50 +193,83 @@ def run_child(cmd: list[str], env: dict) -> tuple[str, float]:
     return out, mem.peak / 1e9
 
 
-def train_both(folder: Path, args: argparse.Namespace) -> dict:
+def train_both(
+    folder: Path, args: argparse.Namespace, size: int, seconds: float, model: str
+) -> dict:
+    """``convzoo train --dataset folder:PATH`` (streamed) and the same training over torchvision's
+    loader, each in a fresh process, for one epoch or ``seconds``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    common = [*train_args(args, size, model), "--seconds", str(seconds)]
     with tempfile.TemporaryDirectory() as tmp:
-        ours_cmd = [sys.executable, "-m", "convzoo", "train", "--dataset", f"folder:{folder}",
-                    *train_args(args), "--out", f"{tmp}/run"]  # fmt: skip
+        ours_cmd = [sys.executable, __file__, "--ours", f"folder:{folder}", *common,
+                    "--out", f"{tmp}/run", "--in-memory", "no"]  # fmt: skip
         out, peak = run_child(ours_cmd, env)
-        record = json.loads(Path(f"{tmp}/run/metrics.json").read_text())
-        history = Path(f"{tmp}/run/history.csv").read_text().splitlines()
-        cols = dict(zip(history[0].split(","), history[1].split(",")))
-        ours = {"images_per_s": float(cols["examples_per_sec"]), "peak_pss_gb": peak,
-                "header": out.splitlines()[:2], "test_acc": record.get("test_acc")}  # fmt: skip
-    tv_cmd = [sys.executable, __file__, "--baseline", str(folder), *train_args(args),
+    lines = out.strip().splitlines()
+    ours = {**json.loads(lines[-1]), "peak_pss_gb": peak, "header": lines[:2]}
+    tv_cmd = [sys.executable, __file__, "--baseline", str(folder), *common,
               "--workers", str(args.workers)]  # fmt: skip
     out, peak = run_child(tv_cmd, env)
     tv = {**json.loads(out.strip().splitlines()[-1]), "peak_pss_gb": peak}
-    return {"ours": ours, "torchvision": tv, "ratio": ours["images_per_s"] / tv["images_per_s"]}
+    return {"size": size, "seconds": seconds, "model": model, "ours": ours, "torchvision": tv,
+            "ratio": ours["images_per_s"] / tv["images_per_s"]}  # fmt: skip
+
+
+def _child_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=0)
+    p.add_argument("--batch-size", type=int)
+    return p.parse_known_args(argv)
+
+
+def ours(argv: list[str]) -> None:
+    """convzoo's side: ``convzoo train`` itself, its steps clocked (and cut after --seconds)."""
+    from convzoo.cli import main as cli
+    from convzoo.train import Callback, trainer
+
+    a, rest = _child_args(argv[2:])
+    clock = StepClock(a.seconds, a.batch_size)
+
+    class Clock(Callback):
+        def on_step_end(self, t) -> None:
+            t.should_stop = clock.tick() or t.should_stop
+
+    fit = trainer.Trainer.fit
+
+    def clocked(self, epochs):
+        self.callbacks.append(Clock())
+        return fit(self, epochs)
+
+    trainer.Trainer.fit = clocked
+    cli(["train", "--dataset", argv[1], "--batch-size", str(a.batch_size), *rest])
+    print(json.dumps(clock.report()))
 
 
 def baseline(argv: list[str]) -> None:
-    """torchvision's side of a training epoch: ImageFolder + DataLoader, the network, batch,
-    optimizer, precision and memory format convzoo's fast recipe gives it."""
+    """torchvision's side: ImageFolder + DataLoader, the network, batch, optimizer, precision
+    and memory format convzoo's fast recipe gives it, in a plain loop."""
     from convzoo.models import create_model
     from convzoo.runtime import resolve_precision
     from convzoo.train.optim import build_optimizer
     from convzoo.train.run import resolve_config
 
+    a, rest = _child_args(argv[2:])
     p = argparse.ArgumentParser()
-    p.add_argument("--baseline")
-    flags = ("--model", "--image-size", "--batch-size", "--epochs", "--augment", "--device")
-    for flag in (*flags, "--eval-batch-size"):
+    for flag in ("--model", "--image-size", "--epochs", "--augment", "--device", "--workers"):
         p.add_argument(flag)
-    p.add_argument("--workers", type=int)
-    a = p.parse_args(argv)
-    cfg = resolve_config({"model": a.model, "dataset": f"folder:{a.baseline}", "device": "cpu"})
+    p.add_argument("--no-normalize", action="store_true")
+    o = p.parse_known_args(rest)[0]
+    cfg = resolve_config({"model": o.model, "dataset": f"folder:{argv[1]}", "device": "cpu"})
     precision = resolve_precision(cfg.precision, torch.device("cpu"))
     torch.manual_seed(0)
-    net = create_model(a.model, num_classes=10, in_channels=3, **cfg.model_options)
+    net = create_model(o.model, num_classes=10, in_channels=3, **cfg.model_options)
     last = precision.dtype is not None  # channels_last with bf16, as convzoo's default
     net = net.to(memory_format=torch.channels_last) if last else net
     opt = build_optimizer(net, cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)  # fmt: skip
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    loader = tv_loader(Path(a.baseline), int(a.batch_size), a.workers, flip=True)
-    n, t = 0, time.perf_counter()
+    size = int(o.image_size)
+    loader = tv_loader(Path(argv[1]), a.batch_size, int(o.workers), flip=True, size=size)
+    clock = StepClock(a.seconds, a.batch_size)
     for x, y in loader:
         x = x.contiguous(memory_format=torch.channels_last) if last else x
         with precision.autocast():
@@ -220,8 +277,9 @@ def baseline(argv: list[str]) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        n += len(y)
-    print(json.dumps({"images": n, "images_per_s": n / (time.perf_counter() - t)}))
+        if clock.tick():
+            break
+    print(json.dumps(clock.report()))
 
 
 def load_line() -> str:
@@ -230,16 +288,20 @@ def load_line() -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--baseline"]:
-        baseline(argv)
+    if argv[:1] in (["--baseline"], ["--ours"]):
+        (baseline if argv[0] == "--baseline" else ours)(argv)
         return []
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--counts", default="10000,30000,60000", help="folder sizes to read")
     p.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "convzoo-bench"))
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers, both sides")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-count", type=int, default=0, help="train one epoch on this folder")
-    p.add_argument("--model", default="lenet", help="the network of the training epoch")
+    p.add_argument("--train-count", type=int, default=0, help="train on this folder")
+    p.add_argument(
+        "--train",
+        default="28:0:speednet,224:240:lenet",
+        help="training runs SIZE:SECONDS:MODEL (SECONDS 0: one whole epoch)",
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     rows = []
@@ -259,15 +321,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{t['peak_pss_gb']:.2f} GB): {row['ratio']:.2f}x", flush=True)  # fmt: skip
     if args.train_count:
         folder = make_folder(Path(args.root), args.train_count, args.workers, largest)
-        row = {"train_count": args.train_count, "load_before": load_line()}
-        row.update(train_both(folder, args))
-        rows.append(row)
-        o, t = row["ours"], row["torchvision"]
-        print(f"one training epoch, {args.model} at {SIZE} px, {args.train_count} images: "
-              f"convzoo train {o['images_per_s']:,.1f}/s (peak {o['peak_pss_gb']:.2f} GB), "
-              f"torchvision {t['images_per_s']:,.1f}/s (peak {t['peak_pss_gb']:.2f} GB): "
-              f"{row['ratio']:.2f}x", flush=True)  # fmt: skip
-        print("\n".join(o["header"]))
+        for run in args.train.split(","):
+            size, seconds, model = run.split(":")
+            row = {"train_count": args.train_count, "load_before": load_line()}
+            row.update(train_both(folder, args, int(size), float(seconds), model))
+            rows.append(row)
+            o, t = row["ours"], row["torchvision"]
+            what = f"{seconds} s" if float(seconds) else "one epoch"
+            print(f"training ({what}), {model} at {size} px on {args.train_count} "
+                  f"images: convzoo train {o['images_per_s']:,.1f}/s (peak "
+                  f"{o['peak_pss_gb']:.2f} GB), torchvision {t['images_per_s']:,.1f}/s (peak "
+                  f"{t['peak_pss_gb']:.2f} GB): {row['ratio']:.2f}x", flush=True)  # fmt: skip
+            print("\n".join(o["header"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return rows
