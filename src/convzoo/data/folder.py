@@ -176,7 +176,7 @@ class _Decoded:
 
     def __getitem__(self, key: Any) -> torch.Tensor:
         ix = self.index
-        if isinstance(key, int) or (isinstance(key, torch.Tensor) and key.dim() == 0):
+        if isinstance(key, (int, np.integer)) or (torch.is_tensor(key) and key.dim() == 0):
             return load_image(str(ix.paths[int(key)]), ix.channels, ix.size)
         picked = np.arange(len(ix))[key.numpy() if isinstance(key, torch.Tensor) else key]
         return torch.stack([self[int(i)] for i in picked])
