@@ -58,7 +58,8 @@ def _pick(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
     if not 0 <= args.index < len(data):
         raise ConvzooError(f"--index {args.index} is outside 0..{len(data) - 1} of {args.source}")
     label = data.classes[int(data.labels[args.index])]
-    return getattr(data, data.inputs_field)[args.index], f"original ({label})"
+    inputs = data.images if hasattr(data, "images") else data.series  # files decode on demand
+    return inputs[args.index], f"original ({label})"
 
 
 def _cells(args: argparse.Namespace) -> int:

@@ -102,7 +102,7 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
         )
     title = f"{meta['dataset']} {args.split} #{args.index}"
     return (
-        getattr(data, data.inputs_field)[args.index],  # an image, or a series
+        (data.images if hasattr(data, "images") else data.series)[args.index],
         int(data.labels[args.index]),
         title,
         f"explain-{args.split}-{args.index}",
