@@ -210,3 +210,18 @@ def test_works_inside_device_loader_and_resumes_bitwise():
     resumed = list(loader)
     assert all(torch.equal(a.x, b.x) for a, b in zip(full[4:], resumed))
     assert full[0].x.shape == (16, 1, 12, 12)
+
+
+def test_augment_grid_is_a_figure_a_notebook_shows_and_writes_nothing(tmp_path, monkeypatch):
+    from convzoo.data import augment_grid
+
+    monkeypatch.chdir(tmp_path)
+    image = torch.randint(0, 256, (1, 20, 24), dtype=torch.uint8)
+    fig = augment_grid(image, "hflip:1", rows=2, cols=3)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(shown) == 6 and [ax.get_title() for ax in fig.axes][:2] == ["original", "#1"]
+    pixels = image[0].float().numpy() / 255
+    assert (shown[0] == pixels).all() and (shown[1] == pixels[:, ::-1]).all()  # each flipped
+    assert fig._suptitle.get_text() == "hflip:1"
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(tmp_path.iterdir()) == []

@@ -299,3 +299,21 @@ def test_page_in_a_real_browser(speednet_page, tmp_path):
     with Image.open(shot) as im:
         colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colors is None or len(colors) > 1000  # pictures, not a blank page
+
+
+def test_a_notebook_shows_the_page_inline():
+    model = convzoo.create_model("speednet", num_classes=4, width=8).eval()
+    image = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
+    e = explain(model, _meta("speednet", 1, 28), image, label=1, source="test #3")
+    inline = e._repr_html_()
+    pngs = page_module.render_pngs(e, 8)
+    page = page_module.render_page(e, pngs, 8)
+    body = page[page.index("<h1>") :]
+    # the page's sections and pictures, without its document and style sheet
+    assert re.findall(r'<section id="(\w+)">', inline) == list(SECTIONS)
+    assert re.findall(r'<img id="([\w-]+)"', inline) == re.findall(r'<img id="([\w-]+)"', body)
+    assert "<style" not in inline and "<html" not in inline and "<body" not in inline
+    assert inline.startswith("<h3>speednet on test #3</h3>")
+    assert re.fullmatch(
+        r"Explanation\(speednet on test #3: predicted class\d [\d.]+, true class1\)", repr(e)
+    )

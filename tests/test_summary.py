@@ -1,3 +1,5 @@
+import re
+
 import torch
 
 import convzoo
@@ -91,3 +93,18 @@ def test_cli_user_errors_are_one_line(capsys):
         assert code == 2
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_notebook_shows_the_summary_as_an_html_table():
+    s = convzoo.summary(convzoo.create_model("googlenet"), (1, 96, 96), depth=1)
+    page = s._repr_html_()
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    assert len(rows) == 1 + len(s.rows) + 4  # the head, a row per layer, the totals
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r) for r in rows]
+    assert cells[0] == list(s.HEAD)
+    nested = next(r for r in s.rows if r.depth == 1)
+    row = cells[1 + s.rows.index(nested)]
+    assert row[0] == "&nbsp;" * 4 + nested.name and row[1] == nested.type
+    assert row[2] == " x ".join(map(str, nested.output_shape)) and row[3] == f"{nested.params:,}"
+    assert cells[-4][0] == "<b>total parameters</b>" and cells[-4][3] == f"{s.total_params:,}"
+    assert "googlenet, input 1 x 1 x 96 x 96" in page

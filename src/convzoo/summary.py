@@ -9,12 +9,15 @@ module that computes something, FLOPs per row from PyTorch's own ``torch.utils.f
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from .display import Raw, html_table
 
 
 @dataclass
@@ -37,12 +40,13 @@ class ModelSummary:
     flops: int = 0  #: forward FLOPs for one image, as counted by torch.utils.flop_counter
     output_shape: tuple[int, ...] = ()
 
+    HEAD = ("layer", "type", "output shape", "params", "MFLOPs")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __str__(self) -> str:
-        head = ("layer", "type", "output shape", "params", "MFLOPs")
-        body = [
+    def _cells(self) -> list[tuple[str, ...]]:
+        return [
             (
                 "  " * r.depth + r.name,
                 r.type,
@@ -52,6 +56,29 @@ class ModelSummary:
             )
             for r in self.rows
         ]
+
+    def _totals(self) -> list[tuple[str, str]]:
+        unit = "image" if len(self.input_size) == 3 else "series"
+        return [
+            ("total parameters", f"{self.total_params:,}"),
+            ("trainable parameters", f"{self.trainable_params:,}"),
+            (f"forward GFLOPs/{unit}", f"{self.flops / 1e9:,.4f}"),
+            ("output shape", " x ".join(map(str, self.output_shape))),
+        ]
+
+    def _repr_html_(self) -> str:
+        """The table as Jupyter shows it; nested layers indented."""
+        rows = [
+            (Raw("&nbsp;" * 4 * r.depth + html.escape(r.name)), *cells[1:])
+            for r, cells in zip(self.rows, self._cells())
+        ]
+        rows += [(Raw(f"<b>{k}</b>"), "", "", v, "") for k, v in self._totals()]
+        caption = f"{self.model}, input 1 x {' x '.join(map(str, self.input_size))}"
+        return html_table(self.HEAD, rows, align="llrrr", caption=caption)
+
+    def __str__(self) -> str:
+        head = self.HEAD
+        body = self._cells()
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         aligns = ("<", "<", ">", ">", ">")
 
@@ -66,11 +93,7 @@ class ModelSummary:
             rule,
             *map(fmt, body),
             rule,
-            f"total parameters:     {self.total_params:,}",
-            f"trainable parameters: {self.trainable_params:,}",
-            f"forward GFLOPs/{'image' if len(self.input_size) == 3 else 'series'}: "
-            f"{self.flops / 1e9:,.4f}",
-            f"output shape:         {' x '.join(map(str, self.output_shape))}",
+            *(f"{k + ':':<21} {v}" for k, v in self._totals()),
         ]
         return "\n".join(lines)
 

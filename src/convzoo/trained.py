@@ -95,6 +95,22 @@ class Prediction:
 
     classes: list[str]
     probs: torch.Tensor  #: float32 N x num_classes, on the CPU
+    #: the images as the network received them, before normalization (N x C x H x W, [0, 1])
+    images: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    #: images a notebook shows, with their two most probable classes
+    SHOWN = 16
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter's view: the first :attr:`SHOWN` images in a grid, each with its two most
+        probable classes and their probabilities."""
+        if self.images is None:
+            return None
+        from .viz import image_grid
+
+        n = min(len(self), self.SHOWN)
+        labels = ["\n".join(f"{c} {p:.2f}" for c, p in top) for top in self.top(2)[:n]]
+        return image_grid(self.images[:n], labels, path=None)._repr_png_()
 
     def __len__(self) -> int:
         return len(self.probs)
@@ -156,7 +172,8 @@ def predict(
             f"{meta.model} takes time series, not images: predict on .csv/.npy series files "
             f"with convzoo predict RUN FILE (docs/sequences.md)"
         )
-    x = normalize(image_batch(images, meta.in_channels, meta.image_size), meta)
+    pixels = image_batch(images, meta.in_channels, meta.image_size)
+    x = normalize(pixels, meta)
     is_module = isinstance(model, nn.Module)
     dev = resolve_device(device) if is_module else torch.device("cpu")
     was_training = is_module and model.training
@@ -168,7 +185,7 @@ def predict(
     finally:
         if was_training:
             model.train()
-    return Prediction(list(meta.classes), torch.cat(logits).softmax(1))
+    return Prediction(list(meta.classes), torch.cat(logits).softmax(1), pixels.cpu())
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ class NotebookFigure(Figure):
     """A figure that Jupyter shows when it is a cell's value, whichever matplotlib backend
     is active (pyplot is never involved, so nothing else would display it)."""
 
-    def _repr_png_(self) -> bytes:
+    def _repr_png_(self, tight: bool = True) -> bytes:
+        """The PNG, cropped to what is drawn (``tight``: one more drawing pass)."""
         buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight" if tight else None)
         return buf.getvalue()
 
 
@@ -68,14 +69,14 @@ def image_grid(
     labels: Sequence[str] | None = None,
     rows: int | None = None,
     cols: int | None = None,
-    path: str | os.PathLike = "grid.png",
+    path: str | os.PathLike | None = "grid.png",
     title: str | None = None,
     *,
     scale: float = 1.5,
     dpi: int = 100,
-) -> Path:
+) -> Path | Figure:
     """Save images in a ``rows`` x ``cols`` grid as a PNG, each with its label above it, and
-    return the path.
+    return the path (``path=None``: return the figure, which a notebook shows).
 
     ``images`` is an N x C x H x W tensor or a sequence of C x H x W tensors (sizes may differ),
     float in [0, 1] or uint8. Each cell is ``scale`` inches square (``scale * dpi`` pixels,
@@ -89,8 +90,8 @@ def image_grid(
     if rows is None:
         rows = max(1, math.ceil(n / cols))
     top = 0.4 if title else 0.0
-    fig = Figure(figsize=(cols * scale, rows * scale + top), dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = _figure(cols * scale, rows * scale + top)
+    fig.set_dpi(dpi)
     height = rows * scale + top
     fig.subplots_adjust(
         left=0.02, right=0.98, bottom=0.02, top=1 - (top + 0.22) / height, wspace=0.1, hspace=0.3
@@ -106,6 +107,8 @@ def image_grid(
             ax.set_title(str(labels[k]), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    if path is None:
+        return fig
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -177,7 +180,8 @@ def plot_curves(history, path: str | os.PathLike | None = None, title: str | Non
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins: tight_layout took a third of a redraw (0.1 of 0.3 s on the 2-core CPU)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84 if title else 0.9, wspace=0.2)
     if path is not None:
         _save(fig, path)
     return fig
@@ -224,15 +228,17 @@ def plot_lr_find(result, path: str | os.PathLike, title: str | None = None) -> P
 
 def plot_runs(
     runs: Sequence[tuple[str, dict[str, Sequence[float]]]],
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     title: str | None = None,
-) -> Path:
-    """Several runs overlaid: training loss (left) and accuracy (right) per epoch.
+) -> Path | Figure:
+    """Several runs overlaid: training loss (left) and accuracy (right) per epoch, saved as a
+    PNG at ``path`` (returned); without ``path`` the figure is returned (a notebook shows it).
 
     ``runs`` holds ``(label, columns)`` pairs, ``columns`` a history's columns by name
-    (``epoch``, ``loss``, ``train_acc``, ``test_acc``, optionally ``val_acc``). Runs with the same
-    label (seeds of one recipe) share a colour and one legend entry: test accuracy solid,
-    validation dotted, training accuracy dashed and thin.
+    (``epoch``, ``loss``, ``train_acc``, ``test_acc``, optionally ``val_acc``) or a
+    :class:`convzoo.History`. Runs with the same label (seeds of one recipe) share a colour
+    and one legend entry: test accuracy solid, validation dotted, training accuracy dashed and
+    thin.
     """
     fig = _figure(10, 3.8)
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -244,6 +250,9 @@ def plot_runs(
         (ax_acc, "train_acc", "--", "train", 0.9),
     )
     for label, cols in runs:
+        if not isinstance(cols, dict):  # a History
+            keys = ("epoch", "loss", "train_acc", "val_acc", "test_acc")
+            cols = {k: cols.column(k) for k in keys}
         first = label not in colours
         colour = colours.setdefault(label, f"C{len(colours)}")
         for ax, key, style, name, width in kinds:
@@ -262,7 +271,7 @@ def plot_runs(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig if path is None else _save(fig, path)
 
 
 def plot_confusion(

@@ -4,7 +4,7 @@ augmentation.
 Data knows nothing of models or training.
 """
 
-from .augment import apply, augmented_versions, parse_augment
+from .augment import apply, augment_grid, augmented_versions, parse_augment
 from .augment1d import parse_augment1d
 from .dataset import ImageDataset
 from .folder import FolderIndex, index_folder, load_folder, place
@@ -25,6 +25,7 @@ __all__ = [
     "SequenceDataset",
     "apply",
     "apply_subset",
+    "augment_grid",
     "augmented_versions",
     "dataset_names",
     "default_root",

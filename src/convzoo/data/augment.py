@@ -47,8 +47,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # imported where used: importing matplotlib is slow
+    from matplotlib.figure import Figure
 
 from ..errors import ConvzooError, UnknownNameError
 from .color import (
@@ -75,6 +79,7 @@ __all__ = [
     "adjust_hue",
     "adjust_saturation",
     "apply",
+    "augment_grid",
     "augmented_versions",
     "parse_augment",
 ]
@@ -238,13 +243,33 @@ def apply(
     rows: int = 2,
     cols: int = 4,
     seed: int = 0,
-    path: str | os.PathLike = "augment.png",
+    path: str | os.PathLike | None = "augment.png",
     label: str = "original",
     title: str | None = None,
 ) -> torch.Tensor:
     """The chapter's ``apply(img, aug, num_rows, num_cols)``: the image and ``rows x cols - 1``
     augmented versions in one grid, written to ``path`` as a PNG; returns the versions. The
     book shows only the versions; the original in the first cell makes each change visible."""
+    return _grid(image, aug, rows, cols, seed, label, title, path)[0]
+
+
+def augment_grid(
+    image: torch.Tensor,
+    aug: str | Augment | None,
+    *,
+    rows: int = 2,
+    cols: int = 4,
+    seed: int = 0,
+    label: str = "original",
+    title: str | None = None,
+) -> Figure:
+    """:func:`apply`'s grid as a matplotlib figure, which a notebook shows; nothing is
+    written. ``title`` defaults to the spec."""
+    title = title if title is not None else aug if isinstance(aug, str) else None
+    return _grid(image, aug, rows, cols, seed, label, title, None)[1]
+
+
+def _grid(image, aug, rows, cols, seed, label, title, path) -> tuple[torch.Tensor, Any]:
     from ..viz import image_grid
 
     cells = rows * cols
@@ -252,5 +277,5 @@ def apply(
         raise ConvzooError("rows x cols must leave room for the original and one version")
     versions = augmented_versions(image, aug, cells - 1, seed=seed)
     labels = [label, *(f"#{k}" for k in range(1, cells))]
-    image_grid([image, *versions], labels, rows=rows, cols=cols, path=path, title=title)
-    return versions
+    grid = image_grid([image, *versions], labels, rows=rows, cols=cols, path=path, title=title)
+    return versions, grid

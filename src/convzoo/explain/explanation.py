@@ -85,6 +85,18 @@ class Explanation:
         """A sequence model's explanation: the input is C x L."""
         return self.image.dim() == 2
 
+    def __repr__(self) -> str:  # the tensors would run to tens of thousands of characters
+        p = float(self.probs[self.predicted])
+        true = f", true {self.classes[self.label]}" if self.label is not None else ""
+        verdict = f"predicted {self.classes[self.predicted]} {p:.3f}{true}"
+        return f"Explanation({self.model_name} on {self.source or 'an image'}: {verdict})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the pictures and text of ``convzoo explain``'s page."""
+        from .page import notebook_html
+
+        return notebook_html(self)
+
 
 def network_input(image: torch.Tensor, meta: dict) -> torch.Tensor:
     """uint8 ``C x H x W`` -> the ``1 x C x S x S`` float tensor the network was trained on:

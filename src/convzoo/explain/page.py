@@ -44,8 +44,7 @@ img { max-width: 100%; display: block; margin: 0.3em auto; }
 </head>
 <body>
 <h1>$title</h1>
-<p>$verdict</p>
-$sections
+$body
 </body>
 </html>
 """)
@@ -220,7 +219,8 @@ def _attribution_section(e: Explanation, pngs: dict[str, bytes]) -> str:
     )
 
 
-def render_page(e: Explanation, pngs: dict[str, bytes], maps: int) -> str:
+def render_body(e: Explanation, pngs: dict[str, bytes], maps: int) -> str:
+    """The page's content below its title: the verdict and the sections."""
     p = float(e.probs[e.predicted])
     verdict = f"Predicted {e.classes[e.predicted]} (p {p:.3f})"
     if e.label is not None:
@@ -234,11 +234,21 @@ def render_page(e: Explanation, pngs: dict[str, bytes], maps: int) -> str:
         _scores_section(e, pngs),
         _attribution_section(e, pngs),
     ]
-    return _PAGE.substitute(
-        title=html.escape(f"{e.model_name} on {e.source}" if e.source else e.model_name),
-        verdict=html.escape(verdict),
-        sections="\n".join(sections),
-    )
+    return "\n".join([_p(verdict), *sections])
+
+
+def title(e: Explanation) -> str:
+    return f"{e.model_name} on {e.source}" if e.source else e.model_name
+
+
+def render_page(e: Explanation, pngs: dict[str, bytes], maps: int) -> str:
+    return _PAGE.substitute(title=html.escape(title(e)), body=render_body(e, pngs, maps))
+
+
+def notebook_html(e: Explanation, maps: int = 8) -> str:
+    """The page's pictures and text for a notebook cell: no style sheet (it would restyle the
+    notebook), the title as a heading."""
+    return f"<h3>{html.escape(title(e))}</h3>\n{render_body(e, render_pngs(e, maps), maps)}"
 
 
 def write_explanation(e: Explanation, out: str | os.PathLike, *, maps: int = 8) -> Path:

@@ -45,7 +45,7 @@ class History:
     #: monitored validation value, or the last epoch without a validation split
     chosen_epoch: int | None = None
     #: the last epoch's weights (CPU) when the model was given another epoch's
-    last_state: dict[str, Any] | None = None
+    last_state: dict[str, Any] | None = field(default=None, repr=False)
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append({k: record.get(k, math.nan) for k in COLUMNS})
@@ -92,12 +92,38 @@ class History:
             h.append(r)
         return h
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: one row per epoch (the columns it measured) and the curves."""
+        from ..display import html_table, png_img
+
+        keys = [k for k in COLUMNS[:9] if any(not math.isnan(r[k]) for r in self.records)]
+        rows = [[_cell(k, r[k]) for k in keys] for r in self.records]
+        table = html_table(keys, rows, align="r" * len(keys), caption=self._caption())
+        figure = png_img(self.plot()._repr_png_(), "loss and accuracy per epoch") if self else ""
+        return table + figure
+
+    def _caption(self) -> str:
+        if not self.records:
+            return "no epoch finished"
+        elapsed = self.last["elapsed_s"]
+        took = f" in {elapsed:.1f} s" if not math.isnan(elapsed) else ""
+        chosen = f"; the model holds epoch {self.chosen_epoch}'s weights" * bool(self.chosen_epoch)
+        return f"{len(self)} epochs{took}{chosen}"
+
     def plot(self, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
         """Loss and accuracies per epoch, like the book's animator: a matplotlib Figure (a
         notebook shows it), also saved as a PNG at ``path`` when given."""
         from ..viz import plot_curves
 
         return plot_curves(self, path, title=title)
+
+
+def _cell(key: str, v: float) -> str:
+    if math.isnan(v):
+        return ""
+    if key == "epoch":
+        return str(int(v))
+    return f"{v:,.0f}" if key == "examples_per_sec" else f"{v:.4g}"
 
 
 def _fmt(v: float) -> str:
