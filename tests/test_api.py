@@ -2,8 +2,12 @@
 
 import io
 import json
+import os
+import re
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +21,13 @@ from convzoo.errors import CheckpointError, ConvzooError, FinetuneError, InputSi
 from convzoo.finetuning.freeze import frozen_stages, param_groups
 from convzoo.inference import evaluate_model
 from convzoo.io import load_weights, save_weights
-from convzoo.train.callbacks import ConsoleLogger
+from convzoo.train.callbacks import ConsoleLogger, LiveCurves, live_curves
 from convzoo.train.meta import ModelMeta
 from convzoo.train.recipes import recipe_defaults
 from helpers import toy_pair
 
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
 FIT = dict(epochs=3, batch_size=32, augment="", verbose=False, device="cpu", precision="fp32")
 
 
@@ -312,18 +318,66 @@ def test_history_plot_returns_a_figure_and_saves_when_asked(python_run, tmp_path
     assert isinstance(fig, Figure) and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_progress_bars_in_jupyter(monkeypatch):
-    assert ConsoleLogger(io.StringIO()).bar is False  # a file: plain lines
-    shell = types.SimpleNamespace(config={"IPKernelApp": {}})
+def fake_kernel(monkeypatch, config) -> None:
+    """IPython as a Jupyter kernel (``config`` holds IPKernelApp) or a terminal shows it."""
+    shell = types.SimpleNamespace(config=config)
     fake = types.ModuleType("IPython")
     fake.get_ipython = lambda: shell
     monkeypatch.setitem(sys.modules, "IPython", fake)
+
+
+def test_progress_and_live_curves_in_jupyter(monkeypatch):
+    assert ConsoleLogger(io.StringIO()).bar is False  # a file: plain lines
+    assert live_curves(None, []) == []  # no kernel: no figure
+    fake_kernel(monkeypatch, {"IPKernelApp": {}})
     stdout = io.StringIO()  # a kernel's stdout is no terminal
     monkeypatch.setattr(sys, "stdout", stdout)
-    assert ConsoleLogger().bar is True  # tqdm.auto: the notebook widget
+    assert ConsoleLogger().bar is True and ConsoleLogger().notebook is True
     assert ConsoleLogger(io.StringIO()).bar is False  # not the notebook's output
-    shell.config = {}  # IPython in a terminal: the terminal decides
-    assert ConsoleLogger().bar is False
+    assert [type(cb) for cb in live_curves(None, [])] == [LiveCurves]
+    assert live_curves(False, []) == [] and live_curves(None, [LiveCurves()]) == []
+    fake_kernel(monkeypatch, {})  # IPython in a terminal: the terminal decides
+    assert ConsoleLogger().bar is False and live_curves(None, []) == []
+
+
+def test_fit_outside_a_kernel_never_imports_ipython(tmp_path):
+    code = (
+        "import sys, convzoo\n"
+        "from helpers import toy_pair\n"
+        "convzoo.fit('speednet', toy_pair(64, 32), epochs=1, model_options={'width': 8})\n"
+        "assert 'IPython' not in sys.modules, 'IPython imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_history_shows_a_table_and_its_curves_in_a_notebook(python_run):
+    history = python_run[0]
+    page = history._repr_html_()
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    assert len(rows) == 1 + len(history)
+    head = re.findall(r"<th[^>]*>(.*?)</th>", rows[0])
+    assert head[:3] == ["epoch", "loss", "train_acc"] and "val_acc" in head and "test_acc" in head
+    last = re.findall(r"<td[^>]*>(.*?)</td>", rows[-1])
+    assert last[0] == str(len(history)) and float(last[head.index("test_acc")]) == pytest.approx(
+        history.last["test_acc"], abs=1e-4
+    )
+    assert f"{len(history)} epochs" in page and page.count("data:image/png;base64,") == 1
+    assert "no epoch finished" in convzoo.History()._repr_html_()
+
+
+def test_prediction_shows_its_images_with_their_top_classes(zoo_run):
+    from PIL import Image
+
+    net = convzoo.load_model(zoo_run[0])
+    images = zoo_run[1][1].images
+    pred = convzoo.predict(net, images[:20])
+    assert pred.images.shape == (20, 1, 16, 16)  # as the network receives them, not normalized
+    torch.testing.assert_close(pred.images, images[:20].float() / 255)
+    png = Image.open(io.BytesIO(pred._repr_png_()))
+    assert png.width > 7 * 100 and png.height > 100  # 16 shown: two rows of 8
+    assert convzoo.Prediction(pred.classes, pred.probs)._repr_png_() is None  # no images
 
 
 def test_model_meta_refuses_what_is_not_its_metadata():
@@ -364,3 +418,14 @@ def test_a_time_series_run_loads_and_says_what_it_takes(tmp_path, capsys):
 
     want = predict_series(*load_trained(history.run_dir), [str(f)], top_k=1, device="cpu")
     assert lines == [f"{n}: {top[0][0]} {top[0][1]:.3f}" for n, top in want]
+
+
+def test_plot_runs_overlays_histories_as_a_figure(python_run, tmp_path):
+    from convzoo.viz import plot_runs
+
+    history = python_run[0]
+    fig = plot_runs([("a", history), ("b", {"epoch": [1, 2], "loss": [2.0, 1.0]})])
+    loss = fig.axes[0]
+    assert [line.get_label() for line in loss.lines] == ["a train loss", "b train loss"]
+    assert list(loss.lines[0].get_ydata()) == history.column("loss")
+    assert fig._repr_png_()[:4] == b"\x89PNG" and not list(tmp_path.iterdir())

@@ -111,6 +111,7 @@ def fit(
     out: str | Path | None = None,
     callbacks: list[Callback] | None = None,
     verbose: bool = True,
+    live: bool | None = None,
     **config: Any,
 ) -> History:
     """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
@@ -125,6 +126,9 @@ def fit(
     given come from ``recipe`` (``fast``, ``d2l`` or ``speedrun``); any :class:`TrainConfig`
     field can be passed as a keyword. With ``out`` the run directory (checkpoints, curves,
     weights) is written there; without it nothing is written. ``history.run_dir`` tells where.
+    In a Jupyter kernel the loss and accuracy curves are redrawn in place after each epoch, as
+    the book's ``Animator`` does (``live=False``: not; ``True``: also in an IPython front end
+    not recognised as a kernel).
 
     With a validation split (``val_split``; the ``fast`` recipe's default) the module ends
     holding the weights of the best validation epoch (``history.chosen_epoch``, and
@@ -153,6 +157,7 @@ def fit(
         callbacks=callbacks,
         save=out is not None,
         stdout=None if verbose else io.StringIO(),
+        live=live,
     )
     if module is not None:  # it holds the weights chosen on validation data, if any were
         chosen = result.metrics.get("best_epoch")  # None: no validation split, the last epoch

@@ -132,6 +132,7 @@ def make_trainer(
     strategy: Strategy,
     callbacks: list[Callback],
     param_groups: list[dict] | None,
+    live: bool | None = None,
 ) -> Trainer:
     model = setup.model
     optimizer = build_optimizer(
@@ -164,6 +165,7 @@ def make_trainer(
         val_loader=setup.val_loader,
         monitor=cfg.monitor,
         test_every=cfg.test_every,
+        live=live,
     )
     if cfg.compile:
         trainer.net = torch.compile(trainer.net)
@@ -253,6 +255,7 @@ def train(
     stdout: TextIO | None = None,
     param_groups: list[dict] | None = None,
     normalization: Normalization | None = None,
+    live: bool | None = None,
 ) -> RunResult:
     """Run (or resume) training as ``cfg`` says; write the run directory when ``save``.
 
@@ -262,6 +265,7 @@ def train(
 
     ``normalization``: the per-channel (mean, std) that inputs are normalized with when
     ``cfg.normalize`` (a fine-tuned network keeps its source's); default: the training set's.
+    ``live``: the curves redrawn in place after each epoch (``None``: in a Jupyter kernel).
     """
     if auto_resume and not cfg.out:
         raise ConfigError("--auto-resume needs --out DIR (the run directory to resume or start)")
@@ -293,7 +297,7 @@ def train(
             cbs = run_callbacks(cfg, setup, run_dir, stream) + list(callbacks or [])
             stopper.checkpointer = next((c for c in cbs if isinstance(c, Checkpointer)), None)
             stopper.run_dir = run_dir
-            trainer = make_trainer(cfg, setup, strategy, [*cbs, stopper], param_groups)
+            trainer = make_trainer(cfg, setup, strategy, [*cbs, stopper], param_groups, live)
             if state is not None:
                 load_trainer_state(trainer, state, Path(resume) / Checkpointer.FILENAME)
                 if stopper.checkpointer is not None:
