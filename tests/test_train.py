@@ -277,6 +277,22 @@ def test_fast_recipe_trains_resnet18_at_its_own_measured_lr():
     assert resolve_config({"model": "resnet18", "lr": 0.3}, "fast").lr == 0.3  # the user's
 
 
+def test_the_main_job_and_the_speedrun_train_the_narrow_speednet_chosen_on_validation():
+    main, speedrun = (resolve_config({}, r) for r in ("fast", "speedrun"))
+    assert (main.model, main.model_options, main.epochs, main.tta) == (
+        "speednet",
+        {"width": 24},
+        7,
+        True,
+    )
+    assert main.val_split > 0 and main.test_every == 0  # chosen on validation, tested at the end
+    assert (speedrun.model_options, speedrun.epochs, speedrun.tta) == ({"width": 24}, 5, True)
+    assert speedrun.val_split == 0 and speedrun.test_every == 1  # nothing chosen: all train
+    wide = resolve_config({"model_options": {"width": 32}}, "speedrun")
+    assert wide.model_options == {"width": 32}  # the user's options win
+    assert resolve_config({"model": "resnet18"}, "speedrun").model_options == {}
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
