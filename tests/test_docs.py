@@ -130,9 +130,7 @@ def small_loader(load):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "page", [p for p in PAGES if python_blocks(p)], ids=page_id
-)
+@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=page_id)
 def test_python_examples_run(page, tmp_path, monkeypatch):
     small = small_loader(convzoo.data.sources.load_dataset)
     for module in (convzoo, convzoo.data, convzoo.data.sources):

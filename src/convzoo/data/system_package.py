@@ -1,8 +1,8 @@
 """Installing a data set's Debian package: the last way ``convzoo data fetch`` gets data.
 
-Why this exists: ``make run`` must train on a fresh machine of the kind this project targets,
-where the package registries are reachable but nothing else is, so torchvision's mirrors fail
-(issue 11: a fresh clone stopped with "fashion-mnist not found"). Debian packages Fashion-MNIST
+Why this exists: on a machine that reaches the package registries but nothing else,
+torchvision's mirrors fail and a fresh clone's ``make run`` would stop at "fashion-mnist not
+found". Debian packages Fashion-MNIST
 (``dataset-fashion-mnist``: its IDX files in ``/usr/share/datasets/fashion-mnist``), so where
 ``apt-get`` exists and may be used without a password prompt (we are root, or ``sudo -n true``
 succeeds) set-up installs it; anywhere else it names the one command to run. Nothing here runs

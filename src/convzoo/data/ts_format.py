@@ -8,15 +8,14 @@ by ``:``, values by ``,``, the class label last (``1.0,2.5,?:0.3,0.1,0.2:walking
 ``NaN`` are missing values; series may differ in length.
 
 Why our own ~150 lines rather than ``aeon.datasets.load_from_ts_file``: importing
-``aeon.datasets`` takes 1.3-2.0 s on the 2-core CPU (it imports numba, pandas, scipy and
+``aeon.datasets`` takes 1.3-2.0 s on 2 CPU cores (it imports numba, pandas, scipy and
 scikit-learn) against 2 ms to read GunPoint's training file (aeon's loader: 2.4 ms; all 18
-shipped classification files: 151 ms ours, 171 ms aeon's; one run at load 4.6, best of 5 per
-file), and the numba 0.63 that aeon 1.6 needs pins numpy below 2.4. We only need ``aeon``'s
-files: their folder is found without importing it
-(:func:`convzoo.data.sequences.shipped_root`). The reader checks each series (every channel
-at one length, the same channel count throughout, a declared label, finite numbers only) and
-reports each problem as one line naming the file and line. Time-stamped files (``@timeStamps
-true``) and regression files (``@targetLabel``) are refused.
+shipped classification files: 151 ms ours, 171 ms aeon's, best of 5 per file), and the numba
+0.63 that aeon 1.6 needs pins numpy below 2.4. We only need ``aeon``'s files: their folder is
+found without importing it (:func:`convzoo.data.sequences.shipped_root`). The reader checks each
+series (every channel at one length, the same channel count throughout, a declared label, finite
+numbers only) and reports each problem as one line naming the file and line. Time-stamped files
+(``@timeStamps true``) and regression files (``@targetLabel``) are refused.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ the attribution maps.
 
 Pictures and the page are drawn from an :class:`Explanation` by ``pictures`` and ``page``; this
 module only computes, on the CPU: 0.5 s for speednet at 28 px, 6-9 s for VGG-11 (channels / 4)
-and AlexNet at 224 px on the busy 2-core machine (load 5), most of it Integrated Gradients'
+and AlexNet at 224 px on 2 busy CPU cores, most of it Integrated Gradients'
 32 forward and backward passes.
 """
 

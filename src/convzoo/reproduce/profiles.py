@@ -157,7 +157,7 @@ BOOK_MODELS = tuple(BOOK_SETTINGS)
 
 #: the cpu profile's reduced budgets: the large networks at the smallest input their layers
 #: take (AlexNet 65 px, NiN 67 px; 32 for the others), 3 epochs on part of the training set,
-#: so that the whole table fits in about 45 minutes of the 2-core CPU (36.5 min, 2026-12-01).
+#: so that the whole table fits in well under 45 minutes of 2 CPU cores (about 23-37 min).
 #: GoogLeNet (the book's, no batch norm: 22 layers deep) gets 6: after 3 its training loss was
 #: still 2.20 (d2l) and 1.94 (fast) against chance's 2.30, both recipes barely started
 CPU_BUDGETS = {
@@ -168,8 +168,8 @@ CPU_BUDGETS = {
     "resnet18": Budget(image_size=32, epochs=3, shots=1500),
     "densenet": Budget(image_size=32, epochs=3, shots=2000),
 }
-#: expected seconds per cpu cell, from one-thread training-step rates measured on the 2-core
-#: CPU (load 4; fp32 for d2l, bf16 for fast; evaluation on 10,000 test images each epoch
+#: expected seconds per cpu cell, from one-thread training-step rates measured on 2 busy
+#: CPU cores (fp32 for d2l, bf16 for fast; evaluation on 10,000 test images each epoch
 #: counted as a third of a training example each), plus 8 s of process start
 CPU_EST_S = {
     ("lenet", "d2l"): 110, ("lenet", "fast"): 90,

@@ -224,9 +224,7 @@ def verdicts(rows: list[Row]) -> Block:
             )
     best = max((r for r in rows if r.accs), key=lambda r: r.mean, default=None)
     if best is not None:
-        lines.append(
-            f"best network: {best.model} ({best.recipe}) at {best.mean:.4f} test accuracy"
-        )
+        lines.append(f"best network: {best.model} ({best.recipe}) at {best.mean:.4f} test accuracy")
     return Block("code", text="\n".join(lines))
 
 

@@ -140,9 +140,9 @@ def run_subprocess(
     the wall time says how busy the machine was; the CPU time says what the cell cost).
 
     With ``jobs`` cells at once, each gets ``cores // jobs`` threads unless OMP_NUM_THREADS is
-    set: on the 2-core CPU two one-thread cells trained resnet18@32 at 410 ms a step each
-    where one two-thread cell took 600-1000 ms (load 5: a descheduled thread stalls the other
-    at every parallel region; benchmarks/RESULTS.md)."""
+    set: on 2 busy CPU cores two one-thread cells trained resnet18@32 at 410 ms a step each
+    where one two-thread cell took 600-1000 ms (a descheduled thread stalls the other at every
+    parallel region; benchmarks/RESULTS.md)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if jobs > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))

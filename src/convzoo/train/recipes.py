@@ -93,12 +93,9 @@ FAST_BY_KIND: dict[str, dict[str, Any]] = {
     "plain": dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, normalize=True, test_every=0),
 }
 
-#: the fast recipe's peak lr where speednet's 0.2 measured worse on validation data. ResNet-18
-#: (the book's, ImageNet stem) at the cpu profile's budget (32 px, 3 epochs, 13,500 images,
-#: seeds 0 and 1, validation accuracy on 1,500 held-out images, 2026-12-02): 0.811 and 0.846 at
-#: lr 0.2, 0.894 and 0.879 at 0.05 (seed 0: 0.881 at 0.1, 0.892 at 0.02), +5.8 points on
-#: average; the 11M-parameter net's training loss at 0.2 was still 2.08 after the first epoch
-#: (RESULTS.md, "fast recipe: ResNet-18's learning rate")
+#: the fast recipe's peak lr where speednet's 0.2 measured worse on validation data: ResNet-18
+#: at the cpu profile's budget (32 px, 3 epochs) gains 5.8 points of validation accuracy at 0.05
+#: over 2 seeds (RESULTS.md, "fast recipe: ResNet-18's learning rate")
 FAST_LR_BY_MODEL: dict[str, float] = {"resnet18": 0.05}
 
 
@@ -113,29 +110,14 @@ def has_batchnorm(
     return any(isinstance(m, (_BatchNorm, BatchNorm)) for m in net.modules())
 
 
-#: the fast recipe for sequence models (lenet1d, fcn1d, resnet1d): Adam at 1e-3 as Ismail Fawaz
-#: et al. 2019 (AdamW here, with a one-cycle schedule in place of their 1,500 epochs), batch 16,
-#: 40 epochs, bf16 autocast where the device has it ("auto": a resnet1d step 1.6x faster at 427
-#: steps and 2.5x at ACSF1's 1,460 on the 2-core AMX Xeon, for the same 5-fold held-out accuracy
-#: on OSULeaf and ACSF1 and 0.6 points less, two series, on the four cheap sets, inside fp32's
-#: seed spread; RESULTS.md "bf16 for sequence models"). It trains on the whole training split and
-#: keeps the LAST epoch: judged by 5-fold cross-validation of the training splits (every series
-#: held out once, 4 sets, 2 seeds), that beat keeping the epoch a 20% validation split picks,
-#: 0.901 against 0.889 held-out accuracy (loss 0.420 against 0.490; ArrowHead 0.861 against
-#: 0.778): on splits of 36-67 series, the 7-13 that a 20% split sets aside are worth more as
-#: training data than as judges. 80 epochs on top of it moved it less than its seed spread, as
-#: did dropping the weight decay; batch 8 gains 1.5 points on the four cheap sets but loses 3.5
-#: on ACSF1 (two seeds), 0.883 against 0.878 over six: not taken; lr 3e-3 and label smoothing had
-#: not beaten the earlier recipe, and on ACSF1 neither did lr 3e-3, 1e-2 or 3e-4, nor 80 epochs;
-#: Fawaz et al.'s batch of min(N/10, 16) lost a point. The one augmentation is each series
-#: scaled by a factor in 0.8-1.2: held-out accuracy 0.890 against 0.878 over the six univariate
-#: sets (two seeds; OSULeaf one), no set lower (ACSF1 0.735 against 0.720, JapaneseVowels 0.978
-#: against 0.969). Jitter of 0.05 is what lost OSULeaf 3.5 points (0.935), and a random 90%
-#: window lost 2.3 on the four cheap sets (RESULTS.md, "Time series recipe"). 200 epochs hold out
-#: 1.7 points more over five sets (ArrowHead and ACSF1 up, ItalyPowerDemand down; on the cheap
-#: sets two seeds of four behind) for five times the time, ACSF1 over 4 minutes: not taken, it
-#: is ``--recipe best`` (:data:`BEST_SEQUENCE_EPOCHS`). ``--val-split 0.2`` brings the choice
-#: back: the monitor is then the validation loss.
+#: the fast recipe for sequence models (lenet1d, fcn1d, resnet1d): AdamW at 1e-3 as Ismail Fawaz
+#: et al. 2019, with a one-cycle schedule in place of their 1,500 epochs; bf16 where native (a
+#: resnet1d step 1.6-2.5x faster, held-out accuracy inside fp32's seed spread). It keeps the LAST
+#: epoch of the whole training split: on splits of 36-67 series, 5-fold cross-validation scored
+#: that 0.901 against 0.889 for the epoch a 20% validation split picks. Scaling each series by
+#: 0.8-1.2 is the one augmentation that helped (0.890 against 0.878 held out over six sets); 200
+#: epochs hold out 1.7 points more for five times the time, so they are ``--recipe best``
+#: (RESULTS.md, "Time series recipe"). ``--val-split 0.2`` brings the choice back (on val_loss).
 FAST_SEQUENCES: dict[str, Any] = dict(
     precision="auto",
     optimizer="adamw",
