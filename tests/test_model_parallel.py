@@ -3,7 +3,6 @@
 norm, exact resume, one ordinary saved model, one-line errors, every zoo family."""
 
 import io
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +22,6 @@ from helpers import CrashAt, toy_pair, write_image_folder
 from zoo_families import FAMILIES, SLOW
 
 CPU = torch.device("cpu")
-TESTS = Path(__file__).parent
 
 
 def _cfg(**kw):
@@ -228,22 +226,3 @@ def _prefixed(model, module):
     """``module``'s parameters under their names in ``model``'s state dict."""
     names = {id(p): n for n, p in model.named_parameters()}
     return {names[id(p)]: p.detach() for p in module.parameters()}
-
-
-def test_parallel_check_runs_the_model_strategy(tmp_path, capsys, monkeypatch):
-    # benchmarks/gpu_parallel.sh and model_parallel.py call this script with these flags
-    import importlib.util
-    import sys
-
-    path = TESTS.parent / "benchmarks" / "parallel_check.py"
-    spec = importlib.util.spec_from_file_location("parallel_check", path)
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
-    argv = ["parallel_check.py", "--strategy", "model", "--devices", "cpu,cpu", "--device",
-            "cpu", "--microbatches", "4", "--epochs", "1", "--train-size", "512", "--batch-size",
-            "64", "--out", str(tmp_path / "run")]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    assert check.main() == 0
-    out = capsys.readouterr().out
-    assert "RESULT strategy=model microbatches=4 world=1 devices=cpu,cpu" in out
-    assert "MEMORY rank=0 host peak" in out
