@@ -1,21 +1,12 @@
-"""Your own images at scale: a Fashion-MNIST-derived folder of 224 px RGB JPEGs of any count,
-read and trained on by convzoo and by torchvision's ``ImageFolder`` + ``DataLoader`` with the
-same workers, batch and resize, in one run.
+"""Your own images at scale: a Fashion-MNIST-derived folder of 224 px JPEGs of any count, read
+and trained on by convzoo and by torchvision's ``ImageFolder`` + ``DataLoader`` in one run.
 
-    PYTHONPATH=src python benchmarks/bench_folder.py [--counts 10000,30000,60000] \
-        [--root /tmp/convzoo-bench] [--workers 2] [--train-count 60000] [--json out.json]
-    convzoo bench --folder ...          # the same
+    convzoo bench --folder [--counts 10000,30000,60000] [--root DIR] [--workers 2] \
+        [--train-count 60000] [--json out.json]
 
-For each count: the folder is written once (``ROOT/fm224-N/train/<class>/<i>.jpg`` from the
-first N Fashion-MNIST training images, cycled, upscaled bicubic to 224 px, JPEG quality 90,
-and 1,000 test images), then one epoch of data loading each way (shuffled float batches at
-224 px: ours indexes the files, decodes and resizes in the workers and scales on the device;
-torchvision's ``Resize(224)`` + ``ToTensor`` in the workers), with the time per image and the
-peak memory (the PSS of the process and its workers, summed: shared library pages counted
-once). With ``--train-count N``, one training epoch each way on the N-image folder: ours is
-``convzoo train --dataset folder:PATH`` itself (images/s of its training epoch, from its
-history), torchvision's the same network, batch, optimizer and precision in a plain loop over
-its loader; both in fresh processes, with their peak memory.
+Per count: one epoch of loading each way (same workers, batch, resize), time per image and
+peak PSS (process and workers). ``--train-count N``: one training epoch each way, ours through
+``convzoo train --dataset folder:PATH``, torchvision's in a plain loop, in fresh processes.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Which precision and memory format trains each zoo network fastest on this CPU, and whether
-``--precision auto`` (``convzoo.runtime.choose_execution``) picks it.
-
-For every network at the fast recipe's input size and batch, times full training steps
-(forward, loss, backward, Nesterov SGD step) of each candidate setting with all of the
-process's threads, by wall clock, the settings taking turns step by step; then lets
-``choose_execution`` calibrate afresh (no cache) and prints its pick and the pick's speed as a
-fraction of the fastest. Run it once per instruction set:
+``--precision auto`` (``convzoo.runtime.choose_execution``) picks it: full training steps of
+each candidate, taking turns, then a fresh calibration and its pick's share of the fastest.
 
     OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/bench_settings.py
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=PASSIVE \\
-        PYTHONPATH=src python benchmarks/bench_settings.py
 """
 
 from __future__ import annotations

@@ -1,31 +1,13 @@
-"""Training speed, convzoo against the book's code: same model, same batch size, same run.
+"""Training speed, convzoo against the book's code: same model, batch, learning rate and batch
+count, each side in a fresh subprocess.
 
-For each case the book's path (``reference_d2l.py``: per-sample ``ToTensor``/``Resize`` in a
-4-worker DataLoader, ``train_ch6``'s loop, fp32) and convzoo's path (the in-memory device
-loader, resize on the device per batch, the :class:`convzoo.Trainer` step) train the same
-network with the book's SGD learning rate and batch size for the same number of batches,
-each side in a fresh subprocess (no shared caches, threads or memory high-water marks).
+Per case, examples/s by wall clock over the timed batches: the book's path
+(``reference_d2l.py``, fp32; also its own batch-body metric), ours in fp32 and with
+``--precision auto``, their ratios, and ``GFLOP/s`` of ours (forward FLOPs x 3);
+``--compile MODELS`` adds ``torch.compile``. ``--whole``: whole processes, ``convzoo train
+--recipe d2l`` against the d2l package's ``train_ch6`` (``book_runs.py``).
 
-Reported per case (examples per second, wall clock over the timed batches, loading included),
-each side labelled with its precision and memory format:
-- ``book fp32 (own metric)``: the reference's ``examples/sec`` (batch bodies only, data waits
-  excluded)
-- ``book fp32``: the reference's wall-clock rate — the one a user waits for, the ratios' base
-- ``ours fp32``: convzoo in fp32, in the memory format that measures faster here
-- ``ours auto``: convzoo with ``--precision auto`` (what the fast recipe runs: the fastest
-  setting measured here, bf16 only where the CPU has it natively)
-- the two ratios over ``book fp32``: fp32 against fp32 (the same computation), and our
-  default against the book's; ``GFLOP/s``: achieved by ``ours auto`` (forward FLOPs from
-  ``torch.utils.flop_counter`` x 3 for forward + backward)
-- ``compiled`` (with ``--compile MODELS``): ``ours auto`` with the model under ``torch.compile``
-
-Then, with ``--whole``, whole processes from start to exit: ``convzoo train --recipe d2l``
-against the published d2l package's ``train_ch6`` for LeNet and LeNet-BN at 3 and 10 epochs,
-fp32 both (``book_runs.py``). The first line names the machine and its instruction set.
-
-    PYTHONPATH=src python benchmarks/bench_train.py --whole    # everything, ~25 min on CPU
-    PYTHONPATH=src python benchmarks/bench_train.py --smoke    # a few batches, for CI
-    convzoo bench --whole                                      # the same, from a checkout
+    convzoo bench --whole    # everything, ~25 min on CPU;  --smoke: a few batches
 """
 
 from __future__ import annotations

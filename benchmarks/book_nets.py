@@ -1,21 +1,8 @@
-"""The book's eight networks, written from its chapter code as it stands, without convzoo.
-
-*Dive into Deep Learning* (d2l-ai/d2l-en), the PyTorch tab of ``chapter_convolutional-neural-
-networks/lenet.md`` and ``chapter_convolutional-modern/{batch-norm,alexnet,vgg,nin,googlenet,
-resnet,densenet}.md``: the same layers in the same order, lazy as the book writes them, with the
-book's from-scratch ``batch_norm`` (mode chosen by ``torch.is_grad_enabled()``, biased variance
-in the moving average) for LeNet-BN. Only the ``d2l.Classifier`` wrapper is left out: each
-builder returns the book's ``self.net``. ``resnet18_small`` is ``d2l.resnet18`` of the
-multi-GPU chapter. The published package (``d2l==1.0.3``) holds LeNet and that ResNet-18 too:
-``tests/test_book_nets.py`` checks these two copies against it.
-
-They are the "book side" of every comparison: ``tests/test_book_nets.py`` checks that
-convzoo's networks compute the same function with the same weights, and
-``reference_d2l.py`` (and the benchmarks that use it) trains these, not convzoo's.
-
-``build(name)`` materialises the lazy layers with one forward at the book's input size (in
-eval mode and without autograd, so no running statistic moves), as the book's ``apply_init``
-does; the weights are PyTorch's defaults until ``train_ch6`` draws its Xavier weights.
+"""The book's eight networks from its chapter code (the PyTorch tab of *Dive into Deep
+Learning*'s CNN chapters), without convzoo: the same lazy layers in the same order, LeNet-BN
+with the book's from-scratch ``batch_norm``; ``resnet18_small`` is the multi-GPU chapter's.
+They are the book side of every comparison (``tests/test_book_nets.py``, ``reference_d2l.py``).
+``build(name)`` materialises the lazy layers with one forward in eval mode without autograd.
 """
 
 from __future__ import annotations

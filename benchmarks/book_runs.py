@@ -1,24 +1,11 @@
-"""The book's code and convzoo's ``--recipe d2l``, whole processes side by side: test accuracy over
-seeds and wall time from process start to exit, fp32 on both sides.
+"""The book's code and convzoo's ``--recipe d2l``, whole processes side by side, alternating per
+seed: test accuracy and wall time from process start to exit, fp32 both. The book side is the
+published ``d2l`` package untouched (``train_ch6`` after ``torch.manual_seed(seed)``, data from
+``reference_d2l.prepare_fashion_mnist``, nothing downloaded); ``convzoo/reproduce/book.py``
+records the LeNet accuracies.
 
-Per seed, alternating (so that the machine's load falls on both alike), two processes:
-
-- **book**: the published ``d2l`` package (``pip install --no-deps d2l==1.0.3``), untouched:
-  ``d2l.load_data_fashion_mnist(256)`` and ``d2l.train_ch6(net, ..., epochs, lr, cpu)`` after
-  ``torch.manual_seed(seed)``, on ``d2l.LeNet()`` (LeNet) or the chapter's LeNet with its
-  from-scratch batch norm (``book_nets.lenet_bn``: the package has none). Lazy layers are
-  materialised first, so that ``train_ch6``'s Xavier init (exact type test) sees ``Conv2d`` and
-  ``Linear``. Its data root is ``../data`` from the working directory: it runs in a folder beside
-  the IDX files ``reference_d2l.prepare_fashion_mnist`` decompressed, so nothing is downloaded.
-- **ours**: ``convzoo train --recipe d2l --model M --seed S --epochs E``.
-
-The JSON file keeps each side's last-epoch test accuracy and seconds; ``convzoo reproduce``'s
-LeNet verdict (Welch's two-sample t-test, means within one point) reads the LeNet accuracies
-recorded in ``convzoo/reproduce/book.py``.
-
-    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/book_runs.py --seeds 0-9 \\
+    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/book_runs.py --seeds 0-9 \
         --json benchmarks/lenet-seeds.json      # ~2 + 1.5 min a seed on 2 cores
-    PYTHONPATH=src python benchmarks/book_runs.py --model lenet_bn --epochs 3 --seeds 0
 """
 
 from __future__ import annotations

@@ -1,54 +1,21 @@
 """The book's training path, re-implemented: the reference convzoo's speed is measured against.
 
-*Dive into Deep Learning* trains every network of its CNN chapters with two functions of
-``d2l.torch`` (d2l-ai/d2l-en, ``d2l/torch.py``); this file mirrors them and nothing else:
+It mirrors two functions of ``d2l.torch`` and nothing else: ``load_data_fashion_mnist``
+(``[Resize] + ToTensor``, 4-worker DataLoaders, training split shuffled) and ``train_ch6``
+(Xavier-uniform Linear/Conv2d, plain SGD, mean cross-entropy, the float conversions inside each
+timed batch, ``evaluate_accuracy_gpu`` every epoch), on ``book_nets.py``'s networks. Two
+benchmark-only differences: ``max_batches`` stops an epoch early, and the first ``warmup``
+batches train untimed.
 
-- ``load_data_fashion_mnist(batch_size, resize)``: ``torchvision.datasets.FashionMNIST``,
-  transforms ``[Resize(resize)] + ToTensor()`` (pixels in [0, 1], no normalization), one
-  ``DataLoader`` per split with ``num_workers=4`` (``get_dataloader_workers``), shuffling the
-  training split only, no ``pin_memory``, no ``drop_last``, workers restarted every epoch.
-- ``train_ch6(net, train_iter, test_iter, num_epochs, lr, device)``: Xavier-uniform weights for
-  every ``nn.Linear`` and ``nn.Conv2d`` (exact type test, biases left at PyTorch's default), plain
-  ``SGD(lr)``, mean ``CrossEntropyLoss``, the ``Accumulator``/``Timer`` bookkeeping with the
-  Python-float conversions (device syncs) inside each timed batch body, and
-  ``evaluate_accuracy_gpu`` (eval mode, without autograd) after every epoch.
-
-Two deliberate differences, both needed for short benchmarks and both off-path for the book's
-own numbers: ``max_batches`` stops each epoch after that many timed batches, and the first
-``warmup`` batches of the run (one-time costs: worker start-up, allocator growth, oneDNN/cuDNN
-kernel selection) are trained but not timed. ``Timer`` uses ``time.perf_counter`` where the book
-uses ``time.time`` (same intervals, finer clock). The networks are the book's own, from
-``book_nets.py`` beside this file (its chapter code, no convzoo: LeNet-BN with the book's
-from-scratch ``batch_norm``), built at the input size trained.
-
-What each reported number measures (``run_reference`` returns them, the CLI prints them):
-
-- ``examples_per_sec_book``: the book's ``examples/sec`` — timed examples divided by the sum of
-  the timed batch bodies (host-to-device copy, forward, loss, backward, SGD step and the
-  accumulator update). Waiting for the DataLoader and evaluation are excluded, so this is the
-  rate the model computes at, not the rate it trains at.
-- ``examples_per_sec_wall``: timed examples divided by ``seconds``, the wall clock from the
-  moment the first timed batch is requested from the loader (right after the warm-up batches;
-  in an epoch without warm-up, from the creation of the epoch's iterator, which starts its
-  workers) to the end of the epoch's last timed batch body, summed over epochs; data loading
-  included, evaluation excluded. It is never above the book's rate: the timed bodies are a
-  subset of that interval.
-- ``loss``, ``train_acc``: the book's running mean loss and accuracy over the last epoch's
-  trained batches (warm-up batches included: they are training steps).
-- ``test_acc``: ``evaluate_accuracy_gpu`` on the whole test split after the last epoch; ``None``
-  when evaluation is off (the default when ``max_batches`` limits the epoch).
-- ``peak_rss_mb`` / ``peak_pss_mb``: peak resident memory of this process and its DataLoader
-  workers together (see :class:`PeakMemory` for how and why both).
-
-Usage::
+Reported: ``examples_per_sec_book`` (the book's metric: timed batch bodies only),
+``examples_per_sec_wall`` (loading included; never above the book's), ``loss``,
+``train_acc``, ``test_acc`` (None when evaluation is off) and peak RSS/PSS of the process and
+its workers (:class:`PeakMemory`).
 
     PYTHONPATH=src python benchmarks/reference_d2l.py --model lenet --max-batches 100
-    PYTHONPATH=src python benchmarks/reference_d2l.py --model alexnet --max-batches 10 \\
-        --warmup 2 --json alexnet_ref.json
 
-Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist``
-(``/usr/share/datasets/fashion-mnist``), decompressed once into torchvision's layout under
-``~/.cache/convzoo-reference`` (``--data-dir``); nothing is downloaded.
+Fashion-MNIST comes from ``/usr/share/datasets/fashion-mnist`` (``dataset-fashion-mnist``),
+decompressed once into torchvision's layout under ``~/.cache/convzoo-reference``.
 """
 
 from __future__ import annotations

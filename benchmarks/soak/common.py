@@ -1,10 +1,6 @@
-"""What the parts of the soak suite share: running the real CLI, judging its answer, the small
-image folder and training run they work on, and the result record each part returns.
-
-Every CLI run is a real ``python -m convzoo`` process (or, where ``fuzz.py`` says so and
-measures it, ``convzoo.cli.main`` in a worker process), with the environment a test has:
-no download, no system data set, one OpenMP thread (the same arithmetic in every process, so
-that weights compare bitwise).
+"""What the soak parts share: the real CLI run with a test's environment (no download, no
+system data, one OpenMP thread so weights compare bitwise), its judging, the small image
+folder and run they work on, and the record each part returns.
 """
 
 from __future__ import annotations

@@ -2,23 +2,11 @@
 
     python benchmarks/soak/fuzz.py [--cases 610] [--seed 0] [--jobs 1] [--compare 25]
 
-Kinds (each case copies a good fixture, mutates one file with ``mutate.py`` and runs the
-command that reads it): IDX files and their ``.gz`` (``data info``/``data fetch``), PNG and
-JPEG images (``predict``, ``augment``), image folders (``data info folder:``, with and without
-``--skip-bad-images``), ``.ts`` series (``data info ucr:``), ``model.safetensors`` and
-``best.safetensors`` (``evaluate``, ``predict``, ``finetune --from``), ``checkpoint.pt``,
-``config.json`` and ``metrics.json`` (``train --resume``, ``--auto-resume``) and
-``finetune.json`` (``finetune --resume``).
-
-Every case must end by itself within 60 s with exit 0, or with a non-zero exit and exactly one
-line on stderr naming the file (or its folder), no traceback; no temporary file may be left,
-and a failing command must leave every file it found as it was.
-
-Cases run in a worker process through ``convzoo.cli.main`` (what the console script calls),
-captured in-process, because a fresh interpreter costs ~3 s of imports per case on the 2-core
-machine. ``--compare N`` re-runs N of them (seeded) as real ``python -m convzoo`` processes and
-checks that both give the same exit code and line; the time of both is reported. A worker
-that dies (a crash, memory) marks its case failed and a new one takes the rest.
+Each case copies a good fixture, mutates one file (``mutate.py``) and runs the command that
+reads it. It must end within 60 s with exit 0, or non-zero with one stderr line naming the
+file, no traceback, no temporary file, every file it found unchanged. Cases run in a worker
+through ``convzoo.cli.main`` (a fresh interpreter costs ~3 s of imports a case on 2 cores);
+``--compare N`` re-runs N as ``python -m convzoo`` processes, which must agree.
 """
 
 from __future__ import annotations

@@ -1,25 +1,14 @@
 """Kills: one small training run SIGKILLed again and again, each kill followed by a resume;
-after every kill the checkpoint on disk equals, bitwise, the uninterrupted run's at the same
-step, and the run ends with files bitwise equal to the uninterrupted run's. Then SIGTERM and
-SIGINT, each a clean checkpoint, one line and the documented exit status (143, 130).
+after every kill the checkpoint equals the uninterrupted run's at that step, bitwise, and the
+run ends bitwise equal to it. Then SIGTERM and SIGINT: a checkpoint, one line, exit 143 / 130.
 
     python benchmarks/soak/kills.py [--kills 50] [--signals 10] [--seed 0]
 
-The run is ``convzoo train`` of a small speednet on a 4-class image folder (fast recipe: a
-validation split and best.safetensors, flips, batch norm and its refresh, a checkpoint every 2
-steps). Each process is ``victim.py``, the real CLI with phase marks, so that every kill is
-known to have landed at start-up, in a step, in an evaluation or inside a save (and a
-temporary file of ``io.atomic_path`` seen on disk right after the kill proves the latter).
-The uninterrupted run is a victim too, keeping a copy of every checkpoint it writes.
-
-The moment of each kill is drawn (seeded) from five kinds: a random delay after the process
-starts, during start-up, after the k-th step, inside the first evaluation, at the j-th save.
-The schedule adapts to the run's length, counted in steps (so it holds on any machine and
-with any seed): each kill may let the resumed process train at most its share of the steps
-left (``steps left // kills left``), waiting on the process's own step marks rather than on the
-clock alone, so that every planned kill lands before the run could end and the final resume
-and comparison always happen. Each restart is ``convzoo train --resume RUN`` or the first
-command again with ``--auto-resume`` (drawn).
+Each process is ``victim.py`` (the CLI with phase marks), so every kill is known to have
+landed at start-up, in a step, an evaluation or a save. Kill moments are drawn (seeded) from
+five kinds; each kill lets the resumed process train at most ``steps left // kills left``
+steps, counted by its step marks, so every planned kill lands on any machine. A restart is
+``train --resume RUN`` or the first command with ``--auto-resume`` (drawn).
 """
 
 from __future__ import annotations

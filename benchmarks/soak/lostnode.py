@@ -1,20 +1,8 @@
-"""A lost node: a two-node torchrun job on this machine loses one node mid-epoch and completes
-with the weights of an uninterrupted job.
+"""A lost node: a two-node torchrun job (``--nnodes 2``, c10d on 127.0.0.1, gloo, ``--max-restarts
+3``) loses node B's worker, or node B whole (launched again), mid-epoch; both launches must exit
+0 with weights bitwise equal to an uninterrupted two-node job's.
 
     python benchmarks/soak/lostnode.py
-
-Two ``torchrun`` launches (``--nnodes 2 --nproc-per-node 1``, c10d rendezvous on 127.0.0.1,
-gloo on the CPU; node A hosts the rendezvous store) run ``convzoo train --strategy ddp
---auto-resume --out RUN`` with ``--max-restarts 3``. Once the job has written a checkpoint
-mid-epoch (seeded), either
-
-- node B's worker is SIGKILLed: its agent restarts the group, which resumes from the last
-  checkpoint; or
-- node B is lost whole (its agent and worker SIGKILLed) and launched again, as a cluster
-  manager would: node A's agent restarts its worker, the group forms again and resumes.
-
-Either way both launches must exit 0 and ``model.safetensors``/``best.safetensors`` equal an
-uninterrupted two-node job's bitwise.
 """
 
 from __future__ import annotations

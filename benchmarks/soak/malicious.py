@@ -1,16 +1,11 @@
-"""Code in files: malicious checkpoints and weights of many kinds, through every way convzoo
-reads them; decompression-bomb images through every way it reads images.
+"""Code in files: malicious checkpoints and weights through every way convzoo reads them, and
+decompression-bomb images through every way it reads images.
 
     python benchmarks/soak/malicious.py [--work DIR]
 
-Each payload, if it ever ran, would create its own marker file: after every case the marker
-must be absent and the case must have ended refused (non-zero exit, one line naming the file,
-saying what was refused; for the API, a ``ConvzooError``). Entry points: ``train --resume``,
-``train --auto-resume``, ``finetune --resume``, ``finetune --from torchvision:ARCH --weights``,
-``finetune --from RUN``, ``evaluate``, ``predict`` (real processes), and the Python API
-(``convzoo.inference.load_trained``, ``convzoo.finetune`` from weights and resuming,
-``convzoo.train.run.train(resume=...)``, ``convzoo.io.load_checkpoint`` and
-``load_state_dict_file``) in a worker process.
+Each payload would create a marker file if it ran: the marker must stay absent and every case
+end refused (non-zero exit and one line naming the file and what was refused; in the API a
+``ConvzooError``), through 7 CLI commands and 6 API calls (in a worker process).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Seeded mutations of the files convzoo reads: bytes (truncate, flip, zero, insert, grow),
-and lies told in each format's own header (IDX dimensions, PNG/JPEG sizes, safetensors' JSON
-header and metadata, a checkpoint's fields, config values, ``.ts`` header lines).
-
-Every function takes a ``random.Random`` and returns ``(what it did, new content)``, so that a
-case is reproducible from the seed and its report says what it tried.
+"""Seeded mutations of the files convzoo reads: bytes (truncate, flip, zero, insert, grow) and
+lies in each format's own header. Each takes a ``random.Random`` and returns ``(what, new)``.
 """
 
 from __future__ import annotations

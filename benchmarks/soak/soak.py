@@ -2,25 +2,9 @@
 
     python benchmarks/soak/soak.py [--only kills,fuzz,...] [--seed 0] [--work DIR]
 
-Parts (each also runs alone, ``python benchmarks/soak/PART.py --help``):
-
-- ``kills``     50 SIGKILLs of one training run, each followed by a resume, a schedule that
-                fits the run's length; after each kill the checkpoint bitwise equal to an
-                uninterrupted run's at that step, and the run ending bitwise equal to it;
-                SIGTERM and SIGINT: a checkpoint, one line, exit 143 / 130
-- ``fuzz``      610 hostile or broken files of every kind convzoo reads, each through the CLI:
-                exit code and one line naming the file, no traceback, no hang, nothing partial
-- ``malicious`` 15 kinds of malicious checkpoint and weights through 7 CLI commands and 6 API
-                calls (nothing runs, each refused saying what and why); decompression bombs
-- ``disk``      a full disk at 11 save points of a run, and in evaluate / data fetch / data
-                info: one line, previous files intact, the run resumes (needs root: tmpfs)
-- ``writers``   two runs on one run directory: refused by its lock, never interleaved
-- ``lostnode``  a two-node torchrun job loses a worker, then a whole node, and completes with
-                the weights of an uninterrupted job
-
-It prints the table that ``benchmarks/RESULTS.md`` records and writes ``soak.json`` (every
-check, failure and figure) in the work folder. The exit status is 1 if anything failed.
-About 22 minutes on the quiet 2-core CPU machine (not part of ``make test``).
+Parts (each also runs alone): kills, fuzz, malicious, disk (root: a tmpfs), writers, lostnode.
+It prints the table ``benchmarks/RESULTS.md`` records, writes ``soak.json`` in the work folder
+and exits 1 if anything failed. About 22 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
-"""``convzoo`` exactly as the console script runs it (``convzoo.cli.main``), with phase marks:
+"""``convzoo`` as the console script runs it, with phase marks appended to ``$SOAK_PHASES``
+(one ``O_APPEND`` write a line, whole even when killed): ``start``, ``step``,
+``eval-begin``/``eval-end``, ``save-begin NAME``/``save-end NAME`` (``io.atomic_path``).
 
     SOAK_PHASES=FILE python benchmarks/soak/victim.py train ...
 
-appends one line per event to FILE (``O_APPEND``, one ``write`` each, so a line is whole even
-when the process is killed right after): ``start`` (process start), ``step`` (an optimizer
-step begins), ``eval-begin``/``eval-end`` (an evaluation), ``save-begin NAME``/``save-end NAME``
-(``io.atomic_path``: from the temporary file's creation to the rename and directory fsync).
-The kill soak reads the last line at the moment of each SIGKILL to know what it interrupted,
-and waits for ``save-begin`` lines to kill inside a save. ``SOAK_STOP_AT="MARK#K"`` makes the
-process stop itself (SIGSTOP) at the K-th ``MARK``, so that the full-disk soak fills the disk
-exactly there, however slow the machine; with ``SOAK_STOP_ONCE=FILE`` only the first process
-to get there stops (it creates FILE: a restarted torchrun worker goes on).
-``SOAK_KEEP_CHECKPOINTS=DIR`` copies every ``checkpoint.pt`` once written to ``DIR/N.pt``
-(the kill soak's uninterrupted run: its state at every checkpoint, to compare resumed ones
-with). Nothing of convzoo changes: the marks wrap its functions from outside.
+``SOAK_STOP_AT="MARK#K"``: SIGSTOP itself at the K-th MARK (with ``SOAK_STOP_ONCE=FILE`` only
+the first process); ``SOAK_KEEP_CHECKPOINTS=DIR``: copy every checkpoint written to
+``DIR/N.pt``. convzoo is unchanged: the marks wrap its functions from outside.
 """
 
 from __future__ import annotations

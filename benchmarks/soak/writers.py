@@ -1,16 +1,9 @@
-"""Two writers: two runs pointed at one ``--out``, or a resume while the run still goes.
+"""Two writers on one ``--out``: while a run trains, the same command, ``--auto-resume`` and
+``--resume`` are refused in one line and the run ends bitwise equal to an uninterrupted one;
+of two identical starts exactly one trains; a dead process's lock does not block; a finished
+run is refused as a new ``--out``.
 
     python benchmarks/soak/writers.py [--rounds 5] [--seed 0]
-
-Each round (seeded timing):
-
-- while a run trains in RUN, a second ``convzoo train --out RUN`` (the same command), one with
-  ``--auto-resume`` and a ``convzoo train --resume RUN`` are each refused in one line naming the
-  live process; the first run then ends with weights bitwise equal to an uninterrupted run's;
-- two identical commands started together on a fresh ``--out``: exactly one trains, the other
-  is refused having written nothing, and the result equals the uninterrupted run's;
-- a run SIGKILLed mid-way leaves its lock to a dead process: ``--resume`` goes on at once;
-- a finished run directory is refused as ``--out`` of a new run.
 """
 
 from __future__ import annotations
