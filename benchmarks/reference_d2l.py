@@ -239,27 +239,12 @@ def init_weights(m: nn.Module) -> None:
 
 # ---- peak memory of the process tree --------------------------------------------------------
 class PeakMemory:
-    """Peak memory of this process plus its children (the DataLoader workers), while active.
-
-    With psutil, a background thread sums the RSS of the process tree every ``interval_s``
-    seconds and its PSS every ``pss_interval_s`` seconds (PSS needs ``smaps_rollup``, which
-    costs milliseconds per process), plus both on entry and on exit. Two sums, because the
-    workers are forked: right after ``fork`` a worker maps the parent's pages copy-on-write,
-    and RSS counts every such shared page in *each* process that maps it.
-
-    - ``peak_rss_mb``: peak of the summed RSS — the figure ``top`` users would add up; an
-      upper bound that counts the model, the data set and the libraries once per worker.
-    - ``peak_pss_mb``: peak of the summed PSS (each shared page divided among its sharers,
-      from ``/proc/PID/smaps_rollup``): the tree's actual footprint. ``None`` where the
-      platform has no PSS.
-    - ``peak_main_rss_mb``: the kernel's high-water mark of this process alone (ru_maxrss;
-      over the process's whole life, not only the measured span).
-
-    Sampling can miss a peak shorter than the interval; training holds its memory for the
-    length of a batch, far longer. ``resource.getrusage(RUSAGE_CHILDREN)`` is not used when
-    psutil is there because it reports only the *largest* reaped child, not a sum, and only
-    once the workers have exited. Without psutil that is the fallback all the same:
-    ``peak_rss_mb`` = own ru_maxrss + ``workers`` x the children's ru_maxrss (an upper bound).
+    """Peak memory of this process and its children (the DataLoader workers) while active:
+    a thread sums the tree's RSS every ``interval_s`` and its PSS every ``pss_interval_s``
+    (``smaps_rollup`` costs ms a process). Forked workers share the parent's pages, which RSS
+    counts once per process: ``peak_rss_mb`` is that upper bound, ``peak_pss_mb`` the actual
+    footprint (None without PSS), ``peak_main_rss_mb`` this process's ru_maxrss. Without
+    psutil: own ru_maxrss + ``workers`` x the largest child's (getrusage reports no sum).
     """
 
     def __init__(

@@ -42,30 +42,25 @@ def tried(name: str, part) -> str:
     if name == "kills":
         landed = ", ".join(f"{k} {v}" for k, v in sorted(n.get("landed", {}).items()))
         return (
-            f"{n.get('kills')} SIGKILLs landed of {n.get('kills_planned')} planned ({landed}; "
-            f"{n.get('kills_with_tmp_file')} with a temporary file of io.atomic_path on disk), "
-            f"each followed by a resume; after each kill the checkpoint on disk bitwise equal "
-            f"to the uninterrupted run's at its step ({n.get('checkpoints_compared')} compared, "
-            f"{n.get('checkpoints_new')} written by the process just killed) and never behind "
-            f"the one before; the last resume trains only the steps left; the final weights, "
-            f"history and metrics bitwise equal; + SIGTERM/SIGINT"
+            f"{n.get('kills')} of {n.get('kills_planned')} SIGKILLs landed ({landed}; "
+            f"{n.get('kills_with_tmp_file')} inside a save), each resumed; checkpoints bitwise "
+            f"equal to the uninterrupted run's ({n.get('checkpoints_compared')} compared, "
+            f"{n.get('checkpoints_new')} new), the end bitwise equal; + SIGTERM/SIGINT"
         )
     if name == "fuzz":
-        kinds = ", ".join(f"{k} {v['cases']}" for k, v in n.get("by_kind", {}).items())
-        cmp = n.get("compare", {})
+        kinds, cmp = n.get("by_kind", {}), n.get("compare", {})
+        each = ", ".join(f"{k} {v['cases']}" for k, v in kinds.items())
         return (
-            f"{sum(v['cases'] for v in n.get('by_kind', {}).values())} files ({kinds}); "
+            f"{sum(v['cases'] for v in kinds.values())} files ({each}); "
             f"{cmp.get('agree')}/{cmp.get('compared')} re-run as processes agree"
         )
-    if name == "malicious":
-        kinds = len(n.get("payload_kinds", []))
+    return {
         # a folder never opens a .gif, so the GIF bomb has 2 ways in and the others 5
-        return f"{kinds} payload kinds x 13 ways in; 4 bombs (3 x 5 ways in, the GIF x 2)"
-    if name == "disk":
-        return n.get("skipped") or "11 save points of a run + evaluate, data fetch, data info"
-    if name == "writers":
-        return "live run vs same --out / --auto-resume / --resume; races; stale locks"
-    return "lost worker, lost node (2 torchrun launches, --nnodes 2, gloo)"
+        "malicious": f"{len(n.get('payload_kinds', []))} payload kinds x 13 ways in; "
+        "4 bombs (3 x 5 ways in, the GIF x 2)",
+        "disk": n.get("skipped") or "11 save points of a run + evaluate, data fetch, data info",
+        "writers": "live run vs same --out / --auto-resume / --resume; races; stale locks",
+    }.get(name, "lost worker, lost node (2 torchrun launches, --nnodes 2, gloo)")
 
 
 def main(argv: list[str] | None = None) -> int:
