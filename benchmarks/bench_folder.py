@@ -12,19 +12,20 @@ peak PSS (process and workers). ``--train-count N``: one training epoch each way
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_d2l import PeakMemory  # the book's side measures memory alike
 
 SIZE = 224
 TEST_IMAGES = 1000
@@ -78,46 +79,13 @@ def _link(src: Path, folder: Path, count: int) -> Path:
 
 
 # -- measuring ------------------------------------------------------------------------------------
-class PeakMemory:
-    """The peak over time of the PSS of a process and its children, summed, sampled every
-    0.2 s in a thread (PSS counts pages shared by forked workers once)."""
-
-    def __init__(self, pid: int | None = None) -> None:
-        import psutil
-
-        self.proc = psutil.Process(pid or os.getpid())
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> int:
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            with contextlib.suppress(Exception):  # a worker that just exited
-                total += p.memory_full_info().pss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def timed(fn: Callable[..., int], *args) -> dict:
-    with PeakMemory() as mem:
+    with PeakMemory(pss_interval_s=0.2) as mem:
         t = time.perf_counter()
         n = fn(*args)
         s = time.perf_counter() - t
     return {"images": n, "s": s, "images_per_s": n / s, "us_per_image": 1e6 * s / n,
-            "peak_pss_gb": mem.peak / 1e9}  # fmt: skip
+            "peak_pss_gb": mem.peak_pss / 1e9}  # fmt: skip
 
 
 def ours_epoch(folder: Path, batch: int, workers: int) -> int:
@@ -177,11 +145,11 @@ def train_args(args: argparse.Namespace, size: int, model: str) -> list[str]:
 
 def run_child(cmd: list[str], env: dict) -> tuple[str, float]:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    with PeakMemory(proc.pid) as mem:
+    with PeakMemory(pid=proc.pid, pss_interval_s=0.2) as mem:
         out, _ = proc.communicate()
     if proc.returncode:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out[-2000:]}")
-    return out, mem.peak / 1e9
+    return out, mem.peak_pss / 1e9
 
 
 def train_both(

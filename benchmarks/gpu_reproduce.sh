@@ -5,7 +5,7 @@
 # 0.05 / 256 / 96 px, 10 epochs), each alone on the machine, for the time ratio. For a session
 # that holds a GPU machine (torch/torchvision preinstalled, no internet).
 #
-# Before calling, carry Fashion-MNIST in an ignored folder of the checkout (as gpu.sh):
+# Before calling, carry Fashion-MNIST in an ignored folder of the checkout:
 #   mkdir -p .data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz .data/fashion-mnist/
 # then run, e.g. with the device tool: carry [".data"], command "bash benchmarks/gpu_reproduce.sh".
 # A dry run on a CPU with tiny settings checks the plumbing: DRY=1 bash benchmarks/gpu_reproduce.sh

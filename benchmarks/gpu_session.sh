@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
-# Every open GPU check in one device call, for a session lent a GPU for 15 minutes in all
-# (machine start included) and 10 minutes a call: issue 14's book table and its best network.
-# With the device tool:
+# The book's table and its best network in one device call of at most 10 minutes:
 #   carry [".data"], command "bash benchmarks/gpu_session.sh", timeout_s 600
 # after `mkdir -p .data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz
-# .data/fashion-mnist/` (as gpu.sh says). Everything comes back under $OUT.
-#
-# Budget, seconds: the table 330 (`--profile book`: 16 cells, estimated 715 s of cells, 3 at
-# once), then ResNet-18 at the book's 96 px with `--recipe best` (30 epochs, flip TTA; about
-# 100 s at the 20k images/s measured on an H200) into the same table, for the 95% the issue
-# asks of the best network: 180. 510 with start-up and summaries under 600. Left for later
-# calls: the book's own resnet18 run (gpu_reproduce.sh steps 2-3) and issue 15's speed rows
-# (gpu.sh), which measure nothing new until its GPU work (CUDA graphs, fused kernels) lands.
+# .data/fashion-mnist/`. Everything comes back under $OUT.
+# Budget, seconds: the table 330 (`--profile book`: 16 cells, ~715 s of cells, 3 at once), then
+# ResNet-18 at 96 px with `--recipe best` (30 epochs, flip TTA; ~100 s at the 20k images/s
+# measured on an H200) into the same table: 180; 510 with start-up, under 600. The book's own
+# resnet18 run is gpu_reproduce.sh's steps 2-3.
 # DRY=1: the same steps on a CPU with the smoke profile and lenet, to check the plumbing.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts (gpu.sh, gpu_reproduce.sh): `step LIMIT_S NAME CMD...` runs one
+# Sourced by gpu_reproduce.sh and gpu_session.sh: `step LIMIT_S NAME CMD...` runs one
 # step, never longer than LIMIT_S and never stopping the script; $failed counts the failed ones.
 # A LIMIT_S of 0 skips the step (gpu_session.sh fits the scripts into one device call so).
 failed=0

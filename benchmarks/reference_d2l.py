@@ -245,6 +245,7 @@ class PeakMemory:
     counts once per process: ``peak_rss_mb`` is that upper bound, ``peak_pss_mb`` the actual
     footprint (None without PSS), ``peak_main_rss_mb`` this process's ru_maxrss. Without
     psutil: own ru_maxrss + ``workers`` x the largest child's (getrusage reports no sum).
+    ``pid``: another process's tree instead of this one's.
     """
 
     def __init__(
@@ -252,6 +253,7 @@ class PeakMemory:
         workers: int = 0,
         interval_s: float = RSS_SAMPLE_INTERVAL_S,
         pss_interval_s: float = PSS_SAMPLE_INTERVAL_S,
+        pid: int | None = None,
     ) -> None:
         self.workers = workers
         self.interval_s = interval_s
@@ -260,7 +262,7 @@ class PeakMemory:
         self.peak_pss: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._proc = psutil.Process() if psutil is not None else None
+        self._proc = psutil.Process(pid) if psutil is not None else None
         self._has_pss = False
         if self._proc is not None:
             with contextlib.suppress(psutil.Error):
