@@ -1,19 +1,12 @@
-"""A full disk: every file a run writes, made to fail for want of space, on a real small tmpfs.
+"""A full disk: every file a run writes made to fail for want of space, on a real 4 MB tmpfs.
 
     sudo python benchmarks/soak/disk.py      (mounting a tmpfs needs root)
 
-For each save point (the k-th write of ``checkpoint.pt``, ``best.safetensors``,
-``history.csv``, ``curves.png``, ``config.json``, and at the end ``model.safetensors``,
-``confusion.png``, ``metrics.json``) a run writes its run directory on a 4 MB tmpfs; when the
-run begins that write (its phase mark, see ``victim.py``) it is stopped (SIGSTOP), the tmpfs
-is filled to the last byte, and it is continued. The write then fails with ENOSPC (or, if it
-was already past its last byte, the next one does), and the run must stop by itself: exit 74,
-one line saying which file could not be written, that the previous one is intact and how to
-resume; no temporary file left, and every file in the run directory still whole (checkpoints
-and weights load, JSON parses, PNGs decode). Then the space is freed and ``--resume`` must
-finish the run with weights bitwise equal to an uninterrupted run's. ``evaluate`` (its
-confusion PNG), ``data fetch`` (decompressing) and ``data info`` (its PNG) on a full disk
-must also be one line.
+At each save point (``SAVE_POINTS``) the run is stopped as it begins that write (``victim.py``),
+the tmpfs filled to the last byte, and the run continued: it must exit 74 by itself with one
+line naming the file, the previous one intact and how to resume, no temporary file, every file
+whole; then, with space freed, ``--resume`` must end bitwise equal to an uninterrupted run.
+``evaluate``, ``data fetch`` and ``data info`` on a full disk must also be one line.
 """
 
 from __future__ import annotations
