@@ -102,3 +102,22 @@ def test_a_run_says_what_it_chose_and_saves_it_for_resume(fresh_cache, tmp_path)
     assert saved["channels_last"] in (True, False)
     want = f"{saved['precision']} {'channels_last' if saved['channels_last'] else 'NCHW'}"
     assert line.startswith(f"settings {want}: fastest of ")
+
+
+def test_processes_measuring_one_network_at_once_all_keep_the_first_stored(
+    fresh_cache, monkeypatch
+):
+    # two processes measured before either stored: the later one adopts the first's ranking,
+    # so a run and its resume (or two workers) never train with different settings
+    net = create_model("speednet", width=8)
+    monkeypatch.setattr(runtime, "_cached", lambda key: None)  # both missed the cache
+    monkeypatch.setattr(
+        runtime, "_time_settings", lambda *a: {"fp32 NCHW": 900.0, "fp32 channels_last": 1600.0}
+    )
+    first = choose_execution(net, (1, 28, 28), CPU, "fp32")
+    monkeypatch.setattr(runtime, "_MEMO", {})
+    monkeypatch.setattr(
+        runtime, "_time_settings", lambda *a: {"fp32 NCHW": 1700.0, "fp32 channels_last": 1600.0}
+    )
+    second = choose_execution(net, (1, 28, 28), CPU, "fp32")
+    assert first.channels_last and second.channels_last and "900/s" in second.reason

@@ -122,6 +122,10 @@ def write_folder(root: Path, n_train: int = 200, n_test: int = 80, size: int = 1
     return root
 
 
+#: a validation split large enough to choose the kept epoch on (own images choose on >= 500)
+CHOOSE = ("--val-split", "500")
+
+
 def train_args(folder: Path, out: Path, *extra: Any, epochs: int = 2) -> list[str]:
     """``convzoo train`` of a small speednet on ``folder`` (fast recipe: a validation split,
     best.safetensors; flips; batch norm with its refresh), checkpoints every 2 steps."""

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from common import (
+    CHOOSE,
     Outcome,
     Part,
     convzoo,
@@ -117,7 +118,7 @@ def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str,
         run_dir = fs / "run"
         # the run stops itself as it begins the write (a stop sent from here could come after
         # a small last file such as metrics.json is already written, on a busy machine)
-        argv = train_args(folder, run_dir, epochs=2)
+        argv = train_args(folder, run_dir, *CHOOSE, epochs=2)
         v = Victim(argv, work / "disk.phases", SOAK_STOP_AT=f"save-begin {name}#{k}")
         if not stopped(v):
             part.check(False, f"{what}: the run never wrote it: {v.finish()[1][-200:]}")
@@ -138,7 +139,7 @@ def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str,
         part.check(not bad, f"{what}: files not whole: {bad}")
         filler.unlink()
         argv = ["train", "--resume", str(run_dir)] if (run_dir / "config.json").exists() else (
-            train_args(folder, run_dir, "--auto-resume", epochs=2)
+            train_args(folder, run_dir, "--auto-resume", *CHOOSE, epochs=2)
         )  # fmt: skip
         o = convzoo(*argv, timeout=300)
         part.check(o.code == 0, f"{what}: the resume failed: {o.stderr.strip()[-300:]}")
@@ -192,9 +193,9 @@ def main(argv: list[str] | None = None) -> Part:
         print(f"disk: skipped ({part.notes['skipped']})")
         return part
     work = args.work or Path(tempfile.mkdtemp(prefix="soak-disk-"))
-    folder = write_folder(work / "imgs", n_train=120, n_test=40)
+    folder = write_folder(work / "imgs", n_train=620, n_test=40)
     reference = work / "reference"
-    o = convzoo(*train_args(folder, reference, epochs=2), timeout=600)
+    o = convzoo(*train_args(folder, reference, *CHOOSE, epochs=2), timeout=600)
     if o.code != 0:
         raise SystemExit(f"the uninterrupted run failed: {o.stderr}")
     for name, k in SAVE_POINTS:

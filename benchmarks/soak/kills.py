@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
+    CHOOSE,
     Outcome,
     Part,
     env,
@@ -133,7 +134,7 @@ def reference_run(folder: Path, work: Path) -> Reference:
     keep.mkdir(parents=True, exist_ok=True)
     run_dir = work / "reference"
     v = Victim(
-        train_args(folder, run_dir, epochs=EPOCHS),
+        train_args(folder, run_dir, *CHOOSE, epochs=EPOCHS),
         work / "reference.phases",
         SOAK_KEEP_CHECKPOINTS=str(keep),
     )
@@ -216,7 +217,7 @@ def _equal(a, b) -> bool:
 def restart_argv(run_dir: Path, folder: Path, r) -> list[str]:
     if (run_dir / "config.json").exists() and r.random() < 0.5:
         return ["train", "--resume", str(run_dir)]
-    return train_args(folder, run_dir, "--auto-resume", epochs=EPOCHS)
+    return train_args(folder, run_dir, "--auto-resume", *CHOOSE, epochs=EPOCHS)
 
 
 def choose_mode(r, budget: int, steps_to_eval: int, first: bool) -> str:
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> Part:
     work = args.work or Path(tempfile.mkdtemp(prefix="soak-kills-"))
     part = Part("kills")
     t = time.perf_counter()
-    folder = write_folder(work / "imgs", n_train=400, n_test=400)
+    folder = write_folder(work / "imgs", n_train=900, n_test=400)
     ref = reference_run(folder, work)
     if args.kills:
         kills(part, folder, work, ref, args.kills, args.seed)

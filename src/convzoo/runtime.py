@@ -15,6 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: the last measurement stored wins
+    fcntl = None  # type: ignore[assignment]
+
 import torch
 from torch import nn
 
@@ -255,8 +260,7 @@ def choose_execution(
     key = _cache_key(model, input_shape, pairs)
     rates, cached = _cached(key), True
     if rates is None:
-        rates, cached = _time_settings(model, input_shape, pairs), False
-        _store(key, rates)
+        rates, cached = _store(key, _time_settings(model, input_shape, pairs)), False
     name, cl = max(pairs, key=lambda p: rates[label(*p)])
     shown = ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
     when = "measured before on this machine" if cached else "measured now"
@@ -292,24 +296,30 @@ def _cached(key: str) -> dict[str, float] | None:
     return None
 
 
-def _store(key: str, rates: dict[str, float]) -> None:
-    """Keep ``rates`` for the next run; a cache that cannot be written only costs a new
-    measurement next time."""
-    _MEMO[key] = rates
+def _store(key: str, rates: dict[str, float]) -> dict[str, float]:
+    """Keep ``rates`` for the next run and return them, or the rates another process stored
+    for the same network first: one machine's processes (a run and its resume, running at
+    once) must not choose differently from two measurements that rank close settings apart.
+    A cache that cannot be written only costs a new measurement next time."""
     path = _cache_file()
     try:
-        try:
-            table = json.loads(path.read_text())
-        except (OSError, ValueError):
-            table = {}
-        table = table if isinstance(table, dict) else {}
-        table[key] = rates
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table, indent=1))
-        os.replace(tmp, path)
+        with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            try:
+                table = json.loads(path.read_text())
+            except (OSError, ValueError):
+                table = {}
+            table = table if isinstance(table, dict) else {}
+            rates = table.setdefault(key, rates)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(table, indent=1))
+            os.replace(tmp, path)
     except OSError:
         pass
+    _MEMO[key] = rates
+    return rates
 
 
 def _time_settings(

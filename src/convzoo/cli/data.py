@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import sys
 
 import torch
 
@@ -67,7 +66,7 @@ def load(
     index = apply_subset(index_files(name, split, skip_bad_images=skip, **shape), subset)
     (data,), note = place([index], in_memory or getattr(args, "in_memory", "auto"))
     if in_memory is None:
-        print(f"{name} {split}: {len(data):,} images {note}", file=sys.stderr)
+        print(f"{name} {split}: {len(data):,} images {note}")  # as train's header says it
     return data
 
 
