@@ -271,7 +271,9 @@ def choose_execution(
 
 
 def _cache_key(model: nn.Module, input_shape: tuple[int, ...], pairs: list) -> str:
-    text = json.dumps([machine_id(), repr(model), list(input_shape), pairs], default=str)
+    # not the thread count: the candidates are timed on one thread whatever a run uses
+    machine = {k: v for k, v in machine_id().items() if k != "threads"}
+    text = json.dumps([machine, repr(model), list(input_shape), pairs], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
