@@ -111,13 +111,26 @@ def test_reset_classifier_changes_output_width(name):
         assert model(torch.randn(2, 1, s, s)).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_too_small_input_names_model_and_smallest_size(name):
-    model = convzoo.create_model(name).eval()
+DEPTH_OPTIONS = [
+    ("vgg11", {"conv_arch": [[1, 8], [1, 16]], "hidden": 8}),
+    ("densenet", {"growth_rate": 4, "num_convs_in_dense_blocks": [1, 1]}),
+    ("densenet", {"growth_rate": 4, "num_convs_in_dense_blocks": [1, 1, 1]}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), [(n, {}) for n in ALL] + DEPTH_OPTIONS)
+def test_too_small_input_names_model_and_smallest_size(name, options):
+    model = convzoo.create_model(name, **options).eval()
     m = model.min_input_size
+
+    def layers(side):  # the network without its input check
+        return model.forward_head(model.forward_features(torch.randn(1, 1, side, side)))
+
     with torch.no_grad():
-        model(torch.randn(1, 1, m, m))  # the smallest size works
+        model(torch.randn(1, 1, m, m))  # the declared smallest size works
         if m > 1:
+            with pytest.raises(RuntimeError):  # and is the smallest: the layers fail below it
+                layers(m - 1)
             with pytest.raises(InputSizeError) as e:
                 model(torch.randn(1, 1, m - 1, m + 20))
             assert name in str(e.value) and f"{m}x{m}" in str(e.value)

@@ -8,15 +8,11 @@ the new one, never a torn one. Checkpoints are read only with ``torch.load(weigh
 
 from __future__ import annotations
 
-import _compat_pickle
 import contextlib
 import errno
-import io
 import json
 import os
 import pickle
-import pickletools
-import re
 import tempfile
 import warnings
 import zipfile
@@ -147,7 +143,8 @@ def _torch_load(path: str | os.PathLike, map_location: Any, *, what: str, trust:
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"refused to load {path}: {refusal_reason(path, str(e))}; nothing was run "
+            f"refused to load {path}: it holds more than tensors and plain values "
+            f"({_torch_reason(e)}); nothing was run "
             f"(convzoo loads checkpoints with torch.load(weights_only=True) only); {trust}"
         ) from None
     except (
@@ -169,73 +166,12 @@ def _torch_load(path: str | os.PathLike, map_location: Any, *, what: str, trust:
         ) from None
 
 
-def refusal_reason(path: Path, message: str) -> str:
-    """What the weights-only unpickler refused in ``path``, in words: the function its pickle
-    would call (found by reading the pickle's instructions, which runs nothing), else the
-    instruction or global torch names."""
-    if name := _forbidden_global(path):
-        return f"its pickle would call {name} (code, not a tensor or a plain value)"
-    if m := re.search(r"GLOBAL ([\w.]+)", message):
-        return f"its pickle would call {m.group(1)} (code, not a tensor or a plain value)"
-    if m := re.search(r"Unsupported operand (\d+)", message):
-        op = pickletools.code2op.get(chr(int(m.group(1))))
-        what = op.name if op is not None else m.group(1)
-        return f"its pickle uses the instruction {what}, which loading weights does not allow"
-    return "it holds objects other than tensors and plain values"
-
-
-def _forbidden_global(path: Path) -> str | None:
-    """The first ``module.name`` that a pickle in ``path`` imports and torch's weights-only
-    loading does not allow (read with :mod:`pickletools`, never unpickled)."""
-    try:
-        allowed = set(torch._weights_only_unpickler._get_allowed_globals())
-    except Exception:  # a private helper of torch: without it, name any non-torch global
-        allowed = set()
-    for data in _pickles(path):
-        for name in _globals(data):
-            if name not in allowed if allowed else not name.startswith("torch."):
-                return name
-    return None
-
-
-def _pickles(path: Path, limit: int = 64 << 20) -> Iterator[bytes]:
-    """The pickle streams of a file: the ``.pkl`` entries of a zip (torch's format), or the
-    file itself (torch's legacy format, a raw pickle)."""
-    with contextlib.suppress(OSError, zipfile.BadZipFile, RuntimeError, ValueError):
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                for info in z.infolist():
-                    if info.filename.endswith(".pkl") and info.file_size <= limit:
-                        yield z.read(info)
-            return
-        with open(path, "rb") as f:
-            yield f.read(limit)
-
-
-def _globals(data: bytes) -> Iterator[str]:
-    """``module.name`` of every GLOBAL / STACK_GLOBAL / INST in one or more pickles."""
-    strings: list[str] = []  # the strings pushed so far, for STACK_GLOBAL
-    memo: dict[int, str] = {}
-    stream = io.BytesIO(data)
-    while stream.tell() < len(data):
-        try:
-            for op, arg, _ in pickletools.genops(stream):
-                if op.name in ("GLOBAL", "INST"):  # Python 2 names, as unpickling maps them
-                    module, _, name = str(arg).partition(" ")
-                    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-                    yield f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
-                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    yield f"{strings[-2]}.{strings[-1]}"
-                elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
-                    strings.append(str(arg))
-                elif op.name == "MEMOIZE" and strings:
-                    memo[len(memo)] = strings[-1]
-                elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
-                    memo[int(arg)] = strings[-1]
-                elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
-                    strings.append(memo[int(arg)])
-        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
-            return  # not (or no longer) a pickle
+def _torch_reason(e: Exception) -> str:
+    """torch's own reason for refusing a pickle, without its advice to load the file unsafely or
+    to allow-list what it calls: the line of its message before the documentation link."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reason = lines[-2] if len(lines) > 1 else lines[0] if lines else type(e).__name__
+    return reason.removeprefix("WeightsUnpickler error: ").split(" Please use")[0].rstrip(".")
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

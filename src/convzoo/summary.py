@@ -189,8 +189,3 @@ def _depth(model: nn.Module, name: str) -> int:
 def _order(model: nn.Module) -> dict[str, int]:
     # registration order of submodules matches execution order in every zoo model
     return {name: i for i, (name, _) in enumerate(model.named_modules())}
-
-
-def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
-    """Forward FLOPs of ``model`` for one image of ``input_size`` (C, H, W)."""
-    return summary(model, input_size, depth=0).flops

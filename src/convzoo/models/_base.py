@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
-
 import torch
 from torch import nn
 
 from ..errors import InputSizeError
 
-#: largest input side the smallest-size probe tries before giving up (pixels)
-_PROBE_LIMIT = 4096
 #: what a model of 1 or 2 spatial dimensions takes, for messages
 _INPUT_KINDS = {1: ("sequences", "N x C x L"), 2: ("images", "N x C x H x W")}
 
@@ -27,6 +22,9 @@ class ZooModel(nn.Module):
     """
 
     classifier_path: str = "head.fc"
+    #: smallest input side (pixels) or length (steps) every layer can process: the registry
+    #: entry's ``min_size``, set by :func:`convzoo.create_model`
+    min_input_size: int = 1
 
     def __init__(self, *, num_classes: int, in_channels: int, spatial_dims: int = 2) -> None:
         super().__init__()
@@ -64,9 +62,7 @@ class ZooModel(nn.Module):
                 f"{self.display_name} was built for {self.in_channels}-channel {what}, got "
                 f"{x.shape[1]} channels; build it with in_channels={x.shape[1]}"
             )
-        # not while torch.compile traces: the size probe runs the network on stand-in
-        # tensors, which has no place in a compiled graph (an eager call checks beforehand)
-        if not torch.compiler.is_compiling() and min(x.shape[2:]) < self.min_input_size:
+        if min(x.shape[2:]) < self.min_input_size:
             raise InputSizeError(self._too_small(tuple(x.shape[2:])))
 
     def _too_small(self, got: tuple[int, ...]) -> str:
@@ -81,17 +77,6 @@ class ZooModel(nn.Module):
             f"{'x'.join(map(str, got))}; resize the images (e.g. --image-size {m}) or pick a "
             "model that downsamples less"
         )
-
-    @functools.cached_property
-    def min_input_size(self) -> int:
-        """Smallest square input side (pixels), or sequence length (steps) for 1-D models,
-        that every layer can process.
-
-        Found by running the network on tiny zero inputs with stand-in weights that take no
-        memory (see ``_probe_min_size``), so it is right for any configuration of the family
-        without a formula per model.
-        """
-        return _probe_min_size(self)
 
     # -- classifier access (fine-tuning) --------------------------------------------------
     def get_classifier(self) -> nn.Module:
@@ -130,50 +115,3 @@ class ZooModel(nn.Module):
         """The stages, then ``("head", ...)``: run in order they compute ``forward`` (less the
         input check). Model and pipeline parallelism cut this list into contiguous groups."""
         return [*self.stages, ("head", self.head)]
-
-
-def _probe_min_size(model: nn.Module) -> int:
-    # Stand-in weights: a zero broadcast to each parameter's shape (stride 0, one element of
-    # memory), on the CPU whatever device the model is on. Not the meta device: its shape
-    # functions import torch's compiler stack (torch._dynamo, sympy: 1 s on the 2-core CPU),
-    # which commands that build no optimizer (summary, evaluate, predict) need not pay; this
-    # costs 0.03-0.3 s.
-    tensors = {
-        name: torch.zeros((), dtype=t.dtype).expand(t.shape)
-        for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
-    }
-    dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), torch.float32)
-    in_channels = model.in_channels
-
-    def works(size: int) -> bool:
-        x = torch.zeros(2, in_channels, *[size] * model.spatial_dims, dtype=dtype)
-        try:
-            with torch.no_grad():
-                torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=False)
-        except (RuntimeError, ValueError, IndexError):
-            return False
-        return True
-
-    was_training = model.training
-    model.eval()  # batch-norm needs > 1 value per channel in training; shapes are the same
-    forward = type(model).forward
-    try:
-        # probe the layers, not the input check that depends on this very probe
-        model.forward = lambda x: model.forward_head(model.forward_features(x))  # type: ignore[method-assign]
-        hi = 1
-        while not works(hi):
-            if hi >= _PROBE_LIMIT:
-                raise RuntimeError(f"{type(model).__name__} fails at every size up to {hi}")
-            hi *= 2
-        lo = hi // 2  # fails (or 0)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if works(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
-    finally:
-        del model.forward
-        assert type(model).forward is forward
-        model.train(was_training)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -33,9 +33,14 @@ class ModelEntry:
     default_image_size: int
     family: str
     doc: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
     #: 2: the model takes images N x C x H x W; 1: sequences N x C x L
     spatial_dims: int = 2
+    #: smallest input side (pixels) or length (steps) every layer can process; a function of
+    #: the builder's options for families whose depth is an option
+    min_size: int | Callable[..., int] = 1
+
+    def min_input_size(self, **options: Any) -> int:
+        return self.min_size(**options) if callable(self.min_size) else self.min_size
 
     def default_input_size(self, in_channels: int = 1) -> tuple[int, ...]:
         """One input's shape at the default size: (C, H, W) for images, (C, L) for sequences."""
@@ -51,10 +56,11 @@ def register_model(
     image_size: int | None = None,
     length: int | None = None,
     family: str,
-    tags: tuple[str, ...] = (),
+    min_size: int | Callable[..., int] = 1,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under ``name``: an image model with its default ``image_size``
-    (pixels), or a sequence model with its default ``length`` (steps). Duplicate names, or
+    (pixels), or a sequence model with its default ``length`` (steps), and the smallest input
+    it takes (``min_size``, checked by :meth:`ZooModel.check_input`). Duplicate names, or
     both or neither size, are programming errors."""
     if (image_size is None) == (length is None):
         raise RuntimeError(f"model {name!r}: give exactly one of image_size and length")
@@ -64,7 +70,7 @@ def register_model(
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} is registered twice")
         doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = ModelEntry(name, fn, size, family, doc, tuple(tags), dims)
+        _REGISTRY[name] = ModelEntry(name, fn, size, family, doc, dims, min_size)
         return fn
 
     return deco
@@ -112,5 +118,6 @@ def create_model(
         raise ModelOptionError(f"model {name!r}: {e}") from None
     # Enough to rebuild the same network later (saved with weights and checkpoints).
     model.model_name = name
+    model.min_input_size = entry.min_input_size(**kwargs)
     model.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, **kwargs)
     return model

@@ -56,7 +56,7 @@ class AlexNet(ZooModel):
         self.head.add_module("fc", nn.Linear(4096, num_classes))
 
 
-@register_model("alexnet", image_size=224, family="alexnet")
+@register_model("alexnet", image_size=224, family="alexnet", min_size=65)
 def alexnet(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> AlexNet:
     """AlexNet as in the book: five convs, three max-pools, two 4096-wide dropout layers.
 

@@ -85,7 +85,12 @@ class DenseNet(ZooModel):
         self.head.add_module("fc", nn.Linear(c, num_classes))
 
 
-@register_model("densenet", image_size=96, family="densenet")
+def _densenet_min_size(num_convs_in_dense_blocks: Sequence[int] = (4, 4, 4, 4), **_: object) -> int:
+    # each transition halves the side, the stem quarters it: 4 * 2**transitions - 3 pixels
+    return 4 * 2 ** (len(num_convs_in_dense_blocks) - 1) - 3
+
+
+@register_model("densenet", image_size=96, family="densenet", min_size=_densenet_min_size)
 def densenet(
     *,
     num_classes: int = 10,

@@ -79,7 +79,7 @@ def _seq(*layers: nn.Module | None) -> nn.Sequential:
     return nn.Sequential(*(m for m in layers if m is not None))
 
 
-@register_model("lenet", image_size=28, family="lenet")
+@register_model("lenet", image_size=28, family="lenet", min_size=12)
 def lenet(
     *, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg"
 ) -> LeNet:
@@ -90,7 +90,7 @@ def lenet(
     return LeNet(num_classes=num_classes, in_channels=in_channels, activation=activation, pool=pool)
 
 
-@register_model("lenet_bn", image_size=28, family="lenet")
+@register_model("lenet_bn", image_size=28, family="lenet", min_size=16)
 def lenet_bn(
     *,
     num_classes: int = 10,
@@ -115,7 +115,7 @@ def lenet_bn(
     )
 
 
-@register_model("lenet1d", length=DEFAULT_LENGTH, family="lenet")
+@register_model("lenet1d", length=DEFAULT_LENGTH, family="lenet", min_size=12)
 def lenet1d(
     *,
     num_classes: int = 10,

@@ -49,7 +49,7 @@ class NiN(ZooModel):
         return nin_block(384, num_classes, 3, 1, 1)
 
 
-@register_model("nin", image_size=224, family="nin")
+@register_model("nin", image_size=224, family="nin", min_size=67)
 def nin(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> NiN:
     """NiN as in the book: three NiN blocks with max-pooling, dropout, a NiN block with one
     channel per class and global average pooling (no fully connected layer).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,8 +10,6 @@ from torch import nn
 
 from ._base import ZooModel
 from ._registry import register_model
-
-NormLayer = Callable[[int], nn.Module]
 
 
 class Residual(nn.Module):
@@ -27,7 +25,6 @@ class Residual(nn.Module):
         num_channels: int,
         use_1x1conv: bool = False,
         strides: int = 1,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
@@ -39,8 +36,8 @@ class Residual(nn.Module):
             if use_1x1conv
             else None
         )
-        self.bn1 = norm_layer(num_channels)
-        self.bn2 = norm_layer(num_channels)
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
@@ -55,17 +52,14 @@ def resnet_block(
     num_channels: int,
     num_residuals: int,
     first_block: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
 ) -> list[nn.Module]:
     """``num_residuals`` blocks; all but the first stage start by halving H and W."""
     blk: list[nn.Module] = []
     for i in range(num_residuals):
         if i == 0 and not first_block:
-            blk.append(
-                Residual(input_channels, num_channels, True, strides=2, norm_layer=norm_layer)
-            )
+            blk.append(Residual(input_channels, num_channels, True, strides=2))
         else:
-            blk.append(Residual(num_channels, num_channels, norm_layer=norm_layer))
+            blk.append(Residual(num_channels, num_channels))
     return blk
 
 
@@ -86,20 +80,19 @@ class ResNet(ZooModel):
         in_channels: int = 1,
         stem: str = "imagenet",
         width: int = 64,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels)
         if stem == "imagenet":
             b1 = nn.Sequential(
                 nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3),
-                norm_layer(width),
+                nn.BatchNorm2d(width),
                 nn.ReLU(),
                 nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
             )
         elif stem == "small":
             b1 = nn.Sequential(
                 nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1),
-                norm_layer(width),
+                nn.BatchNorm2d(width),
                 nn.ReLU(),
             )
         else:
@@ -109,7 +102,7 @@ class ResNet(ZooModel):
         c = width
         for i, n in enumerate(layers):
             out = width * 2**i
-            blocks = resnet_block(c, out, n, first_block=(i == 0), norm_layer=norm_layer)
+            blocks = resnet_block(c, out, n, first_block=(i == 0))
             self.features.add_module(f"b{i + 2}", nn.Sequential(*blocks))
             c = out
         self.head = nn.Sequential()

@@ -41,7 +41,7 @@ class SpeedNet(ZooModel):
         self.head.add_module("fc", nn.Linear(4 * w, num_classes))
 
 
-@register_model("speednet", image_size=28, family="speednet")
+@register_model("speednet", image_size=28, family="speednet", min_size=8)
 def speednet(*, num_classes: int = 10, in_channels: int = 1, width: int = 32) -> SpeedNet:
     """Small VGG-style network for fast training on 28-32 px images (ours, not the book's).
 

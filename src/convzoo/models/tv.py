@@ -67,13 +67,16 @@ class TorchvisionArch:
     pool: str  #: the global pooling module
     head: str  #: the module applied to the flattened pooled features
     classifier: str  #: the last linear layer (replaced by ``reset_classifier``)
+    min_size: int = 1  #: smallest input side (pixels)
 
 
 #: one per layout; torchvision's other ResNets, VGGs, MobileNets and EfficientNets are one
 #: line each (kept out so that the registry-wide tests stay fast on 2 cores)
 TORCHVISION_ARCHS: dict[str, TorchvisionArch] = {
     "resnet18": TorchvisionArch("resnet18", _resnet_stages, "avgpool", "fc", "fc"),
-    "alexnet": TorchvisionArch("alexnet", _pooled_stages, "avgpool", "classifier", "classifier.6"),
+    "alexnet": TorchvisionArch(
+        "alexnet", _pooled_stages, "avgpool", "classifier", "classifier.6", min_size=63
+    ),
     "mobilenet_v3_small": TorchvisionArch(
         "mobilenet_v3_small", _block_stages, "avgpool", "classifier", "classifier.3"
     ),
@@ -158,9 +161,9 @@ def _register(arch_name: str, arch: TorchvisionArch) -> None:
         f"``convzoo finetune --from torchvision:{arch_name} --weights FILE|DEFAULT``; built "
         f"with torchvision's layers and state-dict keys, and the zoo's interface."
     )
-    register_model(PREFIX + arch_name, image_size=224, family="torchvision", tags=("torchvision",))(
-        build
-    )
+    register_model(
+        PREFIX + arch_name, image_size=224, family="torchvision", min_size=arch.min_size
+    )(build)
 
 
 for _name, _arch in TORCHVISION_ARCHS.items():

@@ -54,7 +54,13 @@ class VGG(ZooModel):
         self.head.add_module("fc", nn.Linear(hidden, num_classes))
 
 
-@register_model("vgg11", image_size=224, family="vgg")
+# every block halves the side
+@register_model(
+    "vgg11",
+    image_size=224,
+    family="vgg",
+    min_size=lambda conv_arch=VGG11_ARCH, **_: 2 ** len(conv_arch),
+)
 def vgg11(
     *,
     num_classes: int = 10,
