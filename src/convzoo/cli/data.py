@@ -80,9 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fetch",
         help="make sure a data set's files are in the data directory (set-up's data step)",
         description="Get a data set the cheapest way that works: the data directory, a packaged "
-        "copy (/usr/share/datasets), a download, or (fashion-mnist, as root or with password-less "
-        "sudo on Debian-like systems) `apt-get install -y dataset-fashion-mnist`. Prints what it "
-        "did in one line.",
+        "copy (/usr/share/datasets) or a download; else it names the command to run. Prints "
+        "what it did in one line.",
     )
     f.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
     add_data_dir(f)
