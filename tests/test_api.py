@@ -19,7 +19,6 @@ import convzoo
 from convzoo.cli import main as cli_main
 from convzoo.errors import CheckpointError, ConvzooError, FinetuneError, InputSizeError
 from convzoo.finetuning.freeze import frozen_stages, param_groups
-from convzoo.inference import evaluate_model
 from convzoo.io import load_weights, save_weights
 from convzoo.train.callbacks import ConsoleLogger, LiveCurves, live_curves
 from convzoo.train.meta import ModelMeta
@@ -213,8 +212,6 @@ def test_evaluate_gives_the_figures_convzoo_evaluate_prints(zoo_run, capsys):
     assert result.loss == pytest.approx(metrics["test_loss"], rel=1e-5)
     assert result.count == len(test) and int(result.confusion.sum()) == len(test)
     assert result.per_class_acc == pytest.approx(metrics["per_class_acc"])
-    direct = evaluate_model(convzoo.load_model(run), net.meta.to_dict(), test, device="cpu")
-    assert direct["acc"] == result.acc
 
 
 # -- fit on any nn.Module --------------------------------------------------------------------
@@ -415,9 +412,9 @@ def test_a_time_series_run_loads_and_says_what_it_takes(tmp_path, capsys):
     np.save(f, test.series[:5, 0].numpy())
     assert cli_main(["predict", str(history.run_dir), str(f), "--top-k", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    from convzoo.inference import load_trained, predict_series
+    from convzoo.trained import predict_series
 
-    want = predict_series(*load_trained(history.run_dir), [str(f)], top_k=1, device="cpu")
+    want = predict_series(convzoo.load_model(history.run_dir), [str(f)], top_k=1, device="cpu")
     assert lines == [f"{n}: {top[0][0]} {top[0][1]:.3f}" for n, top in want]
 
 

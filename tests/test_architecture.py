@@ -14,7 +14,7 @@ LAYERS = [
     {"models", "data", "summary"},
     {"parallel"},
     {"train"},
-    {"inference", "trained"},
+    {"trained"},
     {"finetuning", "explain", "export", "reproduce", "analysis"},
     {"cli", "__init__", "__main__"},
 ]
@@ -45,12 +45,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> list[tuple[str, int]]:
-    """Every convzoo module ``path`` imports (at any depth of the file), with its line."""
+def _nodes(tree: ast.AST, typing: bool) -> list[ast.AST]:
+    """Every node of ``tree``; without ``typing``, none under ``if TYPE_CHECKING:`` (never run)."""
+    skip = set()
+    if not typing:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    return [n for n in ast.walk(tree) if id(n) not in skip]
+
+
+def imports(path: Path, typing: bool = True) -> list[tuple[str, int]]:
+    """Every convzoo module ``path`` imports (at any depth of the file), with its line;
+    ``typing=False``: only those that run."""
     me = module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(ast.parse(path.read_text()), typing):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -83,3 +94,58 @@ def test_no_import_reaches_up_a_layer(path):
 def test_every_package_is_placed():
     for path in FILES:
         layer(unit(module_name(path)))
+
+
+def module_of(name: str) -> str:
+    """The module an imported name lives in: ``convzoo.data.loader.make_loader`` ->
+    ``convzoo.data.loader``; a package is its ``__init__``."""
+    parts = name.split(".")
+    while len(parts) > 1:
+        rel = SRC.joinpath(*parts[1:])
+        if rel.with_suffix(".py").is_file() or (rel / "__init__.py").is_file():
+            break
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (module -> modules it imports): each strongly connected
+    group of two or more modules, found by Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = stack[stack.index(v) :]
+            del stack[stack.index(v) :]
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycles():
+    # lazy imports inside functions count: they only hide a circle until the function runs
+    graph = {
+        module_name(p): {module_of(t) for t, _ in imports(p, typing=False)} - {module_name(p)}
+        for p in FILES
+    }
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]

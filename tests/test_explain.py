@@ -14,8 +14,9 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.explain import explain, network_input, write_explanation
 from convzoo.explain import page as page_module
-from convzoo.inference import load_trained
 from convzoo.models import get_model_entry
+from convzoo.train.meta import ModelMeta
+from convzoo.trained import load_model
 from helpers import toy_pair
 
 #: per model: (image size, options) small enough for a test; gray for the zoo, RGB for tv_*
@@ -65,14 +66,15 @@ def test_every_model_has_a_small_configuration_and_every_family_a_case():
 
 
 def _meta(name, channels, size, classes=4):
-    return {
-        "model": name,
-        "classes": [f"class{i}" for i in range(classes)],
-        "image_size": size,
-        "in_channels": channels,
-        "mean": [0.5] * channels,
-        "std": [0.25] * channels,
-    }
+    return ModelMeta(
+        model=name,
+        num_classes=classes,
+        in_channels=channels,
+        classes=[f"class{i}" for i in range(classes)],
+        image_size=size,
+        mean=[0.5] * channels,
+        std=[0.25] * channels,
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,8 +117,8 @@ def test_network_input_is_the_training_loaders_input():
 
     images = torch.randint(0, 256, (1, 3, 20, 30), dtype=torch.uint8)
     meta = _meta("x", 3, 28)
-    data = ImageDataset(images, torch.zeros(1, dtype=torch.int64), meta["classes"])
-    loader = DeviceLoader(data, 1, image_size=28, mean=meta["mean"], std=meta["std"])
+    data = ImageDataset(images, torch.zeros(1, dtype=torch.int64), meta.classes)
+    loader = DeviceLoader(data, 1, image_size=28, mean=meta.mean, std=meta.std)
     torch.testing.assert_close(network_input(images[0], meta), next(iter(loader)).x)
     with pytest.raises(ConvzooError, match="3-channel"):
         network_input(images[0, :1], meta)
@@ -148,8 +150,9 @@ def _trained_run(root: Path, name: str) -> Path:
 
 
 def _explain_run(run: Path, out: Path, maps: int = 3) -> Path:
-    model, meta = load_trained(run)
-    test = toy_pair(8, 8, size=meta["image_size"], channels=meta["in_channels"])[1]
+    model = load_model(run)
+    meta = model.meta
+    test = toy_pair(8, 8, size=meta.image_size, channels=meta.in_channels)[1]
     e = explain(model, meta, test.images[0], label=int(test.labels[0]), source="toy #0")
     return write_explanation(e, out, maps=maps)
 
@@ -164,7 +167,7 @@ def _explain_run(run: Path, out: Path, maps: int = 3) -> Path:
 def test_explain_a_trained_run_of_every_family(name, tmp_path):
     run = _trained_run(tmp_path, name)
     page = _explain_run(run, tmp_path / "explained")
-    model, _ = load_trained(run)
+    model = load_model(run)
     files = sorted(p.name for p in page.parent.iterdir())
     stages = [f"stage-{s}.png" for s, _ in model.stages]
     assert files == sorted(

@@ -22,10 +22,10 @@ from convzoo.finetuning import (
     adapt_normalization,
     load_source,
 )
-from convzoo.inference import load_trained, weights_path
 from convzoo.io import load_weights
 from convzoo.train import Callback, train
 from convzoo.train.run import resolve_config
+from convzoo.trained import load_model, weights_file
 from helpers import CrashAt, toy_dataset, toy_pair
 
 SMALL = {"width": 8}  # speednet, 4 stages with batch norm, ~10k parameters
@@ -64,7 +64,7 @@ def ft(source, data=None, **kw):
 
 # -- sources ---------------------------------------------------------------------------------
 def test_our_run_gets_a_new_head_and_keeps_its_body_size_and_normalization(source_run, tmp_path):
-    tensors, meta = load_weights(weights_path(source_run))
+    tensors, meta = load_weights(weights_file(source_run))
     result = ft(source_run, out=tmp_path / "ft", freeze=4)  # every stage frozen: a linear probe
     model = result.model
     assert model.num_classes == 3 and model.get_classifier().out_features == 3
@@ -73,10 +73,11 @@ def test_our_run_gets_a_new_head_and_keeps_its_body_size_and_normalization(sourc
         assert torch.equal(after[k].cpu(), v), k
     assert not torch.equal(after["head.fc.bias"][:3], tensors["head.fc.bias"][:3])
     # the run rebuilds from its own model.safetensors, with the source's normalization
-    rebuilt, new_meta = load_trained(result.run_dir)
-    assert new_meta["model"] == "speednet" and new_meta["num_classes"] == 3
-    assert new_meta["mean"] == meta["mean"] and new_meta["std"] == meta["std"]
-    assert new_meta["image_size"] == meta["image_size"] == 16
+    rebuilt = load_model(result.run_dir)
+    new_meta = rebuilt.meta
+    assert new_meta.model == "speednet" and new_meta.num_classes == 3
+    assert new_meta.mean == meta["mean"] and new_meta.std == meta["std"]
+    assert new_meta.image_size == meta["image_size"] == 16
     assert (result.run_dir / "finetune.json").is_file()
     x = torch.randn(4, 1, 16, 16)
     with torch.no_grad():
@@ -86,7 +87,7 @@ def test_our_run_gets_a_new_head_and_keeps_its_body_size_and_normalization(sourc
 def test_same_classes_keep_the_head_unless_asked(source_run):
     data = toy_pair()  # the source's own classes
     kept = ft(source_run, data, lr=1e-9, freeze=4)
-    src = load_weights(weights_path(source_run))[0]
+    src = load_weights(weights_file(source_run))[0]
     w = kept.model.get_classifier().weight.detach()
     assert torch.allclose(w, src["head.fc.weight"], atol=1e-6)
     reset = ft(source_run, data, lr=1e-9, freeze=4, reset_head=True)
@@ -121,9 +122,10 @@ def test_torchvision_resnet18_state_dict_finetunes_one_step(resnet18_file, tmp_p
     for k in ("bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"):
         assert torch.equal(after[k], state[k]), k
     assert not torch.equal(after["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])
-    rebuilt, meta = load_trained(result.run_dir)
-    assert meta["model"] == "tv_resnet18" and meta["in_channels"] == 1
-    assert meta["mean"] == pytest.approx([0.449]) and meta["std"] == pytest.approx([0.226])
+    rebuilt = load_model(result.run_dir)
+    meta = rebuilt.meta
+    assert meta.model == "tv_resnet18" and meta.in_channels == 1
+    assert meta.mean == pytest.approx([0.449]) and meta.std == pytest.approx([0.226])
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model.eval()(x))
@@ -178,7 +180,7 @@ def test_head_learning_rate_is_the_multiplier_times_the_base(source_run):
 
 
 def test_frozen_stages_do_not_change_and_their_statistics_do_not_move(source_run):
-    src = load_weights(weights_path(source_run))[0]
+    src = load_weights(weights_file(source_run))[0]
     watch = Watch()
     result = ft(source_run, freeze_until="b2", unfreeze_at=2, epochs=2, callbacks=[watch])
     first, final = watch.after_first, result.model.state_dict()

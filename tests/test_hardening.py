@@ -225,8 +225,8 @@ def test_fit_refuses_unknown_keywords_and_honours_subset(tmp_path):
         "speednet", data, epochs=1, batch_size=16, device="cpu", subset="classes=0-1",
         model_options={"width": 8}, out=tmp_path / "run", verbose=False,
     )  # fmt: skip
-    _, meta = convzoo.inference.load_trained(history.run_dir)
-    assert meta["classes"] == ["class0", "class1"] and meta["subset"] == "classes=0-1"
+    meta = convzoo.load_model(history.run_dir).meta
+    assert meta.classes == ["class0", "class1"] and meta.subset == "classes=0-1"
     from convzoo.finetuning import finetune
 
     with pytest.raises(ConfigError, match="unknown keyword epoch="):

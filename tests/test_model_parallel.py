@@ -9,7 +9,6 @@ import torch
 
 from convzoo.cli import main as cli_main
 from convzoo.data import Batch, DeviceLoader
-from convzoo.inference import evaluate_model, load_trained
 from convzoo.io import load_checkpoint, load_weights
 from convzoo.models import create_model, get_model_entry, list_models
 from convzoo.parallel import ModelParallelStrategy, Strategy
@@ -17,6 +16,7 @@ from convzoo.parallel.model import microbatch_count
 from convzoo.runtime import Precision
 from convzoo.train import Trainer, train
 from convzoo.train.rundir import resume_config
+from convzoo.trained import evaluate, load_model
 from ddp_job import SMALL_VGG, job_config
 from helpers import CrashAt, toy_pair, write_image_folder
 from zoo_families import FAMILIES, SLOW
@@ -131,10 +131,10 @@ def test_resume_is_bitwise_and_the_saved_model_is_one_ordinary_model(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert full.history.records[-1]["loss"] == resumed.history.records[-1]["loss"]
     # model.safetensors has the plain model's keys and loads on one device for evaluation
-    model, meta = load_trained(full.run_dir)
+    model = load_model(full.run_dir)
     assert a.keys() == create_model("vgg11", num_classes=4, **SMALL_VGG).state_dict().keys()
-    out = evaluate_model(model, meta, data[1], device="cpu")
-    assert out["acc"] == pytest.approx(full.metrics["test_acc"])
+    out = evaluate(model, data[1], device="cpu")
+    assert out.acc == pytest.approx(full.metrics["test_acc"])
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from convzoo.cli import main as cli_main
-from convzoo.inference import evaluate_model, load_trained
 from convzoo.io import load_weights
 from convzoo.parallel.pipeline import bubble
 from convzoo.train import train
+from convzoo.trained import evaluate, load_model
 from helpers import run_torchrun, toy_pair, write_image_folder
 from pipeline_job import BN_NET
 from test_model_parallel import _cfg
@@ -72,9 +72,9 @@ def test_pipeline_without_batch_norm_trains_like_one_device(runs):
         assert rep["metrics"] == {"test_acc": one.metrics["test_acc"], "test_examples": 40}
     assert rank1["writes"] == []  # only rank 0 writes
     # model.safetensors is one ordinary model: it loads and evaluates on one device
-    model, meta = load_trained(rank0["run_dir"])
-    out = evaluate_model(model, meta, toy_pair(200, 40)[1], device="cpu")
-    assert out["acc"] == pytest.approx(one.metrics["test_acc"])
+    model = load_model(rank0["run_dir"])
+    out = evaluate(model, toy_pair(200, 40)[1], device="cpu")
+    assert out.acc == pytest.approx(one.metrics["test_acc"])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,6 @@ def test_pipeline_trains_every_family(tmp_path):
         for rep in (rank0, rank1):
             assert torch.isfinite(torch.tensor(rep[family]["history"][0]["loss"])), family
         weights = _weights(rank0[family])  # the whole network, both stages' parameters
-        model, _ = load_trained(rank0[family]["run_dir"])
+        model = load_model(rank0[family]["run_dir"])
         assert weights.keys() == model.state_dict().keys()
     assert rank1["writes"] == []

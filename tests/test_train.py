@@ -12,14 +12,13 @@ import torch
 
 import convzoo
 from convzoo.errors import CheckpointError, ConvzooError, InputSizeError
-from convzoo.inference import evaluate_model, load_trained
 from convzoo.io import load_checkpoint, load_weights
 from convzoo.train import Callback, NonFiniteLossError, TrainConfig, train
 from convzoo.train.config import ConfigError
 from convzoo.train.recipes import BOOK_SETTINGS
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
-from convzoo.trained import predict_images
+from convzoo.trained import evaluate, load_model
 from helpers import CrashAt, StepCount, assert_resumed, toy_pair
 
 # A VGG with dropout (its randomness must be restored exactly on resume), small enough for tests
@@ -90,11 +89,11 @@ def test_fit_end_to_end_writes_a_complete_run(tmp_path):
 def test_saved_weights_rebuild_the_model_for_evaluate_and_predict(tmp_path):
     train_data, test_data = toy_pair()
     result = train(small_cfg(tmp_path), data=(train_data, test_data), stdout=io.StringIO())
-    model, meta = load_trained(result.run_dir)
-    assert meta["model"] == "vgg11" and meta["classes"] == test_data.classes
-    out = evaluate_model(model, meta, test_data, device="cpu")
-    assert out["acc"] == pytest.approx(result.metrics["test_acc"])
-    assert out["confusion"].sum() == len(test_data)
+    model = load_model(result.run_dir)
+    assert model.meta.model == "vgg11" and model.meta.classes == test_data.classes
+    out = evaluate(model, test_data, device="cpu")
+    assert out.acc == pytest.approx(result.metrics["test_acc"])
+    assert out.confusion.sum() == len(test_data)
     # predict on image files of another size and mode than the training data
     from PIL import Image
 
@@ -104,7 +103,7 @@ def test_saved_weights_rebuild_the_model_for_evaluate_and_predict(tmp_path):
         p = tmp_path / f"img{i}.png"
         Image.fromarray(img).convert("RGB").resize((40, 40)).save(p)
         paths.append(str(p))
-    top = predict_images(model, meta, paths, top_k=2, device="cpu")
+    top = convzoo.predict(model, paths, device="cpu").top(2)
     assert all(len(t) == 2 and 0 <= t[0][1] <= 1 and t[0][1] >= t[1][1] for t in top)
     hits = sum(t[0][0] == test_data.classes[int(test_data.labels[i])] for i, t in enumerate(top))
     assert hits >= 6
@@ -406,7 +405,7 @@ def test_weights_whose_metadata_was_altered_are_one_clear_error(tmp_path, change
     path = tmp_path / "model.safetensors"
     save_file(model.state_dict(), path, metadata={"convzoo": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=match) as e:
-        load_trained(path)
+        load_model(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +17,17 @@ import torch
 
 import convzoo
 from convzoo.cli import main
-from convzoo.data import SequenceDataset
-from convzoo.data.loader import SequenceLoader, make_loader
+from convzoo.data import SequenceDataset, make_loader
+from convzoo.data.loader import SequenceLoader
 from convzoo.data.series_file import read_series_file
 from convzoo.errors import ConvzooError, DataError, InputSizeError
-from convzoo.inference import evaluate_model, load_trained, predict_series
 from convzoo.io import load_checkpoint, load_weights
 from convzoo.train import train
 from convzoo.train.config import ConfigError
 from convzoo.train.recipes import FAST_SEQUENCES, recipe_defaults
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
+from convzoo.trained import ModelMeta, evaluate, load_model, predict_series
 from ddp_job import series_config, series_data
 from helpers import CrashAt, toy_pair, toy_series, toy_series_pair
 
@@ -121,13 +122,14 @@ def test_fit_trains_a_sequence_model_and_writes_a_complete_run(tmp_path):
         assert (run / name).is_file(), name
     assert history.last["test_acc"] > 0.6  # three classes: chance is 0.33
     assert not np.isnan(history.last["val_acc"])
-    model, meta = load_trained(run)  # best.safetensors
-    assert (meta["length"], meta["image_size"], meta["in_channels"]) == (32, 32, 1)
+    model = load_model(run)  # best.safetensors
+    meta = model.meta
+    assert (meta.extra["length"], meta.image_size, meta.in_channels) == (32, 32, 1)
     assert model.spatial_dims == 1
     metrics = json.loads((run / "metrics.json").read_text())
-    result = evaluate_model(model, meta, test_data, device="cpu")
-    assert result["acc"] == pytest.approx(metrics["test_acc"])
-    assert result["count"] == 48
+    result = evaluate(model, test_data, device="cpu")
+    assert result.acc == pytest.approx(metrics["test_acc"])
+    assert result.count == 48
 
 
 def test_the_fast_recipe_trains_on_the_whole_split_and_keeps_the_last_epoch(tmp_path):
@@ -138,11 +140,9 @@ def test_the_fast_recipe_trains_on_the_whole_split_and_keeps_the_last_epoch(tmp_
     assert history.chosen_epoch == 2 and np.isnan(history.last["val_acc"])
     config = json.loads((run / "config.json").read_text())
     assert config["val_split"] == 0 and config["recipe"] == "fast"
-    model, meta = load_trained(run)  # the last epoch's weights
+    model = load_model(run)  # the last epoch's weights
     metrics = json.loads((run / "metrics.json").read_text())
-    assert evaluate_model(model, meta, test_data, device="cpu")["acc"] == pytest.approx(
-        metrics["test_acc"]
-    )
+    assert evaluate(model, test_data, device="cpu").acc == pytest.approx(metrics["test_acc"])
 
 
 def test_test_every_tests_only_when_due_and_the_end_still_reports():
@@ -245,9 +245,9 @@ def test_bad_series_files_are_one_line_data_errors(tmp_path, case):
     name, text, channels, match = BAD_FILES[case]
     f = tmp_path / name
     f.write_text(text)
-    meta = {"in_channels": channels, "length": 4, "classes": ["a"]}
+    meta = ModelMeta("x", 1, channels, ["a"], image_size=4, extra={"length": 4})
     with pytest.raises(DataError, match=match) as err:
-        from convzoo.inference import read_series
+        from convzoo.trained import read_series
 
         read_series(f, meta)
     assert "\n" not in str(err.value) and str(f.name) in str(err.value)
@@ -280,19 +280,19 @@ def test_npy_holding_objects_is_refused_without_unpickling(tmp_path):
 def test_predict_series_prepares_files_as_the_data_set_and_agrees_with_evaluate(tmp_path):
     train_data, test_data = toy_series_pair()
     result = train(seq_cfg(tmp_path, epochs=4), data=(train_data, test_data), stdout=io.StringIO())
-    model, meta = load_trained(result.run_dir)
+    model = load_model(result.run_dir)
     x = test_data.series
     x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)  # as the archive stores them
     f = tmp_path / "test.npy"
     np.save(f, x[:, 0].numpy())  # z-normalised already: reading it changes nothing
-    named = predict_series(model, meta, [str(f)], top_k=2, device="cpu")
+    named = predict_series(model, [str(f)], top_k=2, device="cpu")
     assert len(named) == 48 and all(len(top) == 2 for _, top in named)
     with torch.no_grad():
         expected = model(x).argmax(1)
-    assert [top[0][0] for _, top in named] == [meta["classes"][i] for i in expected]
+    assert [top[0][0] for _, top in named] == [model.meta.classes[i] for i in expected]
     g = tmp_path / "odd.csv"
     g.write_text(",".join(["1", "2"] * 10) + "\n" + ",".join(["3", "1"] * 20) + "\n")
-    names = [n for n, _ in predict_series(model, meta, [str(g)], device="cpu")]
+    names = [n for n, _ in predict_series(model, [str(g)], device="cpu")]
     assert names == [
         "odd.csv row 1 (20 steps, padded to 32)",
         "odd.csv row 2 (40 steps, cut to 32)",
@@ -311,23 +311,22 @@ def test_a_set_kept_unnormalised_is_predicted_on_unnormalised(tmp_path):
     they are: z-normalising them would hand it inputs it never trained on."""
     train_data, test_data = (stored_values(d) for d in toy_series_pair())
     result = train(seq_cfg(tmp_path, epochs=2), data=(train_data, test_data), stdout=io.StringIO())
-    model, meta = load_trained(result.run_dir)
-    assert (
-        meta["znorm"] is False
-        and "the stored values" in convzoo.ModelMeta.from_dict(meta).describe_input()
-    )
+    model = load_model(result.run_dir)
+    meta = model.meta
+    assert meta.extra["znorm"] is False and "the stored values" in meta.describe_input()
     f = tmp_path / "raw.npy"
     np.save(f, test_data.series[:, 0].numpy())
-    named = predict_series(model, meta, [str(f)], top_k=1, device="cpu")
+    named = predict_series(model, [str(f)], top_k=1, device="cpu")
     with torch.no_grad():
         expected = model(test_data.series).argmax(1)
-    assert [top[0][0] for _, top in named] == [meta["classes"][i] for i in expected]
-    old = {k: v for k, v in meta.items() if k != "znorm"}  # a run from before the key: z-norm
-    z = [t[0][0] for _, t in predict_series(model, old, [str(f)], top_k=1, device="cpu")]
+    assert [top[0][0] for _, top in named] == [meta.classes[i] for i in expected]
+    # a run from before the key: z-normalised
+    old = replace(meta, extra={k: v for k, v in meta.extra.items() if k != "znorm"})
+    z = [t[0][0] for _, t in predict_series(model, [str(f)], meta=old, top_k=1, device="cpu")]
     with torch.no_grad():
         x = test_data.series
         zx = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)
-        assert z == [meta["classes"][i] for i in model(zx).argmax(1)]
+        assert z == [meta.classes[i] for i in model(zx).argmax(1)]
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -458,11 +457,11 @@ def test_gunpoint_trains_and_predicts_from_the_shipped_files(tmp_path):
     )
     # 150 test series, two classes; measured 0.98 (seed 0, 15 s at load 6)
     assert result.metrics["test_acc"] > 0.9
-    model, meta = load_trained(tmp_path)
-    assert meta["length"] == 150 and meta["dataset"] == "ucr:GunPoint"
+    model = load_model(tmp_path)
+    assert model.meta.extra["length"] == 150 and model.meta.dataset == "ucr:GunPoint"
     test = convzoo.load_dataset("ucr:GunPoint", "test")
     np.save(tmp_path / "gp.npy", test.series[:5, 0].numpy())
-    top = predict_series(model, meta, [str(tmp_path / "gp.npy")], device="cpu")
+    top = predict_series(model, [str(tmp_path / "gp.npy")], device="cpu")
     assert [t[0][0] for _, t in top] == [
         test.classes[i] for i in model(test.series[:5]).argmax(1).tolist()
     ]
@@ -473,9 +472,9 @@ def test_explain_a_sequence_run_over_time(tmp_path):
 
     train_data, test_data = toy_series_pair()
     fit_toy((train_data, test_data), tmp_path / "run", epochs=2)
-    model, meta = load_trained(tmp_path / "run")
+    model = load_model(tmp_path / "run")
     series, label = test_data.series[0], int(test_data.labels[0])
-    e = explain(model, meta, series, label=label, source="toy #0")
+    e = explain(model, model.meta, series, label=label, source="toy #0")
     torch.testing.assert_close(e.image, series)  # no resize, no normalization in this run
     h = e.image[None]
     for (name, stage), view in zip(model.stages, e.stages):
@@ -492,9 +491,9 @@ def test_explain_a_sequence_run_over_time(tmp_path):
     assert {f"stage-{v.name}.png" for v in e.stages} <= names
     assert "32 steps" in page.read_text()
     with pytest.raises(ConvzooError, match="2-channel"):
-        explain(model, {**meta, "in_channels": 2}, series)
+        explain(model, replace(model.meta, in_channels=2), series)
     with pytest.raises(DataError, match="float C x L"):
-        explain(model, meta, series.to(torch.uint8)[0])
+        explain(model, model.meta, series.to(torch.uint8)[0])
 
 
 # -- benchmarks/sequences.py and sequence_recipe.py: what they report ---------------------------
@@ -604,7 +603,7 @@ def run_card_code(code: str, exported: Path, series: np.ndarray, tmp_path: Path)
 
 def predicted(run: Path, tmp_path: Path) -> str:
     """The class `convzoo predict RUN series.npy` says for tmp_path's series.npy."""
-    [(_, top)] = predict_series(*load_trained(run), [str(tmp_path / "series.npy")], top_k=1)
+    [(_, top)] = predict_series(load_model(run), [str(tmp_path / "series.npy")], top_k=1)
     return top[0][0]
 
 

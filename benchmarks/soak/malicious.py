@@ -190,7 +190,7 @@ case, fx = Path(sys.argv[1]), Path(sys.argv[2])
 run, weights, ft = case / "run", case / "weights.pth", case / "ft"
 folder = json.loads((run / "config.json").read_text())["dataset"]
 calls = {
-    "convzoo.inference.load_trained": lambda: convzoo.inference.load_trained(weights),
+    "convzoo.load_model": lambda: convzoo.load_model(weights),
     "convzoo.io.load_checkpoint": lambda: convzoo.io.load_checkpoint(run / "checkpoint.pt"),
     "convzoo.io.load_state_dict_file": lambda: convzoo.io.load_state_dict_file(weights),
     "convzoo.finetune(weights=)": lambda: convzoo.finetune(

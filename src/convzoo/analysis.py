@@ -18,7 +18,8 @@ from torch import nn
 from .data.dataset import LabelledData
 from .data.sequences import SequenceDataset
 from .errors import ConvzooError
-from .inference import tested_as_in_training
+from .train.meta import ModelMeta
+from .trained import tested_as_in_training
 
 
 def most_confused(
@@ -54,7 +55,7 @@ class TopLosses:
 @torch.no_grad()
 def top_losses(
     model: nn.Module,
-    meta: dict,
+    meta: ModelMeta,
     data: LabelledData,
     k: int,
     *,
@@ -71,7 +72,7 @@ def top_losses(
     for batch in loader:
         with precision.autocast():
             logits = model(batch.x).float()
-            if meta.get("tta"):
+            if meta.tta:
                 logits = (logits + model(batch.x.flip(-1)).float()) / 2
         losses.append(F.cross_entropy(logits, batch.y, reduction="none").cpu())
         probs.append(logits.softmax(1).cpu())

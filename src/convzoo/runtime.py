@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import hashlib
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +55,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
 def tune_backends(device: torch.device, deterministic: bool = False) -> None:
     """On a GPU, let cuDNN time its convolution algorithms once per input shape and keep the
     fastest (``cudnn.benchmark``): the zoo trains fixed shapes, so the one-off timing pays for
-    itself within the first epoch. On the CPU, :func:`keep_freed_memory`.
+    itself within the first epoch.
 
     ``deterministic`` (``--deterministic``, asked for by the user; it stays on for the rest of
     the process): the same arithmetic from the same state on a GPU too, so that runs repeat and
@@ -71,44 +69,6 @@ def tune_backends(device: torch.device, deterministic: bool = False) -> None:
         torch.backends.cudnn.deterministic = True
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
-    else:
-        keep_freed_memory()
-
-
-#: glibc's ``mallopt`` parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-#: the largest block glibc will serve from its heap rather than map (its maximum on 64 bits)
-HEAP_BLOCK_MAX = 32 * 2**20
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep the memory a training step frees for the next step, instead of
-    handing it back to the system and faulting it in again, zeroed, page by page.
-
-    Why: a CPU step allocates and frees the same activation and gradient buffers every time.
-    glibc maps blocks over its threshold (128 KB, adjusted upwards as blocks are freed) and
-    unmaps them on free, and trims its heap's free top. Serving every block up to 32 MB from the
-    heap and never trimming it took the main job (``convzoo train``, 2 epochs, 2-core CPU) from
-    3.5-3.7 million page faults and 44 s to 0.46 million and 39 s, for 5-10% more peak memory;
-    AlexNet at 224 px, whose larger blocks are still mapped, is unchanged (benchmarks/RESULTS.md,
-    "the main job"). Mapping no block at all saved no more time and cost AlexNet 50% more
-    memory. The PyTorch CPU tuning guides get the same by preloading jemalloc or tcmalloc;
-    this needs no library. Process-wide and kept once set; a ``MALLOC_*`` setting or malloc
-    tunable the user exported wins. Returns whether it is in effect (not on other C libraries
-    or systems)."""
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if not sys.platform.startswith("linux") or "glibc.malloc" in tunables:
-        return False
-    if any(key.startswith("MALLOC_") for key in os.environ):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # glibc's; musl has none
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_MAX)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    )
 
 
 def cpu_supports_bf16() -> bool:

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import ConvzooError, Interrupted
+from ._allocator import keep_freed_memory
 
 #: sub-command modules, in the order ``convzoo --help`` lists them
 COMMAND_MODULES = (
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from PIL import Image
 
-    # images over PIL's pixel limit are refused in one line (data.folder.too_many_pixels);
+    # images over PIL's pixel limit are refused in one line (data.image_file.too_many_pixels);
     # PIL's own warning, several lines, would only repeat it
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     parser = build_parser()
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, extra = argv[:1], argv[1:]
     args = parser.parse_args(argv)
     args.extra = extra
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except Interrupted as e:

@@ -10,7 +10,7 @@ import torch
 
 from ..data.augment import apply, parse_augment
 from ..data.augment1d import parse_augment1d
-from ..data.folder import GRAY_MODES, decode, probe
+from ..data.image_file import GRAY_MODES, decode, probe
 from ..data.sequences import ARCHIVES
 from ..data.sources import FILES_PREFIXES, SOURCES, dataset_names
 from ..errors import ConvzooError, UnknownNameError

@@ -22,6 +22,7 @@ from ..data.sources import (
 )
 from ..data.subsets import apply_subset
 from ..train.config import TrainConfig
+from ..train.meta import ModelMeta
 from ._common import field_help
 
 
@@ -53,7 +54,7 @@ def load(
     args: argparse.Namespace,
     *,
     subset: str | None = None,
-    meta: dict | None = None,
+    meta: ModelMeta | None = None,
     in_memory: str | None = None,
 ) -> LabelledData:
     """``split`` of ``name`` restricted to ``subset``, with the common flags. Your own images
@@ -61,7 +62,7 @@ def load(
     in memory or streamed as ``--in-memory`` (or ``in_memory``) says; the choice is printed."""
     if not name.startswith(FILES_PREFIXES):
         return apply_subset(load_dataset(name, split, root=args.data_dir), subset)
-    shape = {"channels": meta["in_channels"], "image_size": meta["image_size"]} if meta else {}
+    shape = {"channels": meta.in_channels, "image_size": meta.image_size} if meta else {}
     skip = getattr(args, "skip_bad_images", False)
     index = apply_subset(index_files(name, split, skip_bad_images=skip, **shape), subset)
     (data,), note = place([index], in_memory or getattr(args, "in_memory", "auto"))

@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..inference import evaluate_model, load_trained, weights_path
+    from ..trained import evaluate, load_model, weights_file
     from ..viz import plot_confusion
 
     for flag, k in (("--most-confused", args.most_confused), ("--top-losses", args.top_losses)):
@@ -83,12 +83,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConvzooError(f"{flag} must be >= 0, got {k}")
     if args.batch_size < 1:
         raise ConvzooError(f"--batch-size must be >= 1, got {args.batch_size}")
-    path = weights_path(args.source, args.weights)
-    model, meta = load_trained(path)
-    name = args.dataset or meta.get("dataset")
+    path = weights_file(args.source, args.weights)
+    model = load_model(path)
+    meta = model.meta
+    name = args.dataset or meta.dataset
     if name is None:
         raise ConvzooError(f"{path} names no data set it was trained on; pass --dataset NAME")
-    subset = args.subset if args.subset is not None else meta.get("subset")
+    subset = args.subset if args.subset is not None else meta.subset
     try:
         data = load(name, args.split, args, subset=subset, meta=meta)
     except ConvzooError as e:
@@ -98,27 +99,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{e} (the data the model in {path} was trained on; evaluate on other data with "
             f"--dataset/--subset)"
         ) from None
-    warn_other_classes(data.classes, meta["classes"], name)
-    result = evaluate_model(model, meta, data, device=args.device, batch_size=args.batch_size)
+    warn_other_classes(data.classes, meta.classes, name)
+    result = evaluate(model, data, device=args.device, batch_size=args.batch_size)
     print(
-        f"{meta['model']} ({path.name}) on {name} {args.split}"
+        f"{meta.model} ({path.name}) on {name} {args.split}"
         + (f" ({subset})" if subset else "")
-        + f": accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
-        f"({result['count']:,} {'series' if 'length' in meta else 'images'})"
+        + f": accuracy {result.acc:.4f}, loss {result.loss:.4f} "
+        f"({result.count:,} {'series' if meta.is_sequence else 'images'})"
     )
     width = max(len(c) for c in data.classes)
-    for cls, acc in result["per_class_acc"].items():
+    for cls, acc in result.per_class_acc.items():
         print(f"  {cls:<{width}}  {acc:.4f}")
     stem = f"{name.replace('/', '_').replace(':', '_')}-{args.split}"
     out = Path(args.out) if args.out else path.parent / f"confusion-{stem}.png"
-    title = f"{meta['model']} on {name} {args.split} (accuracy {result['acc']:.4f})"
-    plot_confusion(result["confusion"], data.classes, out, title=title)
+    title = f"{meta.model} on {name} {args.split} (accuracy {result.acc:.4f})"
+    plot_confusion(result.confusion, data.classes, out, title=title)
     print(f"confusion matrix: {out}")
     if args.most_confused:
-        print_most_confused(result["confusion"], data.classes, args.most_confused)
+        print_most_confused(result.confusion, data.classes, args.most_confused)
     if args.top_losses:
         gallery = path.parent / f"top-losses-{stem}.png"
-        write_top_losses(model, meta, data, args, gallery)
+        write_top_losses(model, data, args, gallery)
     return 0
 
 
@@ -144,17 +145,17 @@ def print_most_confused(confusion, classes: list[str], k: int) -> None:
         print(f"  {true:<{width}} -> {pred}  {count:,}")
 
 
-def write_top_losses(model, meta: dict, data, args: argparse.Namespace, out: Path) -> None:
+def write_top_losses(model, data, args: argparse.Namespace, out: Path) -> None:
     from ..analysis import plot_top_losses, top_losses
 
     top = top_losses(
-        model, meta, data, args.top_losses, device=args.device, batch_size=args.batch_size
+        model, model.meta, data, args.top_losses, device=args.device, batch_size=args.batch_size
     )
     plot_top_losses(
         top,
         data,
         out,
-        title=f"{meta['model']}: the {len(top.indices)} highest "
+        title=f"{model.meta.model}: the {len(top.indices)} highest "
         f"losses on {data.name} {args.split} (true / predicted / prob / loss)",
     )
     print(f"top losses: {out}")
@@ -182,15 +183,13 @@ def image_paths(items: list[str]) -> list[str]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..export import load_predictor
-    from ..inference import predict_series
-    from ..trained import predict
+    from ..trained import predict, predict_series
 
     if args.top_k < 1:
         raise ConvzooError(f"--top-k must be >= 1, got {args.top_k}")
     model = load_predictor(args.source, args.weights)
     if model.meta.is_sequence:  # a time-series model: series files
-        meta = model.meta.to_dict()
-        named = predict_series(model, meta, args.images, top_k=args.top_k, device=args.device)
+        named = predict_series(model, args.images, top_k=args.top_k, device=args.device)
     else:
         images = image_paths(args.images)  # a folder stands for the images in it
         # a chunk at a time, printed as it comes: any number of files in bounded memory

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConvzooError, UnknownNameError
+from ..train.meta import ModelMeta
 from .data import add_data_dir
 
 
@@ -76,7 +77,7 @@ def _class_index(text: str, classes: list[str]) -> int:
     raise UnknownNameError(f"unknown class {text!r}; classes: {', '.join(classes)}")
 
 
-def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | None, str, str]:
+def _image(args: argparse.Namespace, meta: ModelMeta) -> tuple[torch.Tensor, int | None, str, str]:
     """(uint8 image, true class or None, title, default folder name) from a file or the data."""
     from .data import load
 
@@ -86,21 +87,19 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
         )
     if args.image is not None:
         image = _read_input(args.image, meta)
-        label = None if args.label is None else _class_index(args.label, meta["classes"])
+        label = None if args.label is None else _class_index(args.label, meta.classes)
         return image, label, Path(args.image).name, f"explain-{Path(args.image).stem}"
     if args.label is not None:
         raise ConvzooError(
             "--label is for an IMAGE file; with --index the data set's label is used"
         )
     # one image is decoded: your own images are indexed, never read whole
-    data = load(
-        meta["dataset"], args.split, args, subset=meta.get("subset"), meta=meta, in_memory="no"
-    )
+    data = load(meta.dataset, args.split, args, subset=meta.subset, meta=meta, in_memory="no")
     if not 0 <= args.index < len(data):
         raise ConvzooError(
-            f"--index {args.index} is outside 0..{len(data) - 1} of {meta['dataset']} {args.split}"
+            f"--index {args.index} is outside 0..{len(data) - 1} of {meta.dataset} {args.split}"
         )
-    title = f"{meta['dataset']} {args.split} #{args.index}"
+    title = f"{meta.dataset} {args.split} #{args.index}"
     return (
         (data.images if hasattr(data, "images") else data.series)[args.index],
         int(data.labels[args.index]),
@@ -109,12 +108,13 @@ def _image(args: argparse.Namespace, meta: dict) -> tuple[torch.Tensor, int | No
     )
 
 
-def _read_input(path: str, meta: dict) -> torch.Tensor:
+def _read_input(path: str, meta: ModelMeta) -> torch.Tensor:
     """An image file, or for a time-series run the one series of a ``.csv``/``.npy`` file."""
-    from ..inference import read_image, read_series
+    from ..data.images import read_image
+    from ..trained import read_series
 
-    if "length" not in meta:
-        return read_image(path, meta["in_channels"])
+    if not meta.is_sequence:
+        return read_image(path, meta.in_channels)
     named = read_series(path, meta)
     if len(named) != 1:
         raise ConvzooError(
@@ -126,15 +126,15 @@ def _read_input(path: str, meta: dict) -> torch.Tensor:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from ..explain import explain, write_explanation
-    from ..inference import load_trained, weights_path
+    from ..trained import load_model, weights_file
 
     if args.maps < 1:
         raise ConvzooError(f"--maps must be >= 1, got {args.maps}")
-    model, meta = load_trained(args.source)
-    image, label, title, folder = _image(args, meta)
+    model = load_model(args.source)
+    image, label, title, folder = _image(args, model.meta)
     method = {} if args.method is None else {"method": args.method}
-    e = explain(model, meta, image, label=label, layer=args.layer, source=title, **method)
-    out = Path(args.out) if args.out else weights_path(args.source).parent / folder
+    e = explain(model, model.meta, image, label=label, layer=args.layer, source=title, **method)
+    out = Path(args.out) if args.out else weights_file(args.source).parent / folder
     page = write_explanation(e, out, maps=args.maps)
     verdict = f"predicted {e.classes[e.predicted]} {float(e.probs[e.predicted]):.3f}"
     if label is not None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import DataError
-from .folder import BadImage, FolderIndex, load_image, log_skipped
+from .image_file import BadImage, load_image, log_skipped
 from .loader import Batch, BatchLoader
+
+if TYPE_CHECKING:  # the index streams itself through this module
+    from .folder import FolderIndex
 
 #: DataLoader worker processes that decode: one per core, at most this many (a 224 px JPEG
 #: takes about 0.4 ms to read and decode, so 4 supply some 10,000 images/s)
@@ -57,7 +60,7 @@ class FolderLoader(BatchLoader):
     ``num_workers`` DataLoader workers (default :func:`default_workers`; 0: in this process),
     with the interface of :class:`~convzoo.data.loader.DeviceLoader` (same parameters).
 
-    A file that fails to decode raises :class:`~convzoo.data.folder.BadImage` naming it; with
+    A file that fails to decode raises :class:`~convzoo.data.image_file.BadImage` naming it; with
     the index's ``skip_bad_images`` it is dropped from its batch (refilled at the end with
     padding, which ``valid`` does not count) and recorded in ``bad_images``. Under sharding
     ``global_valid`` then only discounts this rank's skipped files.

@@ -33,7 +33,7 @@ def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
     """An image file of any size and mode as uint8 C x H x W with ``channels`` channels."""
     from PIL import Image, UnidentifiedImageError
 
-    from .folder import too_many_pixels
+    from .image_file import too_many_pixels
 
     p = Path(path)
     if p.is_dir():

@@ -117,11 +117,6 @@ class BatchLoader:
         n, b = len(self.data), self.global_batch_size
         return n // b if self.drop_last else math.ceil(n / b)
 
-    @property
-    def samples_per_epoch(self) -> int:
-        """Real samples per epoch over all ranks."""
-        return min(len(self) * self.global_batch_size, len(self.data))
-
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         """Select the epoch whose order (and augmentation) to produce, from ``start_step`` on."""
         if not 0 <= start_step <= len(self):
@@ -265,17 +260,3 @@ def resample(x: torch.Tensor, length: int) -> torch.Tensor:
     if length < x.shape[-1]:
         return F.interpolate(x, size=length, mode="area")
     return F.interpolate(x, size=length, mode="linear", align_corners=False)
-
-
-def make_loader(data: LabelledData, batch_size: int, **kwargs: Any) -> BatchLoader:
-    """The loader for ``data``'s kind (the one place that chooses): a :class:`SequenceLoader`
-    for time series, a :class:`DeviceLoader` for images in memory, a
-    :class:`~convzoo.data.folder_loader.FolderLoader` for image files to stream."""
-    from .folder import FolderIndex
-
-    if isinstance(data, FolderIndex):
-        from .folder_loader import FolderLoader
-
-        return FolderLoader(data, batch_size, **kwargs)
-    cls = SequenceLoader if isinstance(data, SequenceDataset) else DeviceLoader
-    return cls(data, batch_size, **kwargs)

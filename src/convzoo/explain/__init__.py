@@ -5,9 +5,9 @@ shows, for one image, what a trained network computes: the input as it receives 
 stage's output shape and most active feature maps, the first convolution's filters, the class
 probabilities, and where in the image the evidence for the predicted and the true class lies.
 
->>> model, meta = load_trained("runs/speednet")                       # doctest: +SKIP
->>> e = explain(model, meta, read_image("boot.png", meta["in_channels"]))  # doctest: +SKIP
->>> write_explanation(e, "explain-boot")                               # doctest: +SKIP
+>>> model = convzoo.load_model("runs/speednet")                          # doctest: +SKIP
+>>> e = explain(model, model.meta, read_image("boot.png", model.meta.in_channels))  # doctest: +SKIP
+>>> write_explanation(e, "explain-boot")                                  # doctest: +SKIP
 
 ``cam`` computes the attribution maps, ``explanation`` the tensors, ``pictures`` the PNGs and
 ``page`` the HTML; models know nothing of any of it.

@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..data import make_loader
 from ..data.dataset import ImageDataset
-from ..data.loader import make_loader
 from ..data.sequences import SequenceDataset
 from ..errors import ConvzooError, DataError, UnknownNameError
 from ..models.tv import first_conv
+from ..train.meta import ModelMeta
 from .cam import METHODS, capture, class_activation_maps, resolve_layer, stage_modules
 from .integrated_gradients import integrated_gradients
 
@@ -98,40 +100,42 @@ class Explanation:
         return notebook_html(self)
 
 
-def network_input(image: torch.Tensor, meta: dict) -> torch.Tensor:
+def network_input(image: torch.Tensor, meta: ModelMeta, *, resize: bool = True) -> torch.Tensor:
     """uint8 ``C x H x W`` -> the ``1 x C x S x S`` float tensor the network was trained on:
     the training loader's own resize and normalization (``DeviceLoader.finish_batch``). For a
-    sequence model (``meta`` has a ``length``) a float ``C x L`` series, prepared as its data
-    set (:func:`convzoo.inference.read_series`), -> ``1 x C x L`` (``SequenceLoader``)."""
-    if "length" in meta:
-        return _series_input(image, meta)
+    sequence model a float ``C x L`` series, prepared as its data set
+    (:func:`convzoo.trained.read_series`), -> ``1 x C x L`` (``SequenceLoader``)."""
+    if meta.is_sequence:
+        return _series_input(image, meta, resize)
     if image.dtype != torch.uint8 or image.dim() != 3:
         raise DataError(f"expected a uint8 C x H x W image, got {image.dtype} {tuple(image.shape)}")
-    if image.shape[0] != meta["in_channels"]:
+    if image.shape[0] != meta.in_channels:
         raise DataError(
-            f"the model takes {meta['in_channels']}-channel images, this one has "
+            f"the model takes {meta.in_channels}-channel images, this one has "
             f"{image.shape[0]} channels"
         )
-    one = ImageDataset(image[None], torch.zeros(1, dtype=torch.int64), list(meta["classes"]))
-    return _first_batch(one, meta)
+    one = ImageDataset(image[None], torch.zeros(1, dtype=torch.int64), list(meta.classes))
+    return _first_batch(one, meta, resize)
 
 
-def _series_input(series: torch.Tensor, meta: dict) -> torch.Tensor:
+def _series_input(series: torch.Tensor, meta: ModelMeta, resize: bool) -> torch.Tensor:
     if not series.is_floating_point() or series.dim() != 2:
         raise DataError(f"expected a float C x L series, got {series.dtype} {tuple(series.shape)}")
-    if series.shape[0] != meta["in_channels"]:
+    if series.shape[0] != meta.in_channels:
         raise DataError(
-            f"the model takes {meta['in_channels']}-channel series, this one has "
+            f"the model takes {meta.in_channels}-channel series, this one has "
             f"{series.shape[0]} channels"
         )
     labels = torch.zeros(1, dtype=torch.int64)
-    return _first_batch(SequenceDataset(series[None].float(), labels, list(meta["classes"])), meta)
+    one = SequenceDataset(series[None].float(), labels, list(meta.classes))
+    return _first_batch(one, meta, resize)
 
 
-def _first_batch(one: ImageDataset | SequenceDataset, meta: dict) -> torch.Tensor:
-    loader = make_loader(
-        one, 1, image_size=meta.get("image_size"), mean=meta.get("mean"), std=meta.get("std")
-    )
+def _first_batch(
+    one: ImageDataset | SequenceDataset, meta: ModelMeta, resize: bool
+) -> torch.Tensor:
+    size = meta.image_size if resize else None
+    loader = make_loader(one, 1, image_size=size, mean=meta.mean, std=meta.std)
     return next(iter(loader)).x
 
 
@@ -155,13 +159,13 @@ def default_layer(stages: list[StageView]) -> str:
     raise ConvzooError("no stage of this network outputs a spatial map; give --layer")
 
 
-def _check_request(meta: dict, label: int | None, method: str) -> None:
+def _check_request(meta: ModelMeta, label: int | None, method: str) -> None:
     if method not in METHODS:
         raise UnknownNameError(
             f"unknown attribution method {method!r}; known: {', '.join(METHODS)}"
         )
-    if label is not None and not 0 <= label < len(meta["classes"]):
-        raise DataError(f"label {label} is outside 0..{len(meta['classes']) - 1}")
+    if label is not None and not 0 <= label < len(meta.classes):
+        raise DataError(f"label {label} is outside 0..{len(meta.classes) - 1}")
 
 
 def _forward_with_views(
@@ -171,7 +175,7 @@ def _forward_with_views(
     probabilities, each stage's view, the attribution layer (given or :func:`default_layer`)
     and its output's shape."""
     check = getattr(model, "check_input", None)
-    if check is not None:  # before the hooks: its one-off size probe runs the network too
+    if check is not None:  # an input the network cannot take fails in one line, before the hooks
         check(x)
     stages = stage_modules(model)
     watched = dict(stages)
@@ -188,7 +192,7 @@ def _forward_with_views(
 
 def explain(
     model: nn.Module,
-    meta: dict,
+    meta: ModelMeta | dict[str, Any],
     image: torch.Tensor,
     *,
     label: int | None = None,
@@ -199,10 +203,12 @@ def explain(
     """Explain ``model``'s decision on ``image`` (uint8 ``C x H x W``, any size; for a
     sequence model a float ``C x L`` series, see :func:`network_input`).
 
-    ``meta`` is what :func:`~convzoo.inference.load_trained` returns with the model
-    (classes, image_size, mean, std, in_channels). ``layer``: stage name or module path for
-    the attribution maps (default: :func:`default_layer`).
+    ``meta``: the network's :class:`~convzoo.ModelMeta` (``model.meta`` of
+    :func:`convzoo.load_model`; its dict form is taken too). ``layer``: stage name or module
+    path for the attribution maps (default: :func:`default_layer`).
     """
+    if not isinstance(meta, ModelMeta):
+        meta = ModelMeta.from_dict({"model": type(model).__name__, **meta})
     _check_request(meta, label, method)
     model.eval()
     x = network_input(image, meta)
@@ -215,20 +221,20 @@ def explain(
     # a black image (a zero series: its mean after z-normalisation; the padding's value for a
     # set kept unnormalised), normalized as the input
     zero = torch.zeros_like(image[(slice(None),) + (slice(0, 1),) * (image.dim() - 1)])
-    black = network_input(zero, {**meta, "image_size": None})
+    black = network_input(zero, meta, resize=False)
     pixel_maps = integrated_gradients(model, batch, classes, baseline=black)
     conv_path, conv = first_conv(model)
     return Explanation(
-        model_name=meta.get("model", type(model).__name__),
+        model_name=meta.model,
         source=source,
         image=x[0],
-        pixels=denormalize(x[0], meta.get("mean"), meta.get("std")),
-        mean=meta.get("mean"),
-        std=meta.get("std"),
+        pixels=denormalize(x[0], meta.mean, meta.std),
+        mean=meta.mean,
+        std=meta.std,
         stages=views,
         filters_layer=conv_path,
         filters=conv.weight.detach().float().cpu(),
-        classes=list(meta["classes"]),
+        classes=list(meta.classes),
         probs=probs,
         label=label,
         method=method,

@@ -16,12 +16,15 @@ import shutil
 import tempfile
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from ..errors import ConvzooError
 from ..io import atomic_write
 from . import pictures, series_pictures
-from .explanation import Explanation
 from .integrated_gradients import STEPS
+
+if TYPE_CHECKING:  # the explanation shows itself through this module
+    from .explanation import Explanation
 
 PAGE = "explain.html"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,7 +18,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..viz import to_display
-from .explanation import Explanation, StageView
+
+if TYPE_CHECKING:  # the explanation shows itself through this module
+    from .explanation import Explanation, StageView
 
 #: at most this many filters / bars are drawn (the page says how many there are)
 MAX_FILTERS = 64

@@ -8,13 +8,17 @@ go from a bump in the input straight down to what each layer made of it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator
 
-from .explanation import Explanation, StageView
 from .pictures import CLIP, MAX_FILTERS, _figure, _png, map_title
+
+if TYPE_CHECKING:  # the explanation shows itself through this module
+    from .explanation import Explanation, StageView
 
 #: width of the figures whose x axis is time (inches), so that they line up on the page
 WIDTH = 8.0

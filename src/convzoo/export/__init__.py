@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .formats import FORMATS, ONNX_INSTALL, ExportError
+from .formats import FORMATS, ONNX_INSTALL, ExportError, ExportResult
 from .onnx_model import OnnxModel, load_onnx
-from .write import TOLERANCE, ExportResult, export_model
+from .write import TOLERANCE, export_model
 
 __all__ = [
     "FORMATS",

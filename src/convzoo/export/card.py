@@ -14,7 +14,7 @@ from typing import Any
 
 from ..io import atomic_write_json, atomic_write_text
 from ..train.meta import ModelMeta
-from .write import ExportResult
+from .formats import ExportResult
 
 #: the card's first line: a README.md without it is the user's and is never overwritten
 MARKER = "<!-- convzoo model card: written by `convzoo export`, rewritten by every export -->"

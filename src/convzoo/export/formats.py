@@ -8,9 +8,8 @@ input size, logits of about +-10, real Fashion-MNIST images: the ONNX graphs (on
 
 - **ONNX**: ``torch.onnx.export(..., dynamo=True)``, the ``torch.export``-based exporter (it
   needs ``onnxscript``). The older TorchScript-based exporter (``dynamo=False``) warns in
-  torch 2.14 that it "will be removed" and fails on our networks as they are (it traces the
-  input-size probe of :class:`~convzoo.models.ZooModel`); the new one is the default since
-  torch 2.9 and exports every family: 3-20 s per family on the 2 shared cores here.
+  torch 2.14 that it "will be removed"; the new one is the default since torch 2.9 and
+  exports every family: 3-20 s per family on the 2 shared cores here.
 - **pt2**: ``torch.export.export`` + ``torch.export.save`` (the ExportedProgram format that
   PyTorch's own deployment paths, AOTInductor and ExecuTorch, start from).
 - **TorchScript**: ``torch.jit.trace`` + ``torch.jit.save``, for runtimes that still need it
@@ -53,12 +52,28 @@ class ExportError(ConvzooError):
 
 
 @dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    description: str  #: e.g. "ONNX opset 18"
+    input: dict[str, Any]  #: name, dtype, shape (see :func:`~.preprocess.input_spec`)
+    max_abs_diff: float | None  #: against PyTorch on random images; None: not checked
+    checked_batches: tuple[int, ...]
+    run_dir: Path
+    notes: tuple[str, ...] = ()
+    #: the weights file exported (``best.safetensors``: the epoch chosen on validation data)
+    weights: str = ""
+
+
+@dataclass(frozen=True)
 class Format:
     name: str
     suffix: str  #: default file name ending
     #: (module, example batch, path, metadata, dynamic batch) -> a short description
     write: Callable[[nn.Module, torch.Tensor, Path, dict[str, Any], bool], str]
-    read: Callable[[Path], Runner]  #: the written file as a callable (for the check)
+    #: the written file as a callable (for the check); None: onnxruntime's, with the checks of
+    #: :func:`~convzoo.export.load_onnx`
+    read: Callable[[Path], Runner] | None
     note: str = ""  #: printed after exporting
 
 
@@ -99,12 +114,6 @@ def write_onnx(
     program.model.doc_string = f"{meta['model']} exported by convzoo"
     program.save(str(path), external_data=False)  # one self-contained file
     return f"ONNX opset {program.model.opset_imports.get('', '?')}"
-
-
-def read_onnx(path: Path) -> Runner:
-    from .onnx_model import load_onnx
-
-    return load_onnx(path).run_raw
 
 
 # -- torch.export ------------------------------------------------------------------------
@@ -148,7 +157,7 @@ def read_torchscript(path: Path) -> Runner:
 
 
 FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", ".onnx", write_onnx, read_onnx),
+    "onnx": Format("onnx", ".onnx", write_onnx, None),
     "pt2": Format("pt2", ".pt2", write_pt2, read_pt2),
     "torchscript": Format(
         "torchscript",

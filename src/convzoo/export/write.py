@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.util
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,9 @@ from ..errors import UnknownNameError
 from ..io import atomic_path
 from ..train.meta import ModelMeta
 from ..trained import load_model, normalize, weights_file
-from .formats import FORMATS, OUTPUT_NAME, ExportError, Format
+from .card import record_export
+from .formats import FORMATS, OUTPUT_NAME, ExportError, ExportResult, Format
+from .onnx_model import load_onnx
 from .preprocess import WithPreprocess, input_spec
 
 #: largest |difference| between the exported graph's logits and PyTorch's (fp32) that an
@@ -28,20 +29,6 @@ TOLERANCE = 1e-4
 CHECK_BATCHES = (1, 5)
 #: what reading a format back needs, when that is not PyTorch
 READ_NEEDS = {"onnx": "onnxruntime"}
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    format: str
-    description: str  #: e.g. "ONNX opset 18"
-    input: dict[str, Any]  #: name, dtype, shape (see :func:`~.preprocess.input_spec`)
-    max_abs_diff: float | None  #: against PyTorch on random images; None: not checked
-    checked_batches: tuple[int, ...]
-    run_dir: Path
-    notes: tuple[str, ...] = ()
-    #: the weights file exported (``best.safetensors``: the epoch chosen on validation data)
-    weights: str = ""
 
 
 def default_path(weights: Path, fmt: Format, preprocess: bool) -> Path:
@@ -70,7 +57,7 @@ def check_export(
 ) -> float:
     """The largest |difference| between the file's logits and ``module``'s, over ``batches``
     of random images (series); an export outside :data:`TOLERANCE` is refused."""
-    runner = fmt.read(path)
+    runner = load_onnx(path).run_raw if fmt.read is None else fmt.read(path)
     worst = 0.0
     for i, n in enumerate(batches):
         x = example_batch(meta, n, preprocess, seed=1 + i)
@@ -184,7 +171,5 @@ def export_model(
         weights=wfile.name + (f" (epoch {meta.epoch})" if meta.epoch is not None else ""),
     )
     if card:
-        from .card import record_export
-
         record_export(result, meta, when=_dt.datetime.now().isoformat(timespec="seconds"))
     return result

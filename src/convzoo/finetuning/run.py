@@ -245,7 +245,7 @@ def run_finetune(
         if (e.epoch, e.step) != (1, 1):
             raise
         # no learning rate makes the very first loss NaN: the source's weights do (a damaged
-        # file can hold huge finite values that pass load_trained's NaN check)
+        # file can hold huge finite values that pass load_model's NaN check)
         note = f" The first step already: the weights of {ft.weights or ft.source} may be damaged."
         raise NonFiniteLossError(e.value, e.epoch, e.step, e.lr, note=note) from None
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, FinetuneError, UnknownNameError
-from ..inference import LoadReport, build_trained, load_fitting, weights_path
 from ..io import load_state_dict_file, load_weights
 from ..models import create_model
 from ..models.tv import (
@@ -27,7 +26,8 @@ from ..models.tv import (
     pretrained_weights,
     weights_names,
 )
-from ..train.meta import MODULE_CLASS
+from ..train.meta import MODULE_CLASS, ModelMeta
+from ..trained import LoadReport, build_trained, load_fitting, weights_file
 from .adapt import adapt_normalization
 
 TORCHVISION = "torchvision:"
@@ -83,7 +83,7 @@ def load_source(spec: str, weights: str | None = None, *, strict: bool = False) 
 
 def load_run(source: str | Path, *, strict: bool = False) -> Pretrained:
     """One of our runs (directory or ``model.safetensors``): same architecture and options."""
-    path = weights_path(source)
+    path = weights_file(source)
     if path.is_file() and path.suffix != ".safetensors":
         raise FinetuneError(
             f"--from takes a convzoo run directory, its model.safetensors or torchvision:ARCH; "
@@ -102,17 +102,17 @@ def load_run(source: str | Path, *, strict: bool = False) -> Pretrained:
             f"convzoo.load_model(path, model=...) and train it further with convzoo.fit"
         )
     model = build_trained(path, tensors, meta)  # checked, and fits the file exactly
-    report = LoadReport(loaded=len(tensors))
+    m = ModelMeta.from_dict(meta, source=str(path))
     return Pretrained(
         model=model,
-        description=f"{meta['model']} trained on {meta.get('dataset')}"
-        + (f" ({meta['subset']})" if meta.get("subset") else "")
+        description=f"{m.model} trained on {m.dataset}"
+        + (f" ({m.subset})" if m.subset else "")
         + f", {path}",
-        image_size=int(meta["image_size"]),
-        mean=tuple(meta["mean"]) if meta.get("mean") is not None else None,
-        std=tuple(meta["std"]) if meta.get("std") is not None else None,
-        classes=list(meta["classes"]) if meta.get("classes") else None,
-        report=report,
+        image_size=m.image_size,
+        mean=tuple(m.mean) if m.mean is not None else None,
+        std=tuple(m.std) if m.std is not None else None,
+        classes=list(m.classes) or None,
+        report=LoadReport(loaded=len(tensors)),
     )
 
 

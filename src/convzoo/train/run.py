@@ -32,6 +32,7 @@ from .callbacks import (
     KeepBest,
     RefreshBatchNorm,
     TensorBoardLogger,
+    live_curves,
 )
 from .config import ConfigError, TrainConfig
 from .history import MONITORS, History
@@ -159,13 +160,12 @@ def make_trainer(
         device=strategy.device,
         precision=setup.precision,
         grad_clip=cfg.grad_clip,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *live_curves(live, callbacks)],
         strategy=strategy,
         tta=cfg.tta,
         val_loader=setup.val_loader,
         monitor=cfg.monitor,
         test_every=cfg.test_every,
-        live=live,
     )
     if cfg.compile:
         trainer.net = torch.compile(trainer.net)

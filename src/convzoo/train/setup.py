@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data import make_loader
 from ..data.dataset import LabelledData
 from ..data.folder import FolderIndex
-from ..data.loader import DeviceLoader, make_loader
+from ..data.loader import DeviceLoader
 from ..data.sequences import SequenceDataset
 from ..data.sources import FILES_PREFIXES
 from ..data.split import split_validation

@@ -74,12 +74,7 @@ class Trainer:
         val_loader: Any | None = None,
         monitor: str = "val_acc",
         test_every: int = 1,
-        live: bool | None = None,
     ) -> None:
-        """``live``: redraw the loss and accuracy curves in place after each epoch
-        (:class:`~convzoo.train.callbacks.LiveCurves`); ``None``: in a Jupyter kernel."""
-        from .callbacks import live_curves  # callbacks build on this module
-
         self.model = model
         self.device = torch.device(device)
         self.train_loader = train_loader
@@ -96,7 +91,7 @@ class Trainer:
         self.precision = precision or Precision("fp32", self.device.type)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
         self.grad_clip = grad_clip
-        self.callbacks = [*callbacks, *live_curves(live, callbacks)]
+        self.callbacks = list(callbacks)
         self.strategy = strategy or Strategy(self.device)
         self.net = self.strategy.wrap(model)
         self.tta = tta
