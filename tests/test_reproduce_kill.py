@@ -66,7 +66,8 @@ def test_a_killed_reproduce_goes_on_where_it_stopped(env, tmp_path):
         if not (cut / "metrics.json").exists():
             break
     assert not (cut / "metrics.json").exists(), "every cell finished before its kill"
-    # the cell's own process dies with its parent; none is left training in the background
+    # the cell's own process stops at its next output line (a closed pipe); none is left
+    # training in the background
     deadline = time.time() + 30
     while _processes_mentioning(str(cut)) and time.time() < deadline:
         time.sleep(0.1)

@@ -1,7 +1,7 @@
 """``convzoo data fetch``: get a data set the cheapest way that works, and say which in one line.
 
-This is set-up's data step (``make setup`` runs it, and installs the Debian package with
-apt-get where it fails: the library installs nothing). In order, first hit wins:
+This is set-up's data step (``make setup`` runs it, and installs the Debian package where it
+fails: the library installs nothing). In order, first hit wins:
 
 1. the data directory already holds it: nothing is downloaded or installed;
 2. a packaged copy (``/usr/share/datasets``): decompressed into the data directory;

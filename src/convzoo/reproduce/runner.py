@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -110,28 +109,6 @@ class State:
         return self.data["cells"].setdefault(cell.name, {})
 
 
-def _load_prctl() -> Any:
-    # Linux: a SIGKILLed reproduce takes its cells down too (PR_SET_PDEATHSIG), so a restarted
-    # one never finds a cell still training in the background. Loaded here, in the parent:
-    # between fork and exec the child may only call it (another job's thread may hold a lock)
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def run_subprocess(
     argv: list[str], log: TextIO, console: TextIO, jobs: int = 1
 ) -> tuple[int, float]:
@@ -147,14 +124,13 @@ def run_subprocess(
     if jobs > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     cmd = [sys.executable, "-m", "convzoo", *argv]
-    preexec = _die_with_parent if _PRCTL is not None else None
+    # a SIGKILLed reproduce leaves no cell training: its next line meets the closed pipe
     with subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        preexec_fn=preexec,  # one C call, nothing imported or locked: safe beside threads
     ) as proc:
         try:
             assert proc.stdout is not None
