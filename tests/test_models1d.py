@@ -11,6 +11,7 @@ from torch import nn
 import convzoo
 from convzoo.errors import InputSizeError
 from convzoo.models import get_model_entry, register_model
+from convzoo.models._registry import ModelOptionError
 from convzoo.models.fcn import SameConv1d
 
 SEQ = [n for n in convzoo.list_models() if get_model_entry(n).spatial_dims == 1]
@@ -65,6 +66,38 @@ def test_resnet1d_parameter_count(cin, k):
         assert expected == 504_258
     shortcuts = [type(b.shortcut).__name__ for b in model.features]
     assert shortcuts == ["Sequential", "Sequential", "BatchNorm1d"]
+
+
+@pytest.mark.parametrize("fold,length", [(2, 9), (4, 40), (3, 1)])
+def test_a_folded_resnet1d_is_a_strided_first_convolution_over_every_step(fold, length):
+    """``fold`` turns runs of steps into channels, losing none: the first convolution over the
+    folded series is a convolution with ``fold`` times the taps, strided by ``fold``, over the
+    series itself (its last run zero-padded); the weights keep their names."""
+    from convzoo.explain.explanation import unfolded
+    from convzoo.models.resnet1d import fold_steps
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, length)
+    folded = fold_steps(x, fold)
+    steps = -(-length // fold)
+    assert folded.shape == (2, 3 * fold, steps)
+    padded = nn.functional.pad(x, (0, steps * fold - length))
+    for c, j, t in [(0, 0, 0), (2, fold - 1, steps - 1), (1, fold // 2, steps // 2)]:
+        assert folded[:, c * fold + j, t].equal(padded[:, c, t * fold + j])  # every step kept
+    w = torch.randn(5, 3 * fold, min(2, steps))
+    got = nn.functional.conv1d(folded, w)
+    want = nn.functional.conv1d(padded, unfolded(w, {"fold": fold}), stride=fold)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+    plain = convzoo.create_model("resnet1d", in_channels=3, num_classes=4)
+    model = convzoo.create_model("resnet1d", in_channels=3, num_classes=4, fold=fold)
+    shapes = {k: v.shape for k, v in plain.state_dict().items()}
+    wider = {k for k, v in model.state_dict().items() if v.shape != shapes[k]}
+    assert model.state_dict().keys() == shapes.keys()  # saved runs keep their names
+    assert wider == {"features.b1.body.0.0.weight", "features.b1.shortcut.0.weight"}
+    assert model.eval()(x).shape == (2, 4) and model.min_input_size == 1
+    with pytest.raises(ModelOptionError, match="fold must be >= 1, got width 64, fold 0"):
+        convzoo.create_model("resnet1d", fold=0)
 
 
 def test_lenet1d_is_the_books_lenet_with_5_tap_convs():

@@ -496,6 +496,36 @@ def test_explain_a_sequence_run_over_time(tmp_path):
         explain(model, model.meta, series.to(torch.uint8)[0])
 
 
+def test_max_length_folds_long_series_and_the_run_rebuilds_folded(tmp_path):
+    """``--max-length L``: resnet1d folds runs of ceil(length / L) steps into channels; the
+    run's metadata keeps the fold, so evaluate, explain and export rebuild the same network."""
+    from convzoo.explain import explain
+    from convzoo.export import export_model
+
+    train_data, test_data = toy_series_pair()  # 32 steps
+    out = io.StringIO()
+    result = train(seq_cfg(tmp_path, max_length=10), data=(train_data, test_data), stdout=out)
+    assert "32 steps, computed as 8 runs of 4 folded" in out.getvalue()
+    model = load_model(result.run_dir)
+    assert model.meta.model_options == {**SMALL_RESNET, "fold": 4} and model.features.b1.fold == 4
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    acc = evaluate(model, test_data, device="cpu").acc
+    assert acc == pytest.approx(metrics["test_acc"])
+    # the first filters drawn over the steps they see: width 4, 5 taps of 4 folded steps
+    assert explain(model, model.meta, test_data.series[0]).filters.shape == (4, 1, 20)
+    assert export_model(result.run_dir, "pt2").max_abs_diff <= 1e-4
+    quiet = dict(data=(train_data, test_data), save=False, stdout=io.StringIO())
+    unfolded = train(seq_cfg(None, epochs=1, max_length=32), **quiet)
+    assert "fold" not in unfolded.meta["model_options"]  # 32 steps are within 32
+    given = seq_cfg(None, epochs=1, max_length=10, model_options={**SMALL_RESNET, "fold": 2})
+    assert train(given, **quiet).meta["model_options"]["fold"] == 2  # -o fold=F wins
+    with pytest.raises(ConfigError, match="fcn1d cannot fold them: drop --max-length"):
+        train(seq_cfg(None, model="fcn1d", model_options={}, max_length=10), **quiet)
+    with pytest.raises(ConfigError, match="an image has none: drop --max-length"):
+        images = resolve_config(dict(dataset="toy", epochs=1, device="cpu", max_length=10))
+        train(images, data=toy_pair(64, 16), save=False, stdout=io.StringIO())
+
+
 # -- benchmarks/sequences.py and sequence_recipe.py: what they report ---------------------------
 def test_sequence_benchmark_table_and_writes_only_its_section(tmp_path):
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequences.py"

@@ -131,6 +131,13 @@ def _series_input(series: torch.Tensor, meta: ModelMeta, resize: bool) -> torch.
     return _first_batch(one, meta, resize)
 
 
+def unfolded(weight: torch.Tensor, options: dict) -> torch.Tensor:
+    """A folded network's first filters (out x C*f x k, model option ``fold`` f) as the filters
+    over the steps they see, out x C x k*f, in time order; others as they are."""
+    f = options.get("fold", 1)
+    return weight.unflatten(1, (-1, f)).transpose(2, 3).flatten(2) if f > 1 else weight
+
+
 def _first_batch(
     one: ImageDataset | SequenceDataset, meta: ModelMeta, resize: bool
 ) -> torch.Tensor:
@@ -233,7 +240,7 @@ def explain(
         std=meta.std,
         stages=views,
         filters_layer=conv_path,
-        filters=conv.weight.detach().float().cpu(),
+        filters=unfolded(conv.weight.detach().float().cpu(), meta.model_options),
         classes=list(meta.classes),
         probs=probs,
         label=label,

@@ -31,14 +31,21 @@ class Residual1d(nn.Module):
     norm where the channels change, batch norm alone where they do not. A separate class rather
     than a ``dim`` option of the 2-D block because those differences are the whole block, and
     the 2-D block's parameter names are pinned by saved weights.
+    ``fold`` > 1 folds the input first (:func:`fold_steps`), for the first block.
     """
 
     def __init__(
-        self, input_channels: int, num_channels: int, kernel_sizes: Sequence[int] = (8, 5, 3)
+        self,
+        input_channels: int,
+        num_channels: int,
+        kernel_sizes: Sequence[int] = (8, 5, 3),
+        fold: int = 1,
     ) -> None:
         super().__init__()
         if not kernel_sizes:
             raise ValueError("a residual block needs at least one kernel size")
+        self.fold = fold
+        input_channels *= fold
         *first, last = kernel_sizes
         c, body = input_channels, []
         for k in first:
@@ -53,7 +60,18 @@ class Residual1d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold > 1:
+            x = fold_steps(x, self.fold)
         return F.relu(self.body(x) + self.shortcut(x))
+
+
+def fold_steps(x: torch.Tensor, fold: int) -> torch.Tensor:
+    """N x C x L -> N x (C * fold) x ceil(L / fold): each run of ``fold`` steps becomes
+    ``fold`` channels (channel ``c * fold + j`` holds step ``j`` of every run of channel ``c``),
+    the last run padded with zeros. Lossless, unlike resampling: ACSF1's series repeat every 4
+    steps, and averaging 4 steps into one leaves their mean level alone."""
+    x = F.pad(x, (0, -x.shape[-1] % fold))
+    return x.unflatten(2, (-1, fold)).transpose(2, 3).flatten(1, 2)
 
 
 class ResNet1d(ZooModel):
@@ -66,6 +84,7 @@ class ResNet1d(ZooModel):
         in_channels: int = 1,
         widths: Sequence[int] = (64, 128, 128),
         kernel_sizes: Sequence[int] = (8, 5, 3),
+        fold: int = 1,
     ) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, spatial_dims=1)
         if not widths:
@@ -73,7 +92,8 @@ class ResNet1d(ZooModel):
         self.features = nn.Sequential()
         c = in_channels
         for i, w in enumerate(widths):
-            self.features.add_module(f"b{i + 1}", Residual1d(c, w, kernel_sizes))
+            block = Residual1d(c, w, kernel_sizes, fold if i == 0 else 1)
+            self.features.add_module(f"b{i + 1}", block)
             c = w
         self.head = gap_head(c, num_classes)
 
@@ -85,20 +105,25 @@ def resnet1d(
     in_channels: int = 1,
     width: int = 64,
     kernel_sizes: Sequence[int] = (8, 5, 3),
+    fold: int = 1,
 ) -> ResNet1d:
     """ResNet for time series (Wang, Yan and Oates 2017): three residual blocks, 64-128-128
     filters.
 
     Each block: convs of 8, 5 and 3 steps with batch norm, a batch-normed shortcut (504k
     parameters for one input channel and two classes). ``width`` is the first block's filters
-    (the later two have twice as many). Paper: https://arxiv.org/abs/1611.06455; reference
-    code: hfawaz/dl-4-tsc ``classifiers/resnet.py``.
+    (the later two have twice as many). ``fold`` > 1 turns each run of that many steps into
+    channels before the first convolution (:func:`fold_steps`): the network then computes over
+    ``L / fold`` steps, about ``fold`` times less work (``--max-length`` sets it from the
+    data). Paper: https://arxiv.org/abs/1611.06455; reference code: hfawaz/dl-4-tsc
+    ``classifiers/resnet.py``.
     """
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
+    if width < 1 or fold < 1:
+        raise ValueError(f"width and fold must be >= 1, got width {width}, fold {fold}")
     return ResNet1d(
         num_classes=num_classes,
         in_channels=in_channels,
         widths=(width, 2 * width, 2 * width),
         kernel_sizes=tuple(kernel_sizes),
+        fold=fold,
     )

@@ -137,6 +137,12 @@ class TrainConfig:
     image_size: int | None = setting(
         None, "resize images to this side in pixels (default: the model's input size)"
     )
+    max_length: int | None = setting(
+        None,
+        "resnet1d on longer series: fold each run of f steps into f channels (lossless) so "
+        "that it computes over at most this many steps (default: never)",
+        metavar="STEPS",
+    )
     normalize: bool = setting(False, "normalize inputs with the training set's mean and std")
     drop_last: bool = setting(True, "drop the last incomplete training batch")
     tta: bool = setting(False, "evaluate on each test image and its mirror image")
@@ -263,6 +269,10 @@ class TrainConfig:
             ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (self.test_every >= 0, f"--test-every must be >= 0, got {self.test_every}"),
+            (
+                self.max_length is None or self.max_length >= 1,
+                f"--max-length must be >= 1, got {self.max_length}",
+            ),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
             (
                 self.image_size is None or 1 <= self.image_size <= max_input_side(self.model),

@@ -211,6 +211,8 @@ def header(
     params = sum(p.numel() for p in setup.model.parameters())
     size = setup.meta["image_size"]
     shape = f"{size} steps" if "length" in setup.meta else f"{size}x{size}"
+    fold = setup.meta["model_options"].get("fold", 1)
+    shape += f", computed as {-(-size // fold)} runs of {fold} folded" if fold > 1 else ""
     n_test = len(setup.test_data) if setup.test_data is not None else 0
     n_val = f" / {len(setup.val_data):,} val" if setup.val_data is not None else ""
     world = trainer.strategy.world_size

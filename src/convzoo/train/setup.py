@@ -7,6 +7,8 @@ knows the strategy only through its placing and its rank.
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from ..data.sequences import SequenceDataset
 from ..data.sources import FILES_PREFIXES
 from ..data.split import split_validation
 from ..errors import InputSizeError
-from ..models import create_model
+from ..models import create_model, get_model_entry
 from ..parallel import Strategy
 from ..runtime import Execution, Precision, choose_execution, tune_backends
 from .config import ConfigError, TrainConfig
@@ -97,17 +99,34 @@ def load_data(cfg: TrainConfig) -> tuple[LabelledData, LabelledData]:
     return train, test
 
 
-def build_model(cfg: TrainConfig, data: LabelledData) -> nn.Module:
+def build_model(
+    cfg: TrainConfig, data: LabelledData, options: dict[str, Any] | None = None
+) -> nn.Module:
+    """``cfg.model`` for ``data``, built with ``options`` (default ``cfg.model_options``)."""
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed, on every rank
     model = create_model(
         cfg.model,
         num_classes=data.num_classes,
         in_channels=data.in_channels,
-        **cfg.model_options,
+        **(cfg.model_options if options is None else options),
     )
     if cfg.init == "xavier":
         xavier_init(model)
     return model
+
+
+def model_options(cfg: TrainConfig, length: int) -> dict[str, Any]:
+    """``cfg.model_options``, with the ``fold`` that keeps a 1-D network computing over at most
+    ``--max-length`` steps of series ``length`` steps long (an explicit ``-o fold=F`` wins)."""
+    options = dict(cfg.model_options)
+    if cfg.max_length is None or length <= cfg.max_length or "fold" in options:
+        return options
+    if "fold" not in inspect.signature(get_model_entry(cfg.model).builder).parameters:
+        raise ConfigError(
+            f"--max-length folds the series of resnet1d; {cfg.model} cannot fold them: drop "
+            "--max-length or train resnet1d"
+        )
+    return {**options, "fold": math.ceil(length / cfg.max_length)}
 
 
 def check_image_size(model: nn.Module, size: int) -> None:
@@ -140,6 +159,8 @@ def check_data_kind(cfg: TrainConfig, model: nn.Module, data: LabelledData) -> N
             f"{cfg.model} takes time series but {cfg.dataset} holds images; train it on ucr:NAME "
             "or uea:NAME (docs/sequences.md)"
         )
+    if not series and cfg.max_length is not None:
+        raise ConfigError("--max-length folds time series; an image has none: drop --max-length")
     if series and cfg.tta:
         raise ConfigError("--tta mirrors images; a time series has no mirror image: drop --tta")
 
@@ -151,14 +172,16 @@ def describe_model(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     precision: str = "fp32",
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What rebuilding and using the trained network needs (saved with its weights)."""
+    """What rebuilding and using the trained network needs (saved with its weights);
+    ``options``: the model options it was built with (default ``cfg.model_options``)."""
     return {
         # evaluate as it was tested during training
         "precision": precision,
         "tta": cfg.tta,
         "model": cfg.model,
-        "model_options": cfg.model_options,
+        "model_options": cfg.model_options if options is None else options,
         "num_classes": data.num_classes,
         "in_channels": data.in_channels,
         "classes": list(data.classes),
@@ -188,10 +211,11 @@ def build_setup(
     tune_backends(strategy.device, cfg.deterministic)
     train_data, test_data = data if data is not None else load_data(cfg)
     train_data, val_data = split_validation(train_data, cfg.val_split, seed=cfg.seed)
-    model = model if model is not None else build_model(cfg, train_data)
-    check_data_kind(cfg, model, train_data)
     series = isinstance(train_data, SequenceDataset)
     image_size = cfg.image_size or (train_data.length if series else train_data.image_size[0])
+    options = model_options(cfg, image_size) if series and model is None else None
+    model = model if model is not None else build_model(cfg, train_data, options)
+    check_data_kind(cfg, model, train_data)
     check_image_size(model, image_size)
     spatial = (image_size,) if series else (image_size, image_size)
     shape = (train_data.in_channels, *spatial)
@@ -219,7 +243,7 @@ def build_setup(
     def eval_loader(data: LabelledData | None) -> DeviceLoader | None:
         return make_loader(data, cfg.eval_batch_size, **loader_args) if data is not None else None
 
-    meta = describe_model(cfg, train_data, image_size, mean, std, precision.name)
+    meta = describe_model(cfg, train_data, image_size, mean, std, precision.name, options)
     if not hasattr(model, "model_name"):  # not rebuilt by name: loaded into (load_model)
         meta[MODULE_CLASS] = f"{type(model).__module__}.{type(model).__qualname__}"
     train_loader, plain = training_loaders(cfg, train_data, strategy.world_size, loader_args)
