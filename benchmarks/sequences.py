@@ -24,6 +24,8 @@ process's CPU seconds (both threads together): on 2 free cores a run takes about
     PYTHONPATH=src python benchmarks/sequences.py --sets ucr:GunPoint --seeds 1     # minutes
     PYTHONPATH=src python benchmarks/sequences.py --epochs 200 --models resnet1d \
         --jsonl benchmarks/sequences-200-epochs.jsonl     # another schedule, its own file
+    PYTHONPATH=src python benchmarks/sequences.py --recipe best --models resnet1d \
+        --jsonl benchmarks/sequences-best.jsonl           # another recipe, its own file
 """
 
 from __future__ import annotations
@@ -65,16 +67,18 @@ BUDGET_S = 120.0
 SECTION = "## Time series: the 1-D networks on the UCR/UEA sets"
 
 
-def run(dataset: str, model: str, seed: int, epochs: int | None = None) -> dict[str, Any]:
-    """One training run with the fast recipe (``epochs``: its own unless given); the figures
-    of the epoch it keeps."""
+def run(
+    dataset: str, model: str, seed: int, epochs: int | None = None, recipe: str = "fast"
+) -> dict[str, Any]:
+    """One training run with ``recipe`` (``epochs``: its own unless given); the figures of the
+    epoch it keeps."""
     import torch
 
     from convzoo.runtime import resolve_precision
     from convzoo.train.run import resolve_config, train
 
     # test_every=0: the test split is evaluated once, at the end, with the kept weights
-    over = dict(dataset=dataset, model=model, seed=seed, device="cpu", test_every=0)
+    over = dict(dataset=dataset, model=model, seed=seed, device="cpu", test_every=0, recipe=recipe)
     cfg = resolve_config({**over, **({"epochs": epochs} if epochs else {})})
     assert cfg.val_split == 0, "the benchmark runs the recipe as shipped: the last epoch"
     load = os.getloadavg()[0]
@@ -86,6 +90,8 @@ def run(dataset: str, model: str, seed: int, epochs: int | None = None) -> dict[
         "model": model,
         "seed": seed,
         "epochs": cfg.epochs,
+        "recipe": recipe,
+        "model_options": cfg.model_options,
         "precision": resolve_precision(cfg.precision, torch.device("cpu")).name,
         "augment": cfg.augment,
         "kept_epoch": result.history.chosen_epoch,
@@ -197,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=None, help="instead of the recipe's (40)")
+    p.add_argument("--recipe", default="fast", help="fast (default) or best")
     p.add_argument("--jsonl", default=str(HERE / "sequences.jsonl"), help="runs, one a line")
     p.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
     p.add_argument("--table-only", action="store_true", help="only print (or write) the table")
@@ -205,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = read_runs(path)
     if args.epochs:  # a file of another schedule's runs is not this one's
         runs = [r for r in runs if r["epochs"] == args.epochs]
+    runs = [r for r in runs if r.get("recipe", "fast") == args.recipe]
     done = {(r["dataset"], r["model"], r["seed"]) for r in runs}
     if not args.table_only:
         print(f"{'set':<28} {'model':<9} seed {'test acc':>8} {'wall s':>7} load")
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 for model in args.models:
                     if (ds, model, seed) in done:
                         continue
-                    r = run(ds, model, seed, args.epochs)
+                    r = run(ds, model, seed, args.epochs, args.recipe)
                     with path.open("a") as f:
                         f.write(json.dumps(r) + "\n")
                     runs.append(r)

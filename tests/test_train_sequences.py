@@ -27,6 +27,7 @@ from convzoo.train.config import ConfigError
 from convzoo.train.recipes import FAST_SEQUENCES, recipe_defaults
 from convzoo.train.run import resolve_config
 from convzoo.train.rundir import resume_config
+from convzoo.train.setup import model_options
 from convzoo.trained import ModelMeta, evaluate, load_model, predict_series
 from ddp_job import series_config, series_data
 from helpers import CrashAt, toy_pair, toy_series, toy_series_pair
@@ -74,10 +75,16 @@ def test_d2l_recipe_for_sequence_models_is_still_the_books_plain_sgd():
     assert (values["optimizer"], values["momentum"], values["weight_decay"]) == ("sgd", 0.0, 0.0)
     assert values["image_size"] is None and values["init"] == "xavier"
     assert recipe_defaults("speedrun", "fcn1d")["tta"] is False  # no mirror image in time
-    # the best recipe: the fast one five times longer, still no flip test-time augmentation
-    best = recipe_defaults("best", "resnet1d")
-    assert best == {**recipe_defaults("fast", "resnet1d"), "epochs": 200, "test_every": 10}
-    assert not best.get("tta")
+    # the best recipe: the fast one five times longer, still no flip test-time augmentation;
+    # resnet1d at half the width, folding series of over 400 steps (ACSF1: 1,460 as 365 x 4)
+    fast = recipe_defaults("fast", "fcn1d")
+    assert recipe_defaults("best", "fcn1d") == {**fast, "epochs": 200, "test_every": 10}
+    best = resolve_config({"dataset": "ucr:ACSF1", "recipe": "best"})
+    assert (best.model, best.epochs, best.model_options) == ("resnet1d", 200, {"width": 32})
+    assert model_options(best, 1460)["fold"] == 4 and "fold" not in model_options(best, 400)
+    assert not best.tta
+    wide = {"dataset": "ucr:ACSF1", "recipe": "best", "model_options": {"width": 64}}
+    assert resolve_config(wide).model_options == {"width": 64}  # the user's options win
 
 
 def test_xavier_init_reaches_the_1d_convolutions():
@@ -568,13 +575,16 @@ def test_sequence_benchmark_epochs_reads_only_its_own_schedules_runs(tmp_path, c
         dict(dataset="ucr:GunPoint", model="resnet1d", seed=0, epochs=e, test_acc=a, **times)
         for e, a in ((40, 0.5), (200, 0.75))
     ]
+    best = dict(runs[1], recipe="best", test_acc=0.9)  # 200 epochs too: told apart by recipe
     jsonl = tmp_path / "runs.jsonl"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in [*runs, best]))
     common = ["--sets", "ucr:GunPoint", "--jsonl", str(jsonl), "--table-only"]
     bench.main([*common, "--epochs", "200"])
     assert "sets: resnet1d 0.7500;" in capsys.readouterr().out
-    bench.main(common)  # no --epochs: every run in the file, as before
+    bench.main(common)  # no --epochs: every run of the fast recipe in the file, as before
     assert "sets: resnet1d 0.6250;" in capsys.readouterr().out
+    bench.main([*common, "--recipe", "best"])
+    assert "sets: resnet1d 0.9000;" in capsys.readouterr().out
 
 
 def test_recipe_sweep_folds_hold_out_every_series_once_in_every_class_share():
