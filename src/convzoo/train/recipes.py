@@ -203,7 +203,8 @@ BEST_SEQUENCE_EPOCHS = 200
 #: 2). Rule: the shortest --max-length that holds out within one series of the full network on
 #: both long sets (5-fold cross-validation, 2 seeds): ACSF1 0.785 against 0.775 (loss 0.880
 #: against 0.954), OSULeaf 0.973 (the full one: 0.975 at 40 epochs); 200 folds OSULeaf by 3 and
-#: holds out 0.953. RESULTS.md "Time series: --recipe best in 2 minutes" has the times.
+#: holds out 0.953. Estimated on 2 free cores: ACSF1 80 s, OSULeaf 105 s in bf16, 95 and 150 s
+#: in fp32 (RESULTS.md "Time series: --recipe best in 2 minutes"; before: 245 and 216 s).
 BEST_RESNET1D: dict[str, Any] = dict(model_options={"width": 32}, max_length=400)
 
 
