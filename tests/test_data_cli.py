@@ -73,17 +73,20 @@ def test_data_info_on_a_folder_skipping_bad_images(capsys, tmp_path):
     rc, _, err = run(capsys, "data", "info", f"folder:{tmp_path / 'imgs'}")
     assert rc == 2 and str(bad) in err and "--skip-bad-images" in err
     rc, out, err = run(
-        capsys, "data", "info", f"folder:{tmp_path / 'imgs'}", "--skip-bad-images", "--out", "f.png"
+        capsys, "data", "info", f"folder:{tmp_path / 'imgs'}", "--skip-bad-images", "--out", "f"
     )
     assert rc == 0 and "train 6, test 6" in out and "3 x 8 x 8" in out
-    assert (tmp_path / "f.png").exists()
+    assert (tmp_path / "f" / "data-imgs.png").exists()
 
 
 def test_augment_an_image_file(capsys, tmp_path):
     img = save_image(tmp_path / "photo.png", "RGBA", size=(30, 40))
-    rc, out, err = run(capsys, "augment", str(img), "--ops", "hflip,rrc:20:0.3-1", "--out", "a.png")
+    rc, out, err = run(capsys, "augment", str(img), "--augment", "hflip,rrc:20:0.3-1", "--out", "a")
     assert rc == 0, err
-    assert "7 versions 20x20" in out and png_size(tmp_path / "a.png") == (4 * 150, 2 * 150 + 40)
+    assert "7 versions 20x20" in out and png_size(tmp_path / "a" / "augment.png") == (
+        4 * 150,
+        2 * 150 + 40,
+    )
 
 
 def test_augment_a_data_set_image(capsys, fashion, tmp_path):
@@ -93,7 +96,7 @@ def test_augment_a_data_set_image(capsys, fashion, tmp_path):
         "fashion-mnist",
         "--data-dir",
         str(fashion),
-        "--ops",
+        "--augment",
         "crop:4",
         "--index",
         "3",
@@ -118,15 +121,15 @@ def test_augment_a_data_set_image(capsys, fashion, tmp_path):
         (["data", "info", "folder:{tmp}/noimg"], "class folder without images"),
         (["data", "info", "fashion-mnist", "--data-dir", "{tmp}/trunc"], "truncated"),
         (["data", "info", "fashion-mnist", "--data-dir", "{tmp}/mismatch"], "but"),
-        (["augment", "fashion-mnist", "--ops", "hflip,spin"], "unknown augmentation 'spin'"),
-        (["augment", "{tmp}/pic.png", "--ops", "crop:x"], "bad augmentation 'crop:x'"),
-        (["augment", "nope.png", "--ops", "hflip"], "neither an image file nor a data set"),
-        (["augment", "{tmp}/broken.png", "--ops", "hflip"], "broken.png"),
+        (["augment", "fashion-mnist", "--augment", "hflip,spin"], "unknown augmentation 'spin'"),
+        (["augment", "{tmp}/pic.png", "--augment", "crop:x"], "bad augmentation 'crop:x'"),
+        (["augment", "nope.png", "--augment", "hflip"], "neither an image file nor a data set"),
+        (["augment", "{tmp}/broken.png", "--augment", "hflip"], "broken.png"),
         (
             [
                 "augment",
                 "fashion-mnist",
-                "--ops",
+                "--augment",
                 "hflip",
                 "--data-dir",
                 "{tmp}/ok",

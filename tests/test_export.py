@@ -244,12 +244,12 @@ def predictions(capsys, argv):
 @pytest.mark.slow
 def test_convzoo_predict_on_an_exported_onnx_file_agrees_with_the_run(trained_run, capsys):
     run, images = trained_run
-    for flags in ([], ["--dynamic-batch"], ["--with-preprocess", "--out", str(run / "u8.onnx")]):
+    for flags in ([], ["--dynamic-batch"], ["--with-preprocess", "--out", str(run / "u8")]):
         assert cli_main(["export", str(run), *flags]) == 0
         out = capsys.readouterr().out
         assert "max |difference| of the logits" in out and "model card" in out
         # the weights the run chose on validation data, as convzoo predict on the run uses
-        onnx = run / ("u8.onnx" if "--out" in flags else "best.onnx")
+        onnx = run / ("u8/best-uint8.onnx" if "--out" in flags else "best.onnx")
         want = predictions(capsys, ["predict", str(run), *images])
         got = predictions(capsys, ["predict", str(onnx), *images])
         labels = lambda lines: [line.split(" 0.")[0] for line in lines]  # noqa: E731
@@ -359,7 +359,7 @@ def test_a_fixed_batch_onnx_graph_runs_any_number_of_images(onnx_file):
 
 def test_export_refuses_bad_requests_in_one_line(tmp_path, capsys, monkeypatch):
     run = make_run(tmp_path, "lenet", {})
-    assert "a pt2 export is a .pt2 file" in _cli_error(
+    assert "--out is the folder to write in" in _cli_error(
         capsys, ["export", str(run), "--format", "pt2", "--out", str(tmp_path / "m.onnx")]
     )
     assert "does not exist" in _cli_error(capsys, ["export", str(tmp_path / "nowhere")])

@@ -277,7 +277,7 @@ def test_missing_truncated_and_malicious_weights_are_refused(resnet18_file, tmp_
         str(evil): "refused to load",
     }
     for weights, expected in cases.items():
-        code = cli_main(["finetune", "--from", "torchvision:resnet18", "--weights", weights])
+        code = cli_main(["finetune", "torchvision:resnet18", "--weights-file", weights])
         err = capsys.readouterr().err
         assert code == 2 and expected in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -288,15 +288,15 @@ def test_cli_bad_sources_and_options_are_one_line(source_run, tmp_path, capsys):
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(1)}, plain)
     cases = [
-        (["--from", str(source_run), "--freeze", "9"], "speednet has 4 stages (b1, b2, b3, b4)"),
-        (["--from", str(tmp_path / "nothing")], "does not exist"),
-        (["--from", str(plain)], "--from torchvision:ARCH --weights"),
-        (["--from", "torchvision:resnet18"], "needs --weights"),
-        (["--from", "torchvision:resnet99", "--weights", "x"], "torchvision:resnet18"),
-        (["--from", "torchvision:resnet18", "--weights", "IMAGENET9K"], "does not exist"),
-        (["--from", str(source_run), "--unfreeze-at", "3"], "needs frozen stages"),
-        (["--from", str(source_run), "--weights", "DEFAULT"], "carries its own weights"),
-        (["--from", str(source_run), "--freeze", "2", "--head-lr-mult", "0"], "must be > 0"),
+        ([str(source_run), "--freeze", "9"], "speednet has 4 stages (b1, b2, b3, b4)"),
+        ([str(tmp_path / "nothing")], "does not exist"),
+        ([str(plain)], "finetune torchvision:ARCH --weights-file"),
+        (["torchvision:resnet18"], "needs --weights-file"),
+        (["torchvision:resnet99", "--weights-file", "x"], "torchvision:resnet18"),
+        (["torchvision:resnet18", "--weights-file", "IMAGENET9K"], "does not exist"),
+        ([str(source_run), "--unfreeze-at", "3"], "needs frozen stages"),
+        ([str(source_run), "--weights-file", "DEFAULT"], "carries its own weights"),
+        ([str(source_run), "--freeze", "2", "--head-lr-mult", "0"], "must be > 0"),
     ]
     for args, expected in cases:
         assert cli_main(["finetune", *args]) == 2, args
@@ -315,7 +315,7 @@ def test_offline_default_weights_say_which_file_to_provide(monkeypatch, tmp_path
         load_source("torchvision:resnet18", "DEFAULT")
     msg = one_line(e)
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
-    assert "--weights PATH/resnet18-f37072fd.pth" in msg and "Name or service" in msg
+    assert "--weights-file PATH/resnet18-f37072fd.pth" in msg and "Name or service" in msg
 
 
 def test_cli_finetune_with_a_subset(source_run, tmp_path, monkeypatch, capsys):
@@ -328,7 +328,7 @@ def test_cli_finetune_with_a_subset(source_run, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(convzoo.data, "load_dataset", load_dataset, raising=False)
     out = tmp_path / "run"
-    args = ["finetune", "--from", str(source_run), "--dataset", "toy10", "--out", str(out)]
+    args = ["finetune", str(source_run), "--dataset", "toy10", "--out", str(out)]
     args += ["--subset", "classes=3-5,shots=4", "--epochs", "1", "--freeze", "1"]
     args += ["--precision", "fp32", "--device", "cpu"]
     assert cli_main(args) == 0

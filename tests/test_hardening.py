@@ -73,7 +73,7 @@ def test_skip_bad_images_is_taken_where_the_error_sends_users(folder, run, tmp_p
     )
     assert code == 0 and "accuracy" in out, err
     code, out, err = cli(
-        capsys, "finetune", "--from", run, "--dataset", f"folder:{bad}", "--epochs", "1",
+        capsys, "finetune", run, "--dataset", f"folder:{bad}", "--epochs", "1",
         "--batch-size", "16", "--device", "cpu", "--out", tmp_path / "c", "--skip-bad-images",
     )  # fmt: skip
     assert code == 0, err
@@ -207,7 +207,7 @@ def test_a_first_nan_loss_in_finetuning_names_the_source_weights(run, folder, tm
     head = [k for k, v in tensors.items() if v.is_floating_point() and v.dim() == 2][-1]
     tensors[head] = torch.full_like(tensors[head], 3e38)
     save_weights(tmp_path / "model.safetensors", tensors, meta)
-    argv = ["finetune", "--from", tmp_path / "model.safetensors", "--dataset", f"folder:{folder}"]
+    argv = ["finetune", tmp_path / "model.safetensors", "--dataset", f"folder:{folder}"]
     code, _, err = cli(capsys, *argv, "--epochs", "1", *TINY[2:], "--out", tmp_path / "ft")
     line = one_line(err)
     assert code == 3 and "loss became nan at epoch 1, step 1" in line

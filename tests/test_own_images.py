@@ -69,11 +69,11 @@ def test_streamed_and_in_memory_runs_are_the_same_and_say_which(folder, tmp_path
     assert code == 0 and "uint8" in out, err
     code, out, err = cli(
         capsys, "lr-find", "--dataset", f"folder:{folder}", *TINY, "--in-memory", "no",
-        "--steps", "6", "--plot", tmp_path / "lr.png",
+        "--steps", "6", "--out", tmp_path / "lr",
     )  # fmt: skip
     assert code == 0 and "suggested lr" in out, err
     code, out, err = cli(
-        capsys, "finetune", "--from", tmp_path / "stream", "--dataset", f"folder:{folder}",
+        capsys, "finetune", tmp_path / "stream", "--dataset", f"folder:{folder}",
         "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--in-memory", "no",
         "--out", tmp_path / "ft",
     )  # fmt: skip

@@ -345,13 +345,13 @@ def test_cli_info_and_augment_draw_series(data_dir, tmp_path):
         cmd = [sys.executable, "-m", "convzoo", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
-    r = run("data", "info", "uea:Toy", "--out", "info.png")
+    r = run("data", "info", "uea:Toy", "--out", "info")
     assert r.returncode == 0, r.stderr
     assert "series:  2 x 30 float32" in r.stdout and "splits:  train 6, test 6" in r.stdout
-    assert (tmp_path / "info.png").read_bytes()[:4] == b"\x89PNG"
-    r = run("augment", "uea:Toy", "--ops", "shift:3,jitter:0.1", "--out", "aug.png")
+    assert (tmp_path / "info" / "data-uea_Toy.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("augment", "uea:Toy", "--augment", "shift:3,jitter:0.1", "--out", "aug")
     assert r.returncode == 0, r.stderr
     assert "(original 2 x 30, 7 versions)" in r.stdout
-    assert (tmp_path / "aug.png").read_bytes()[:4] == b"\x89PNG"
-    r = run("augment", "uea:Toy", "--ops", "hflip")
+    assert (tmp_path / "aug" / "augment.png").read_bytes()[:4] == b"\x89PNG"
+    r = run("augment", "uea:Toy", "--augment", "hflip")
     assert r.returncode == 2 and "known: shift:MAX" in r.stderr and "Traceback" not in r.stderr

@@ -93,7 +93,7 @@ def test_bad_splits_are_one_line(n, split_at, match):
 
 
 def test_summary_split_prints_the_cut(capsys):
-    assert cli_main(["summary", "resnet18", "--split", "2", "--input-size", "1,64,64"]) == 0
+    assert cli_main(["summary", "resnet18", "--parts", "2", "--input-size", "1,64,64"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("resnet18 in 2 parts, cut by forward FLOPs (input 1 x 64 x 64")
     assert "b1, b2" in out and "sends per example" in out
@@ -102,9 +102,9 @@ def test_summary_split_prints_the_cut(capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["--split", "9"], "cannot be split over 9 devices"),
-        (["--split", "2", "--split-at", "b7"], "has no part b7"),
-        (["--split-at", "b2"], "--split-at needs --split N"),
+        (["--parts", "9"], "cannot be split over 9 devices"),
+        (["--parts", "2", "--split-at", "b7"], "has no part b7"),
+        (["--split-at", "b2"], "--split-at needs --parts N"),
     ],
 )
 def test_summary_split_errors_are_one_line(argv, match, capsys):

@@ -1,14 +1,34 @@
-"""convzoo: the classic CNNs of *Dive into Deep Learning* as fast, inspectable software."""
+"""convzoo: the classic CNNs of *Dive into Deep Learning* as fast, inspectable software.
 
-from .data import load_dataset
+The public names are imported on first use (PEP 562): ``import convzoo`` and the command line's
+argument checks run without torch, which takes 1-3 s to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .errors import ConvzooError
-from .finetuning import finetune
-from .models import BatchNorm, create_model, list_models
-from .summary import summary
-from .train import History, TrainConfig, Trainer, fit
-from .trained import Evaluation, ModelMeta, Prediction, evaluate, load_model, predict
+from .summary import summary  # torch-free until called; the module's name is the function's
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_LAZY = {
+    "load_dataset": "data",
+    "finetune": "finetuning",
+    "BatchNorm": "models",
+    "create_model": "models",
+    "list_models": "models",
+    "History": "train.history",
+    "TrainConfig": "train.config",
+    "Trainer": "train.trainer",
+    "fit": "train.fit",
+    **dict.fromkeys(
+        ("Evaluation", "ModelMeta", "Prediction", "evaluate", "load_model", "predict"), "trained"
+    ),
+}
 
 __all__ = [
     "BatchNorm",
@@ -30,3 +50,15 @@ __all__ = [
     "predict",
     "summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -21,10 +21,8 @@ except ImportError:  # Windows: the last measurement stored wins
 import torch
 from torch import nn
 
+from .catalog import PRECISIONS
 from .errors import ConvzooError
-
-#: ``--precision`` values (``auto``: see :func:`resolve_precision`)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class DeviceError(ConvzooError):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from typing import TYPE_CHECKING
 
 from .display import Raw, html_table
+
+if TYPE_CHECKING:  # torch is imported when a summary is made: `import convzoo` stays light
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
 
 
 @dataclass
@@ -99,12 +101,16 @@ class ModelSummary:
 
 
 def _is_container(m: nn.Module) -> bool:
+    from torch import nn
+
     # Sequential/ModuleList only route data: their output is their last child's row.
     return isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
 
 
 def _row_hooks(model: nn.Module, rows: dict[str, LayerRow], depth: int | None) -> list:
     """Forward hooks that record each computing module's output shape and parameters."""
+    import torch
+
     hooks = []
     for name, module in model.named_modules():
         if not name or _is_container(module):
@@ -126,6 +132,9 @@ def _counted_forward(
     model: nn.Module, x: torch.Tensor, hooks: list
 ) -> tuple[torch.Tensor, FlopCounterMode]:
     """One forward pass in eval mode under PyTorch's FLOP counter; hooks removed after it."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     was_training = model.training
     model.eval()
     # Zoo models validate their input first; the check's one-off shape probe must run outside
@@ -152,6 +161,8 @@ def summary(
     ``depth`` limits how deeply nested blocks are expanded (``None``: all the way down). The
     model is run in eval mode on its own device and left in the mode it was in.
     """
+    import torch
+
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) not in (2, 3):
         raise ValueError(f"input_size must be (C, H, W) or (C, L), got {input_size}")

@@ -285,7 +285,8 @@ def load_model(
     if "classes" not in meta or (model is None and "model" not in meta):
         raise CheckpointError(
             f"{path} carries no convzoo metadata (model name, classes); it was not written by "
-            f"convzoo train or convzoo.fit — use convzoo finetune --from for foreign weights"
+            f"convzoo train or convzoo.fit — fine-tune foreign weights with convzoo finetune "
+            f"torchvision:ARCH --weights-file FILE"
         )
     if model is not None:
         report = load_fitting(model, tensors)

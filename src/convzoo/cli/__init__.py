@@ -48,19 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from PIL import Image
-
     # images over PIL's pixel limit are refused in one line (data.image_file.too_many_pixels);
-    # PIL's own warning, several lines, would only repeat it
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # `convzoo bench ARGS` hands ARGS to benchmarks/bench_train.py untouched
-    extra: list[str] = []
-    if argv[:1] == ["bench"]:
-        argv, extra = argv[:1], argv[1:]
-    args = parser.parse_args(argv)
-    args.extra = extra
+    # PIL's own DecompressionBombWarning, several lines, would only repeat it
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     keep_freed_memory()
     try:
         return int(args.func(args) or 0)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConvzooError
+
+#: suffixes of the files an ``--out`` used to name, before it was always a folder
+_FILE_SUFFIXES = (".png", ".onnx", ".pt2", ".pt", ".html")
 
 
 def parse_size(text: str) -> tuple[int, ...]:
@@ -65,18 +70,63 @@ def flag_name(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+def add_out_dir(p: argparse.ArgumentParser, what: str) -> None:
+    """``--out DIR``: every command writes into a folder and names its files itself."""
+    p.add_argument("--out", default=None, metavar="DIR", help=f"folder for {what}")
+
+
+def out_dir(value: str | None, default: str | Path = ".") -> Path:
+    """The folder ``--out`` names, or ``default`` (the writers make it, with the file)."""
+    path = Path(value) if value else Path(default)
+    if path.is_file() or (value and path.suffix.lower() in _FILE_SUFFIXES):
+        raise ConvzooError(
+            f"--out {value} names a file; --out is the folder to write in (the command names "
+            "the file)"
+        )
+    return path
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling kept for one release: it sets the new flag's value and says so."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(
+            f"convzoo: warning: {option_string} is now {self.new} (the old spelling goes in the "
+            "next release; CHANGELOG.md)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(
+    p: argparse.ArgumentParser, old: str, new: str, dest: str | None = None, **kwargs: Any
+) -> None:
+    """Accept ``old`` as ``new`` (hidden from ``--help``), with a one-line warning."""
+    dest = dest or new.lstrip("-").replace("-", "_")
+    p.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
 def add_dataclass_flags(
     p: argparse.ArgumentParser,
     cls: type,
     skip: tuple[str, ...] = (),
     helps: dict[str, str] | None = None,
-) -> None:
+    groups: dict[str, str] | None = None,
+) -> argparse.ArgumentParser | argparse._ArgumentGroup:
     """One flag per field of the dataclass ``cls`` (``batch_size`` -> ``--batch-size``), its
     help from the field's metadata; flags not given stay absent from the namespace, so that
     only what the user set overrides the recipe. ``helps`` replaces some fields' help (another
-    sub-command's defaults)."""
-    helps = helps or {}
+    sub-command's defaults); ``groups`` maps the field that opens a ``--help`` section to its
+    title."""
+    helps, groups = helps or {}, groups or {}
+    parser = p
     for f in dataclasses.fields(cls):
+        if f.name in groups:
+            p = parser.add_argument_group(groups[f.name])  # type: ignore[assignment]
         if f.name in skip:
             continue
         flag = flag_name(f)
@@ -110,6 +160,7 @@ def add_dataclass_flags(
                 metavar=metavar,
                 help=text,
             )
+    return p  # the last section, for the caller's own flags
 
 
 def given_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:

@@ -5,34 +5,38 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..data.augment import apply, parse_augment
-from ..data.augment1d import parse_augment1d
-from ..data.image_file import GRAY_MODES, decode, probe
-from ..data.sequences import ARCHIVES
-from ..data.sources import FILES_PREFIXES, SOURCES, dataset_names
+from ..catalog import DATASETS, FILES_PREFIXES, SERIES_ARCHIVES, SPLITS
 from ..errors import ConvzooError, UnknownNameError
+from ._common import add_out_dir, deprecated_alias, out_dir
 from .data import add_data_dir, add_files_flags, load
+
+if TYPE_CHECKING:
+    import torch
+
+#: the name of the picture in --out
+PNG = "augment.png"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("augment", help="show an image and augmented versions of it in a grid (PNG)")
     p.add_argument("source", metavar="IMAGE|DATASET", help="an image file, or a data set name")
     p.add_argument(
-        "--ops",
-        required=True,
+        "--augment",
+        default=None,
         metavar="SPEC",
-        help="augmentation spec, e.g. 'hflip,crop:4' or 'rrc:200:0.1-1:0.5-2,jitter:0.5'; "
-        "for ucr:/uea: time series e.g. 'shift:10,scale:0.8-1.2,jitter:0.05'",
+        help="augmentation spec as train --augment (required), e.g. 'hflip,crop:4' or "
+        "'rrc:200:0.1-1:0.5-2,jitter:0.5'; for ucr:/uea: time series e.g. "
+        "'shift:10,scale:0.8-1.2,jitter:0.05'",
     )
+    deprecated_alias(p, "--ops", "--augment", metavar="SPEC")
     p.add_argument("--rows", type=int, default=2)
     p.add_argument("--cols", type=int, default=4)
-    p.add_argument("--out", default="augment.png", help="PNG to write (default: augment.png)")
+    add_out_dir(p, f"the picture, {PNG} (default: the current folder)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random parameters")
     p.add_argument("--index", type=int, default=0, help="which image of a data set")
-    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--split", default="train", choices=SPLITS)
     add_data_dir(p)
     add_files_flags(p, in_memory=False)
     p.set_defaults(func=cmd_augment)
@@ -40,14 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _image(args: argparse.Namespace) -> tuple[torch.Tensor, str]:
     """uint8 C x H x W and its label, from a file or a data set."""
+    from ..data.image_file import GRAY_MODES, decode, probe
+    from ..data.sources import SOURCES
+
     src = args.source
     if Path(src).is_file():
         mode, _ = probe(src)
         return decode(src, 1 if mode in GRAY_MODES else 3), "original"
     if src not in SOURCES and not src.startswith(FILES_PREFIXES):
         raise UnknownNameError(
-            f"{src!r} is neither an image file nor a data set; data sets: "
-            + ", ".join(dataset_names())
+            f"{src!r} is neither an image file nor a data set; data sets: " + ", ".join(DATASETS)
         )
     return _pick(args)
 
@@ -70,9 +76,12 @@ def _cells(args: argparse.Namespace) -> int:
 
 
 def _augment_series(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data.augment1d import parse_augment1d
     from ..viz import series_grid
 
-    aug = parse_augment1d(args.ops)
+    aug = parse_augment1d(args.augment)
     cells = _cells(args)
     series, label = _pick(args)
     x = series.unsqueeze(0).expand(cells - 1, -1, -1).contiguous()
@@ -83,17 +92,22 @@ def _augment_series(args: argparse.Namespace) -> int:
         [label, *(f"#{k}" for k in range(1, cells))],
         rows=args.rows,
         cols=args.cols,
-        path=args.out,
-        title=f"{args.source}: {args.ops}",
+        path=out_dir(args.out) / PNG,
+        title=f"{args.source}: {args.augment}",
     )
     print(f"wrote {out} (original {' x '.join(map(str, series.shape))}, {cells - 1} versions)")
     return 0
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
-    if args.source.partition(":")[0] in ARCHIVES and not Path(args.source).is_file():
+    if args.augment is None:
+        raise ConvzooError("give --augment SPEC, e.g. --augment hflip,crop:4 (docs/data.md)")
+    out_dir(args.out)  # a bad --out fails before any reading
+    if args.source.partition(":")[0] in SERIES_ARCHIVES and not Path(args.source).is_file():
         return _augment_series(args)
-    aug = parse_augment(args.ops)  # a bad spec fails before any data is read
+    from ..data.augment import apply, parse_augment
+
+    aug = parse_augment(args.augment)  # a bad spec fails before any data is read
     _cells(args)
     image, label = _image(args)
     name = Path(args.source).name if Path(args.source).is_file() else args.source
@@ -103,12 +117,10 @@ def cmd_augment(args: argparse.Namespace) -> int:
         rows=args.rows,
         cols=args.cols,
         seed=args.seed,
-        path=args.out,
+        path=(png := out_dir(args.out) / PNG),
         label=label,
-        title=f"{name}: {args.ops}",
+        title=f"{name}: {args.augment}",
     )
     h, w = versions.shape[-2:]
-    print(
-        f"wrote {args.out} (original {tuple(image.shape[-2:])}, {len(versions)} versions {h}x{w})"
-    )
+    print(f"wrote {png} (original {tuple(image.shape[-2:])}, {len(versions)} versions {h}x{w})")
     return 0

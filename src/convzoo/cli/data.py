@@ -5,25 +5,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..data.dataset import LabelledData
-from ..data.ensure import ensure_dataset
-from ..data.folder import place
-from ..data.sequences import SequenceDataset
-from ..data.sources import (
-    DEFAULT_DATASET,
-    FILES_PREFIXES,
-    SPLITS,
-    dataset_names,
-    index_files,
-    load_dataset,
-)
-from ..data.subsets import apply_subset
+from ..catalog import DATASETS, DEFAULT_DATASET, FILES_PREFIXES, SPLITS
 from ..train.config import TrainConfig
 from ..train.meta import ModelMeta
-from ._common import field_help
+from ._common import add_out_dir, field_help, out_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..data.dataset import LabelledData
+    from ..data.sequences import SequenceDataset
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -60,6 +53,10 @@ def load(
     """``split`` of ``name`` restricted to ``subset``, with the common flags. Your own images
     are prepared as the network in ``meta`` takes them (its channels and input size), held
     in memory or streamed as ``--in-memory`` (or ``in_memory``) says; the choice is printed."""
+    from ..data.folder import place
+    from ..data.sources import index_files, load_dataset
+    from ..data.subsets import apply_subset
+
     if not name.startswith(FILES_PREFIXES):
         return apply_subset(load_dataset(name, split, root=args.data_dir), subset)
     shape = {"channels": meta.in_channels, "image_size": meta.image_size} if meta else {}
@@ -75,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fetch data sets and describe them")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
-    known = ", ".join(dataset_names())
+    known = ", ".join(DATASETS)
 
     f = dsub.add_parser(
         "fetch",
@@ -93,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     i.add_argument("name", nargs="?", default=DEFAULT_DATASET, help=f"one of {known}")
     add_data_dir(i)
-    i.add_argument("--out", default=None, help="sample grid PNG (default: data-NAME.png)")
+    add_out_dir(i, "the sample grid, data-NAME.png (default: the current folder)")
     i.add_argument("--rows", type=int, default=2)
     i.add_argument("--cols", type=int, default=5)
     add_files_flags(i)
@@ -101,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from ..data.ensure import ensure_dataset
+
     print(ensure_dataset(args.name, root=args.data_dir).line)
     return 0
 
@@ -114,6 +113,8 @@ def _default_png(name: str) -> str:
 def sample_indices(labels: torch.Tensor, count: int, seed: int = 0) -> list[int]:
     """``count`` indices going round the classes (one random image of each class in turn), so
     a grid shows every class before it shows one twice."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     per_class = [
         (labels == c).nonzero().squeeze(1)[torch.randperm(int((labels == c).sum()), generator=g)]
@@ -133,8 +134,10 @@ def _describe_series(train: SequenceDataset) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from ..data.sequences import SequenceDataset
     from ..viz import image_grid, series_grid
 
+    png = out_dir(args.out) / _default_png(args.name)  # a bad --out fails before any reading
     splits = {s: load(args.name, s, args) for s in SPLITS}
     train = splits["train"]
     print(f"{args.name}  ({train.source})")
@@ -165,7 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         [train.classes[int(train.labels[i])] for i in idx],
         rows=args.rows,
         cols=args.cols,
-        path=args.out or _default_png(args.name),
+        path=png,
         title=f"{args.name} (train)",
     )
     print(f"\nwrote {out}")

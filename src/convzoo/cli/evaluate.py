@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..catalog import SPLITS, WEIGHTS
 from ..errors import ConvzooError
+from ._common import add_out_dir, out_dir
 from .data import add_files_flags, load
 
 #: image files decoded and predicted at once by convzoo predict
@@ -19,21 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="data set (default: the one trained on)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--subset", default=None, help="subset spec (default: the one trained on)")
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=1024)
     add_files_flags(p)
     p.add_argument(
         "--weights",
-        choices=("best", "last"),
+        choices=WEIGHTS,
         default=None,
         help="a run's best.safetensors (the epoch chosen on validation data) or "
         "model.safetensors (the last epoch); default: best where the run has it",
     )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="confusion matrix PNG (default: next to the weights, confusion-<dataset>-<split>.png)",
+    add_out_dir(
+        p,
+        "the confusion matrix, confusion-<dataset>-<split>.png, and the --top-losses gallery "
+        "(default: the run directory)",
     )
     p.add_argument(
         "--most-confused",
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="K",
         help="write a gallery of the K images with the highest loss "
-        "(top-losses-<dataset>-<split>.png next to the weights)",
+        "(top-losses-<dataset>-<split>.png in --out)",
     )
     p.set_defaults(func=cmd_evaluate)
 
@@ -66,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--weights",
-        choices=("best", "last"),
+        choices=WEIGHTS,
         default="best",
         help="of a run directory, as for evaluate (an .onnx file holds the weights it was "
         "exported with)",
@@ -84,6 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConvzooError(f"--batch-size must be >= 1, got {args.batch_size}")
     path = weights_file(args.source, args.weights)
+    folder = out_dir(args.out, path.parent)  # a bad --out fails before any reading
     model = load_model(path)
     meta = model.meta
     name = args.dataset or meta.dataset
@@ -111,14 +114,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for cls, acc in result.per_class_acc.items():
         print(f"  {cls:<{width}}  {acc:.4f}")
     stem = f"{name.replace('/', '_').replace(':', '_')}-{args.split}"
-    out = Path(args.out) if args.out else path.parent / f"confusion-{stem}.png"
+    out = folder / f"confusion-{stem}.png"
     title = f"{meta.model} on {name} {args.split} (accuracy {result.acc:.4f})"
     plot_confusion(result.confusion, data.classes, out, title=title)
     print(f"confusion matrix: {out}")
     if args.most_confused:
         print_most_confused(result.confusion, data.classes, args.most_confused)
     if args.top_losses:
-        gallery = path.parent / f"top-losses-{stem}.png"
+        gallery = folder / f"top-losses-{stem}.png"
         write_top_losses(model, data, args, gallery)
     return 0
 

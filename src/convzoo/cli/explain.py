@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from ..catalog import ATTRIBUTION_METHODS, SPLITS
 from ..errors import ConvzooError, UnknownNameError
 from ..train.meta import ModelMeta
+from ._common import out_dir
 from .data import add_data_dir
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="explain image N of the run's data set instead (its label is the true class)",
     )
-    p.add_argument("--split", default="test", choices=("train", "test"), help="with --index")
+    p.add_argument("--split", default="test", choices=SPLITS, help="with --index")
     p.add_argument(
         "--label",
         default=None,
@@ -62,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maps", type=int, default=8, metavar="K", help="feature maps shown per stage")
     p.add_argument(
         "--method",
-        default=None,
-        help="layer attribution: hirescam (default) or gradcam; see docs/explain.md",
+        default=ATTRIBUTION_METHODS[0],
+        choices=ATTRIBUTION_METHODS,
+        help=f"layer attribution (default {ATTRIBUTION_METHODS[0]}; docs/explain.md)",
     )
     add_data_dir(p)
     p.set_defaults(func=cmd_explain)
@@ -130,11 +135,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.maps < 1:
         raise ConvzooError(f"--maps must be >= 1, got {args.maps}")
+    out_dir(args.out)  # a bad --out fails before any reading
     model = load_model(args.source)
     image, label, title, folder = _image(args, model.meta)
-    method = {} if args.method is None else {"method": args.method}
-    e = explain(model, model.meta, image, label=label, layer=args.layer, source=title, **method)
-    out = Path(args.out) if args.out else weights_file(args.source).parent / folder
+    e = explain(
+        model, model.meta, image, label=label, layer=args.layer, source=title, method=args.method
+    )
+    out = out_dir(args.out, weights_file(args.source).parent / folder)
     page = write_explanation(e, out, maps=args.maps)
     verdict = f"predicted {e.classes[e.predicted]} {float(e.probs[e.predicted]):.3f}"
     if label is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..catalog import EXPORT_FORMATS, WEIGHTS
+from ._common import add_out_dir, out_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..export.formats import FORMATS
-
     p = sub.add_parser(
         "export",
         help="write a run's network as ONNX / torch.export / TorchScript, with a model card",
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "describe it in the run's model card (README.md). See docs/export.md.",
     )
     p.add_argument("source", help="run directory or its .safetensors weights")
-    p.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="default: onnx")
+    p.add_argument("--format", default="onnx", choices=EXPORT_FORMATS, help="default: onnx")
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
     p.add_argument(
         "--with-preprocess",
@@ -26,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights",
         default="best",
-        choices=("best", "last"),
+        choices=WEIGHTS,
         help="a run's best.safetensors (the epoch chosen on validation data; a run trained "
         "without a validation split has only model.safetensors: then that) or "
         "model.safetensors (the last epoch); default: best",
     )
-    p.add_argument("--out", default=None, help="file to write (default: next to the weights)")
+    add_out_dir(p, "the exported file, named after the weights (default: the run directory)")
     p.set_defaults(func=cmd_export)
 
 
@@ -42,7 +43,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     result = export_model(
         args.source,
         args.format,
-        out=args.out,
+        out=out_dir(args.out) if args.out else None,
         dynamic_batch=args.dynamic_batch,
         with_preprocess=args.with_preprocess,
         weights=args.weights,

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 
-import torch
-
-from ..errors import ParallelError
-from ..models import create_model, get_model_entry, list_models
-from ..parallel.split import plan_split
-from ..summary import summary
-from ._common import parse_kwargs, parse_size
+from ..catalog import MODELS, ZooRow
+from ._common import deprecated_alias, parse_kwargs, parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,18 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--depth", type=int, default=None, help="expand nested blocks this deep")
     p.add_argument(
-        "--split",
+        "--parts",
         type=int,
         default=None,
         metavar="N",
         help="instead of the layers: where an N-way model/pipeline split would cut (balanced "
         "by forward FLOPs) and each part's parameters, FLOPs and outgoing activation",
     )
+    deprecated_alias(p, "--split", "--parts", type=int)
     p.add_argument(
         "--split-at",
         default=None,
         metavar="STAGE[,STAGE]",
-        help="with --split: cut before these stages instead",
+        help="with --parts: cut before these stages instead (as train --split-at)",
     )
     p.add_argument(
         "-o",
@@ -54,8 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _meta_model(name: str, **kwargs):
+    import torch
+
+    from ..models import create_model
+
     # Built on the meta device: shapes, parameter counts and FLOPs without memory or arithmetic,
-    # so listing VGG-11 (129 M parameters) is instant.
+    # so a summary of VGG-11 (129 M parameters) is instant.
     with torch.device("meta"):
         return create_model(name, **kwargs)
 
@@ -65,22 +66,35 @@ def _short(doc: str, width: int = 64) -> str:
     return first if len(first) <= width else first[: width - 3] + "..."
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def zoo_rows() -> tuple[ZooRow, ...]:
+    """The table of ``convzoo models`` computed from the registry (torch, meta device):
+    :data:`convzoo.catalog.MODELS` holds it, and a test keeps the two equal."""
+    from ..models import get_model_entry, list_models
+    from ..summary import summary
+
     rows = []
-    for name in list_models(args.pattern):
+    for name in list_models():
         entry = get_model_entry(name)
-        s = summary(_meta_model(name), entry.default_input_size(), depth=0)
-        size = "x".join(map(str, entry.default_input_size()))
-        rows.append(
-            (
-                name,
-                entry.family,
-                size,
-                f"{s.total_params:,}",
-                f"{s.flops / 1e9:.4g}",
-                _short(entry.doc),
-            )
+        size = entry.default_input_size()
+        s = summary(_meta_model(name), size, depth=0)
+        rows.append(ZooRow(name, entry.family, size, s.total_params, s.flops, _short(entry.doc)))
+    return tuple(rows)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    # the catalog's copy: building 16 networks and importing torch took 10-12 s
+    rows = [
+        (
+            r.name,
+            r.family,
+            "x".join(map(str, r.input_size)),
+            f"{r.params:,}",
+            f"{r.flops / 1e9:.4g}",
+            r.description,
         )
+        for r in MODELS
+        if fnmatch.fnmatch(r.name, args.pattern)
+    ]
     head = ("model", "family", "input", "params", "GFLOPs", "description")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     aligns = "<<>>><"
@@ -94,6 +108,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from ..errors import ParallelError
+    from ..models import get_model_entry
+    from ..parallel.split import plan_split
+    from ..summary import summary
+
     entry = get_model_entry(args.model)
     size = args.input_size or entry.default_input_size()
     if len(size) != 1 + entry.spatial_dims:
@@ -102,12 +121,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     model = _meta_model(
         args.model, num_classes=args.num_classes, in_channels=size[0], **parse_kwargs(args.option)
     )
-    if args.split is None and args.split_at:
-        raise ParallelError("--split-at needs --split N (the number of parts)")
-    if args.split is not None:
-        if args.split < 1:
-            raise ParallelError(f"--split needs a number of parts >= 1, got {args.split}")
-        print(plan_split(model, size, args.split, args.split_at).table())
+    if args.parts is None and args.split_at:
+        raise ParallelError("--split-at needs --parts N (the number of parts)")
+    if args.parts is not None:
+        if args.parts < 1:
+            raise ParallelError(f"--parts needs a number of parts >= 1, got {args.parts}")
+        print(plan_split(model, size, args.parts, args.split_at).table())
         return 0
     print(summary(model, size, depth=args.depth))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..catalog import PROFILES
+
 
 def _names(text: str) -> list[str] | None:
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--profile",
         default="auto",
+        choices=("auto", *PROFILES),
         help="book: the book's settings (for a GPU); cpu: the whole table in about 45 minutes "
         "on 2 cores; smoke: seconds; auto (default): book with a GPU, else cpu",
     )

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConvzooError
-from ..train.config import TrainConfig
+from ..train.config import GROUPS, TrainConfig
 from ._common import add_dataclass_flags, given_values
 
 
@@ -22,14 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a zoo model. With no arguments: the default model on "
         "Fashion-MNIST with the fast recipe.",
     )
-    add_dataclass_flags(p, TrainConfig)
-    p.add_argument(
+    run = add_dataclass_flags(p, TrainConfig, groups=GROUPS)
+    run.add_argument(
         "--resume",
         metavar="RUN_DIR",
         default=None,
         help="continue the run in RUN_DIR from its last checkpoint",
     )
-    p.add_argument(
+    run.add_argument(
         "--auto-resume",
         action="store_true",
         help="with --out DIR: resume DIR if it holds a checkpoint, else start there (the same "
@@ -41,12 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..finetuning import RECORD
     from ..train.config import ConfigError
-    from ..train.run import resolve_config, train
-    from ..train.rundir import RunFinished, resume_config
 
     overrides = given_values(args, TrainConfig)
     if args.resume and args.auto_resume:
         raise ConfigError("give either --resume RUN_DIR or --auto-resume --out RUN_DIR, not both")
+    TrainConfig(**overrides).check_values()  # a usage error answers before torch is imported
+    from ..train.run import resolve_config, train
+    from ..train.rundir import RunFinished, resume_config
+
     if args.resume:
         if (Path(args.resume) / RECORD).exists():  # needs its head lr and freezing
             raise ConvzooError(

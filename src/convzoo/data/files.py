@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
+from ..catalog import SPLITS  # noqa: F401  (every named data set has them)
 from ..errors import DataError, StorageError
 from ..io import storage_error
 
-#: the splits every named data set has
-SPLITS = ("train", "test")
 #: where packaged copies live (one sub-folder per data set); ``$CONVZOO_SYSTEM_DATA`` replaces it
 SYSTEM_ROOTS: tuple[str, ...] = ("/usr/share/datasets",)
 #: seconds one network operation of a download (a connect, one read) may wait before the

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..catalog import IN_MEMORY
 from ..errors import DataError
 from .dataset import ImageDataset, LabelledData, pixel_sums, stats_from_sums
 from .folder_loader import FolderLoader
@@ -60,8 +61,6 @@ __all__ = [
 TEST_FRACTION = 0.2
 #: seed of that split
 SPLIT_SEED = 0
-#: the choices of ``in_memory`` (``--in-memory``)
-IN_MEMORY = ("auto", "yes", "no")
 #: share of the available memory that ``in_memory="auto"`` lets decoded pixels take
 MEMORY_SHARE = 0.25
 #: threads that read file headers and decode images for the in-memory load (the decoders free

@@ -35,6 +35,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..catalog import DEFAULT_DATASET, FILES_PREFIXES
 from ..errors import ConvzooError, UnknownNameError
 from .cifar import CifarSource
 from .dataset import ImageDataset
@@ -55,8 +56,6 @@ __all__ = [
     "load_dataset",
     "system_roots",
 ]
-
-DEFAULT_DATASET = "fashion-mnist"
 
 
 class Source(Protocol):
@@ -79,10 +78,7 @@ SOURCES: dict[str, Source] = {
     "mnist": IdxSource("mnist", "MNIST", MNIST_CLASSES, "mnist"),
     "cifar10": CifarSource(),
 }
-FOLDER_PREFIX = "folder:"
-CSV_PREFIX = "csv:"
-#: the names of image files of the user's own: a folder, a labels file
-FILES_PREFIXES = (FOLDER_PREFIX, CSV_PREFIX)
+FOLDER_PREFIX, CSV_PREFIX = FILES_PREFIXES
 
 
 def absolute_name(name: str) -> str:

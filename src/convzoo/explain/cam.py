@@ -35,10 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..catalog import ATTRIBUTION_METHODS as METHODS  # ``--method``; the first: default
 from ..errors import ConvzooError, UnknownNameError
-
-#: attribution methods by name (``--method``); the first is the default
-METHODS = ("hirescam", "gradcam")
 
 
 def stage_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

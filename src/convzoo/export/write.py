@@ -76,7 +76,10 @@ def check_export(
 
 
 def target_path(out: str | os.PathLike | None, weights: Path, fmt: Format, pre: bool) -> Path:
-    target = Path(out) if out is not None else default_path(weights, fmt, pre)
+    target = default_path(weights, fmt, pre)
+    if out is not None:  # a folder holds the file named as it would be beside the weights
+        folder = Path(out).is_dir() or not Path(out).suffix
+        target = Path(out) / target.name if folder else Path(out)
     ending = fmt.suffix.rsplit(".", 1)[-1]
     if target.suffix != f".{ending}":  # convzoo predict tells formats by their endings
         raise ExportError(f"{target}: a {fmt.name} export is a .{ending} file")
@@ -137,7 +140,8 @@ def export_model(
     ``pt2`` or ``torchscript``), check the file against PyTorch, and (``card``) record it in
     the run's model card ``README.md``.
 
-    ``out``: the file (default: next to the weights, ``model.onnx``, ``best-uint8.pt2``, ...).
+    ``out``: the file, or a folder for it (a path without a suffix); default: next to the
+    weights, ``model.onnx``, ``best-uint8.pt2``, ...
     ``dynamic_batch``: any batch size (else batch 1). ``with_preprocess``: the graph takes
     uint8 pixels at the input size and scales and normalizes them itself. ``weights`` and
     ``model`` as in :func:`convzoo.load_model`.

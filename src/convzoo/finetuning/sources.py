@@ -76,7 +76,7 @@ def load_source(spec: str, weights: str | None = None, *, strict: bool = False) 
         return load_torchvision(spec[len(TORCHVISION) :], weights, strict=strict)
     if weights is not None:
         raise FinetuneError(
-            f"--weights is for torchvision:ARCH sources; {spec} carries its own weights"
+            f"--weights-file is for torchvision:ARCH sources; {spec} carries its own weights"
         )
     return load_run(spec, strict=strict)
 
@@ -86,14 +86,14 @@ def load_run(source: str | Path, *, strict: bool = False) -> Pretrained:
     path = weights_file(source)
     if path.is_file() and path.suffix != ".safetensors":
         raise FinetuneError(
-            f"--from takes a convzoo run directory, its model.safetensors or torchvision:ARCH; "
-            f"for a torchvision state dict use --from torchvision:ARCH --weights {path}"
+            f"SOURCE is a convzoo run directory, its model.safetensors or torchvision:ARCH; for a "
+            f"torchvision state dict use convzoo finetune torchvision:ARCH --weights-file {path}"
         )
     tensors, meta = load_weights(path)
     if "model" not in meta:
         raise CheckpointError(
             f"{path} carries no convzoo metadata (it was not written by convzoo train); for "
-            f"torchvision weights use --from torchvision:ARCH --weights {path}"
+            f"torchvision weights use convzoo finetune torchvision:ARCH --weights-file {path}"
         )
     if meta.get(MODULE_CLASS):
         raise FinetuneError(
@@ -131,7 +131,7 @@ def load_torchvision(arch: str, weights: str | None, *, strict: bool = False) ->
         )
     if weights is None:
         raise FinetuneError(
-            f"torchvision:{arch} needs --weights: a state-dict file (.pth or .safetensors) or "
+            f"torchvision:{arch} needs --weights-file: a state-dict file (.pth or .safetensors) or "
             f"DEFAULT for torchvision's own (downloaded when online)"
         )
     named = weights in weights_names(arch) and not Path(weights).exists()
@@ -164,7 +164,7 @@ def load_torchvision(arch: str, weights: str | None, *, strict: bool = False) ->
 def torchvision_weights_file(info: PretrainedWeights, timeout_s: float = 60.0) -> Path:
     """torchvision's weights file in torch's hub cache, downloaded there if absent.
 
-    Offline the error says which file to fetch and that ``--weights PATH`` takes it.
+    Offline the error says which file to fetch and that ``--weights-file PATH`` takes it.
     """
     cached = Path(torch.hub.get_dir()) / "checkpoints" / info.filename
     if cached.is_file():
@@ -182,7 +182,7 @@ def torchvision_weights_file(info: PretrainedWeights, timeout_s: float = 60.0) -
         raise CheckpointError(
             f"cannot download torchvision's {info.arch} weights {info.name} ({reason}); fetch "
             f"{info.url} where there is internet and give the file with "
-            f"--weights PATH/{info.filename} (or put it in {cached.parent}/)"
+            f"--weights-file PATH/{info.filename} (or put it in {cached.parent}/)"
         ) from None
     finally:
         socket.setdefaulttimeout(old)

@@ -158,7 +158,7 @@ def _register(arch_name: str, arch: TorchvisionArch) -> None:
     build.__name__ = build.__qualname__ = PREFIX + arch_name
     build.__doc__ = (
         f"torchvision's {arch_name}, to fine-tune its ImageNet weights.\n\n"
-        f"``convzoo finetune --from torchvision:{arch_name} --weights FILE|DEFAULT``; built "
+        f"``convzoo finetune torchvision:{arch_name} --weights-file FILE|DEFAULT``; built "
         f"with torchvision's layers and state-dict keys, and the zoo's interface."
     )
     register_model(

@@ -27,15 +27,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..catalog import MODEL_MICROBATCHES as DEFAULT_MICROBATCHES  # plain model parallelism
 from ..data.loader import Batch
 from ..errors import ParallelError
 from ..runtime import Precision
 from .base import DEFAULTS, LossFn, Strategy, StrategyOptions
 from .devices import parse_devices
 from .split import SplitPlan, group_modules, plan_split
-
-#: micro-batches per batch unless --microbatches says: plain model parallelism
-DEFAULT_MICROBATCHES = 1
 
 
 def microbatch_count(n: int, m: int) -> int:

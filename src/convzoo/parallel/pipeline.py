@@ -35,6 +35,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+# micro-batches per batch unless --microbatches says (2 stages: a 20 % bubble); the
+# --pipeline-schedule names: torch.distributed.pipelining's ScheduleGPipe and Schedule1F1B
+from ..catalog import PIPELINE_MICROBATCHES as DEFAULT_MICROBATCHES
+from ..catalog import PIPELINE_SCHEDULES as SCHEDULES
 from ..data.loader import Batch
 from ..errors import ParallelError
 from ..runtime import Precision
@@ -42,11 +46,6 @@ from .base import DEFAULTS, LossFn, StrategyOptions
 from .ddp import DistributedStrategy
 from .model import microbatch_count
 from .split import SplitPlan, group_modules, plan_split
-
-#: ``--pipeline-schedule``: torch.distributed.pipelining's ScheduleGPipe and Schedule1F1B
-SCHEDULES = ("gpipe", "1f1b")
-#: micro-batches per batch unless --microbatches says (2 stages: a 20 % bubble)
-DEFAULT_MICROBATCHES = 4
 
 LAUNCH_HINT = (
     "--strategy pipeline runs one process per part of the network, started by torchrun, e.g. "

@@ -1,27 +1,37 @@
-"""Training: :func:`fit`, the :class:`Trainer` loop, callbacks, recipes and run directories."""
+"""Training: the :class:`Trainer` loop, callbacks, recipes, run directories and ``fit``
+(``convzoo.fit``; the name ``convzoo.train.fit`` is its module).
 
-from .callbacks import Checkpointer, ConsoleLogger, EarlyStopping, HistoryWriter
-from .config import TrainConfig
-from .fit import fit
-from .history import History
-from .recipes import BOOK_SETTINGS, RECIPES
-from .run import RunResult, resolve_config, train
-from .trainer import Callback, NonFiniteLossError, Trainer
+Names are imported on first use (PEP 562), so that ``convzoo.train.config`` loads without torch.
+"""
 
-__all__ = [
-    "BOOK_SETTINGS",
-    "RECIPES",
-    "Callback",
-    "Checkpointer",
-    "ConsoleLogger",
-    "EarlyStopping",
-    "History",
-    "HistoryWriter",
-    "NonFiniteLossError",
-    "RunResult",
-    "TrainConfig",
-    "Trainer",
-    "fit",
-    "resolve_config",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the module of this package that defines it
+_LAZY = {
+    **dict.fromkeys(
+        ("Checkpointer", "ConsoleLogger", "EarlyStopping", "HistoryWriter"), "callbacks"
+    ),
+    "TrainConfig": "config",
+    "History": "history",
+    "BOOK_SETTINGS": "recipes",
+    "RECIPES": "recipes",
+    **dict.fromkeys(("RunResult", "resolve_config", "train"), "run"),
+    **dict.fromkeys(("Callback", "NonFiniteLossError", "Trainer"), "trainer"),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convzoo.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -14,17 +14,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.folder import IN_MEMORY
-from ..data.sources import DEFAULT_DATASET
+# plain data only: the command line parses and checks a config before it imports torch
+from ..catalog import (
+    DEFAULT_DATASET,
+    IN_MEMORY,
+    INITS,
+    MODEL_MICROBATCHES,
+    MONITORS,
+    OPTIMIZERS,
+    PIPELINE_MICROBATCHES,
+    PIPELINE_SCHEDULES,
+    PRECISIONS,
+    RECIPES,
+    SCHEDULES,
+    STRATEGIES,
+)
 from ..errors import ConvzooError, UnknownNameError
-from ..parallel import STRATEGIES
-from ..parallel.model import DEFAULT_MICROBATCHES as MODEL_MICROBATCHES
-from ..parallel.pipeline import DEFAULT_MICROBATCHES as PIPELINE_MICROBATCHES
-from ..parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
-from ..runtime import PRECISIONS
-from .history import MONITORS
-from .optim import INITS, OPTIMIZERS, SCHEDULES
-from .recipes import RECIPES
 
 #: largest input side in pixels: 4096 px is 200 MB of float32 per RGB image (a side of 100,000
 #: would ask 40 GB for one)
@@ -58,6 +63,18 @@ def _kinds(annotation: str) -> tuple[type, ...]:
 
 #: the strategies that cut the network into parts (--split-at, --microbatches)
 SPLITTING = ("model", "pipeline")
+
+
+#: the field that opens each section of ``convzoo train --help``, and its title
+GROUPS = {
+    "model": "model",
+    "dataset": "data",
+    "recipe": "recipe and optimisation",
+    "augment": "data pipeline",
+    "device": "execution",
+    "val_split": "evaluation (validation data chooses; the test set only reports)",
+    "ckpt_every": "run",
+}
 
 
 class ConfigError(ConvzooError, ValueError):
@@ -116,7 +133,7 @@ class TrainConfig:
         "fast: measured modern settings; d2l: the book's train_ch6 exactly; speedrun: time "
         "to accuracy; best: fast for longer (images: 30 epochs and flip TTA; series: 200 "
         "epochs); finetune: convzoo finetune's",
-        choices=tuple(RECIPES),
+        choices=RECIPES,
     )
     # optimisation
     epochs: int = setting(10, "epochs to train")
@@ -162,7 +179,7 @@ class TrainConfig:
     )
     seed: int = setting(0, "random seed (initial weights, data order, augmentation)")
     strategy: str = setting(
-        "single", "how to use several devices (docs/multi-device.md)", choices=tuple(STRATEGIES)
+        "single", "how to use several devices (docs/multi-device.md)", choices=STRATEGIES
     )
     devices: str | None = setting(
         None, "device list for --strategy scratch, dp or model, e.g. cpu,cpu or cuda:0,cuda:1"
@@ -208,7 +225,7 @@ class TrainConfig:
     )
     # run control
     ckpt_every: int | None = setting(None, "also save a checkpoint every N optimizer steps")
-    out: str | None = setting(None, "run directory (default runs/<time>-<model>)")
+    out: str | None = setting(None, "run directory (default runs/<time>-<model>)", metavar="DIR")
     tensorboard: bool = setting(False, "also write TensorBoard logs to RUN_DIR/tensorboard")
     eval_batch_size: int = setting(1024, "examples per evaluation batch")
 
@@ -225,13 +242,22 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> None:
+        self.check_values()
+        checks = [self._image_size_check(), *self._validation_checks(), *self._strategy_checks()]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    def check_values(self) -> None:
+        """Each value's type, range and choices: what needs neither the other settings nor
+        torch, so the command line checks it before anything is loaded."""
         for f in dataclasses.fields(self):  # a hand-edited config.json may hold anything
             value = getattr(self, f.name)
             if not isinstance(value, _kinds(str(f.type))) or (
                 isinstance(value, bool) and bool not in _kinds(str(f.type))
             ):
                 raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
-        for ok, msg in self._checks():
+        for ok, msg in self._range_checks():
             if not ok:
                 raise ConfigError(msg)
         for f in dataclasses.fields(self):
@@ -241,11 +267,6 @@ class TrainConfig:
                 raise UnknownNameError(
                     f"unknown {f.name} {value!r}; choose one of: {', '.join(allowed)}"
                 )
-
-    def _checks(self) -> list[tuple[bool, str]]:
-        """(condition, message) pairs: the values' ranges, then what needs a validation split,
-        then how the strategy options go together."""
-        return self._range_checks() + self._validation_checks() + self._strategy_checks()
 
     def _range_checks(self) -> list[tuple[bool, str]]:
         return [
@@ -275,11 +296,18 @@ class TrainConfig:
             ),
             (self.ckpt_every is None or self.ckpt_every >= 1, "ckpt-every must be >= 1"),
             (
-                self.image_size is None or 1 <= self.image_size <= max_input_side(self.model),
-                f"image size must be in 1..{max_input_side(self.model)} (pixels, or steps of a "
-                f"series), got {self.image_size}",
+                self.image_size is None or self.image_size >= 1,
+                f"image size must be >= 1 (pixels, or steps of a series), got {self.image_size}",
             ),
         ]
+
+    def _image_size_check(self) -> tuple[bool, str]:
+        most = max_input_side(self.model) if self.image_size is not None else MAX_IMAGE_SIZE
+        return (
+            self.image_size is None or self.image_size <= most,
+            f"image size must be in 1..{most} (pixels, or steps of a series), "
+            f"got {self.image_size}",
+        )
 
     def _validation_checks(self) -> list[tuple[bool, str]]:
         return [

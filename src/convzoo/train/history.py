@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalog import MONITORS  # ``--monitor``: the validation figures, which way is better
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -28,10 +30,6 @@ COLUMNS = (
     "eval_time_s",
     "elapsed_s",
 )
-
-
-#: ``--monitor`` values: the validation figures a choice may look at, and which way is better
-MONITORS: dict[str, str] = {"val_acc": "max", "val_loss": "min"}
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Optimizers, learning-rate schedules and the book's initialisation, from plain values.
 
-The choice lists here (:data:`OPTIMIZERS`, :data:`SCHEDULES`, :data:`INITS`) are the only ones:
-the config checks against them and the CLI's help text is generated from them.
+Their choice lists (``OPTIMIZERS``, ``SCHEDULES``, ``INITS``) live in :mod:`convzoo.catalog`,
+where the command line reads them without torch.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ import math
 import torch
 from torch import nn
 
-#: ``--optimizer``: the book's SGD (with ``--momentum``), Nesterov SGD, AdamW
-OPTIMIZERS = ("sgd", "nesterov", "adamw")
-#: ``--schedule``: the book's constant lr, one-cycle (linear warm-up, linear decay), cosine, and
-#: plateau (lower the lr when the validation figure stops improving: the chapter's advice)
-SCHEDULES = ("constant", "onecycle", "cosine", "plateau")
+from ..catalog import INITS, OPTIMIZERS, SCHEDULES  # noqa: F401
+
 #: plateau: multiply the lr by this factor after this many epochs without improvement. The
 #: classic x0.1 step; 2 epochs because the book's runs last 10 (PyTorch's default, 10 epochs,
 #: would never fire in them).
 PLATEAU_FACTOR = 0.1
 PLATEAU_PATIENCE = 2
-#: ``--init``: PyTorch's default initialisation, or the book's Xavier-uniform (``train_ch6``)
-INITS = ("default", "xavier")
 
 
 def build_optimizer(
