@@ -172,7 +172,7 @@ def other_writers(part: Part, folder: Path, work: Path, reference: Path) -> None
                 ["data", "fetch", "fashion-mnist", "--data-dir", fs / "data"],
                 {"CONVZOO_SYSTEM_DATA": str(work / "sys")},
             ),
-            "data info": (["data", "info", f"folder:{folder}", "--out", fs / "info.png"], {}),
+            "data info": (["data", "info", f"folder:{folder}", "--out", fs], {}),
         }
         for what, (argv, extra) in cases.items():
             o = convzoo(*argv, timeout=300, **extra)

@@ -80,7 +80,7 @@ def build_fixtures(fx: Path) -> None:
         assert o.code == 0, o.stderr
     for name, argv in (
         ("mid", train_args(folder, fx / "mid", epochs=3)),
-        ("ftmid", ["finetune", "--from", fx / "run", "--dataset", f"folder:{folder}",
+        ("ftmid", ["finetune", fx / "run", "--dataset", f"folder:{folder}",
                    "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--ckpt-every", "2",
                    "--out", fx / "ftmid"]),
     ):  # fmt: skip
@@ -157,7 +157,7 @@ def _idx(i: int, r: random.Random, fx: Path, d: Path) -> Case:
     else:
         what, new = mutate.idx_lie(path.read_bytes(), 3 if "images" in name else 1, r)
     path.write_bytes(new)
-    argv = ["data", "info", "fashion-mnist", "--data-dir", str(data), "--out", str(d / "i.png")]
+    argv = ["data", "info", "fashion-mnist", "--data-dir", str(data), "--out", str(d)]
     return Case(i, "idx", f"{name}: {what}", argv, str(path), str(d))
 
 
@@ -182,7 +182,7 @@ def _image(i: int, r: random.Random, fx: Path, d: Path, suffix: str) -> Case:
     if r.random() < 0.5:
         argv = ["predict", str(fx / "run"), str(path)]
     else:
-        argv = ["augment", str(path), "--ops", "hflip,crop:2", "--out", str(d / "aug.png")]
+        argv = ["augment", str(path), "--augment", "hflip,crop:2", "--out", str(d)]
     return Case(i, suffix[1:], what, argv, str(path), str(d))
 
 
@@ -223,7 +223,7 @@ def _folder(i: int, r: random.Random, fx: Path, d: Path) -> Case:
 
         Image.new("1", (9500, 9500)).save(victim)
     skip = ["--skip-bad-images"] if r.random() < 0.3 else []
-    argv = ["data", "info", f"folder:{root}", "--out", str(d / "i.png"), *skip]
+    argv = ["data", "info", f"folder:{root}", "--out", str(d), *skip]
     target = victim if kind in ("file", "zero", "text", "bomb") else root  # else: the folder
     return Case(i, "folder", f"{victim.relative_to(d)}: {what} {skip}", argv, str(target), str(d))
 
@@ -237,7 +237,7 @@ def _ts(i: int, r: random.Random, fx: Path, d: Path) -> Case:
     else:
         what, new = mutate.byte_mutation(path.read_bytes(), r)
         path.write_bytes(new)
-    argv = ["data", "info", "ucr:GunPoint", "--data-dir", str(data), "--out", str(d / "i.png")]
+    argv = ["data", "info", "ucr:GunPoint", "--data-dir", str(data), "--out", str(d)]
     return Case(i, "ts", f"{path.name}: {what}", argv, str(path), str(d))
 
 
@@ -254,7 +254,7 @@ def _weights(i: int, r: random.Random, fx: Path, d: Path, name: str) -> Case:
     elif choice < 0.9:
         argv = ["predict", str(path), str(fx / "image.png")]
     else:
-        argv = ["finetune", "--from", str(path), "--dataset", f"folder:{fx / 'imgs'}",
+        argv = ["finetune", str(path), "--dataset", f"folder:{fx / 'imgs'}",
                 "--epochs", "1", "--batch-size", "16", "--out", str(d / "ft")]  # fmt: skip
     return Case(i, name.split(".")[0], what, argv, str(path), str(d))
 

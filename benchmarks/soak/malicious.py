@@ -156,12 +156,11 @@ def cli_cases(fx: Path, case: Path, payload: bytes) -> dict[str, tuple[list[str]
         "train --resume": (["train", "--resume", run], run / "checkpoint.pt"),
         "train --auto-resume": (train_args(folder, run, "--auto-resume"), run / "checkpoint.pt"),
         "finetune --resume": (["finetune", "--resume", ft], ft / "checkpoint.pt"),
-        "finetune --weights": (
+        "finetune --weights-file": (
             [
                 "finetune",
-                "--from",
                 "torchvision:resnet18",
-                "--weights",
+                "--weights-file",
                 weights,
                 "--dataset",
                 f"folder:{folder}",
@@ -172,8 +171,8 @@ def cli_cases(fx: Path, case: Path, payload: bytes) -> dict[str, tuple[list[str]
             ],
             weights,
         ),
-        "finetune --from": (
-            ["finetune", "--from", wrun, "--dataset", f"folder:{folder}", "--out", case / "ftr"],
+        "finetune RUN": (
+            ["finetune", wrun, "--dataset", f"folder:{folder}", "--out", case / "ftr"],
             wrun / "best.safetensors",
         ),
         "evaluate": (["evaluate", wrun], wrun / "best.safetensors"),
@@ -298,7 +297,7 @@ def decompression_bombs(part: Part, fx: Path, work: Path) -> None:
     for kind, bomb in bombs(work).items():
         cases = {
             "predict": (["predict", run, bomb], bomb),
-            "augment": (["augment", bomb, "--ops", "hflip", "--out", work / "a.png"], bomb),
+            "augment": (["augment", bomb, "--augment", "hflip", "--out", work], bomb),
         }
         if bomb.suffix not in IMG_EXTENSIONS:  # a folder never opens a .gif: nothing to refuse
             for entry, (argv, path) in cases.items():
@@ -309,7 +308,7 @@ def decompression_bombs(part: Part, fx: Path, work: Path) -> None:
         shutil.copy(bomb, planted)
         cases |= {
             "data info folder:": (
-                ["data", "info", f"folder:{folder}", "--out", work / "i.png"],
+                ["data", "info", f"folder:{folder}", "--out", work],
                 planted,
             ),
             "train folder:": (train_args(folder, work / f"run-{bomb.stem}", epochs=1), planted),
@@ -324,7 +323,7 @@ def build_fixtures(fx: Path) -> None:
     folder = write_folder(fx / "imgs", n_train=40, n_test=20)
     o = convzoo(*train_args(folder, fx / "run", epochs=1), timeout=600)
     assert o.code == 0, o.stderr
-    o = convzoo("finetune", "--from", fx / "run", "--dataset", f"folder:{folder}", "--epochs", "1",
+    o = convzoo("finetune", fx / "run", "--dataset", f"folder:{folder}", "--epochs", "1",
                 "--batch-size", "8", "--out", fx / "ft", timeout=600)  # fmt: skip
     assert o.code == 0, o.stderr
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ConvzooError
-from .summary import summary  # torch-free until called; the module's name is the function's
+from .errors import ConvzooError as ConvzooError
+from .summary import summary as summary  # torch-free until called; the name is the function's
 
 __version__ = "0.1.0"
 
@@ -30,26 +30,7 @@ _LAZY = {
     ),
 }
 
-__all__ = [
-    "BatchNorm",
-    "ConvzooError",
-    "Evaluation",
-    "History",
-    "ModelMeta",
-    "Prediction",
-    "TrainConfig",
-    "Trainer",
-    "__version__",
-    "create_model",
-    "evaluate",
-    "finetune",
-    "fit",
-    "list_models",
-    "load_dataset",
-    "load_model",
-    "predict",
-    "summary",
-]
+__all__ = ["ConvzooError", "__version__", "summary", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

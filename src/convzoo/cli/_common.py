@@ -107,7 +107,8 @@ def deprecated_alias(
 ) -> None:
     """Accept ``old`` as ``new`` (hidden from ``--help``), with a one-line warning."""
     dest = dest or new.lstrip("-").replace("-", "_")
-    p.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS, **kwargs)
+    hidden = {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}  # absent unless given
+    p.add_argument(old, dest=dest, action=_Deprecated, new=new, **hidden, **kwargs)
 
 
 def add_dataclass_flags(

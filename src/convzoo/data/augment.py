@@ -16,7 +16,7 @@ torchvision's: the same probability for flips, the same offsets for a padded cro
 area/aspect-ratio sampling (10 tries, then a central crop) for ``RandomResizedCrop``, the same
 factor ranges and per-image random order for ``ColorJitter``.
 
-Spec grammar (one string for the CLI ``--ops``/``--augment`` and the API)::
+Spec grammar (one string for the CLI's ``--augment`` and the API)::
 
     SPEC     := "" | "none" | OP ("," OP)*        applied left to right
     hflip[:P]                      horizontal flip with probability P (default 0.5)

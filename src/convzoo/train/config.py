@@ -188,7 +188,7 @@ class TrainConfig:
     split_at: str | None = setting(
         None,
         "--strategy model or pipeline: the parts that start each next device's share, e.g. "
-        "b3 (default: balanced by forward FLOPs; `convzoo summary MODEL --split N`)",
+        "b3 (default: balanced by forward FLOPs; `convzoo summary MODEL --parts N`)",
         metavar="STAGE[,STAGE]",
     )
     microbatches: int | None = setting(
