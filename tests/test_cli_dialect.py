@@ -84,7 +84,8 @@ def test_help_shows_sections_and_only_the_flags_a_command_reads(capsys):
     with pytest.raises(SystemExit):
         main(["lr-find", "--help"])
     text = capsys.readouterr().out
-    for unused in ("--tta", "--monitor", "--test-every", "--epochs", "--strategy", "--plot"):
+    unused_flags = ("--tta", "--monitor", "--test-every", "--epochs", "--strategy", "--plot")
+    for unused in (*unused_flags, "--tensorboard", "--eval-batch-size", "--ckpt-every"):
         assert f"{unused} " not in text, unused
     assert "--out DIR" in text and "--val-split" in text and "--optimizer" in text
 
