@@ -33,6 +33,7 @@ from .models import create_model
 from .runtime import PRECISIONS, Precision, resolve_device, resolve_precision
 from .train.config import MAX_IMAGE_SIZE, MAX_SERIES_LENGTH
 from .train.meta import MODULE_CLASS, ModelMeta
+from .train.rundir import resume_command
 from .train.trainer import Trainer
 
 __all__ = [
@@ -68,9 +69,13 @@ def weights_file(source: str | os.PathLike, weights: str | None = "best") -> Pat
     path = p / WEIGHTS[weights]
     if path.exists():
         return path
+    if not (p / "config.json").is_file():
+        raise CheckpointError(
+            f"{source} is not a convzoo run directory (no config.json, no weights): give the "
+            f"folder convzoo train --out wrote, or a .safetensors file"
+        )
     raise CheckpointError(
-        f"{source} has no {path.name}: the run did not finish; resume it with "
-        f"convzoo train --resume {source}"
+        f"{source} has no {path.name}: the run did not finish; resume it with {resume_command(p)}"
     )
 
 

@@ -1,0 +1,63 @@
+"""What a newcomer met on a first try, each as they met it: the command line in-process
+(``convzoo.cli.main``), the Python API where the figure lives there."""
+
+import contextlib
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import convzoo
+from convzoo.cli import main
+from convzoo.errors import RunInUseError
+from convzoo.train import History
+from convzoo.train.run import resolve_config, train
+from convzoo.train.runlock import LOCK_NAME, RunLock
+from convzoo.viz import plot_curves
+from helpers import CrashAt, StepCount, toy_pair, write_image_folder
+
+TINY = ["-o", "width=8", "--batch-size", "16", "--device", "cpu", "--precision", "fp32"]
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("toy") / "imgs", n_train=64, n_test=16)
+
+
+@pytest.fixture(scope="module")
+def run(folder, tmp_path_factory):
+    """A finished one-epoch run on the image folder, and what it printed."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    argv = ["train", "--dataset", f"folder:{folder}", "--epochs", "1", *TINY, "--out", out]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main([str(a) for a in argv]) == 0
+    return out, stdout.getvalue()
+
+
+def test_evaluate_on_a_folder_that_is_no_run_says_so(run, folder, tmp_path, capsys):
+    code, _, err = cli(capsys, "evaluate", folder)
+    line = one_line(err)
+    assert code == 2 and f"{folder} is not a convzoo run directory" in line, line
+    assert "resume" not in line and ".safetensors" in line
+    started = tmp_path / "started"  # a run with its config but no weights yet: resume it
+    started.mkdir()
+    (started / "config.json").write_text((run[0] / "config.json").read_text())
+    code, _, err = cli(capsys, "evaluate", started)
+    assert code == 2 and f"convzoo train --resume {started}" in one_line(err)
