@@ -61,3 +61,13 @@ def test_evaluate_on_a_folder_that_is_no_run_says_so(run, folder, tmp_path, caps
     (started / "config.json").write_text((run[0] / "config.json").read_text())
     code, _, err = cli(capsys, "evaluate", started)
     assert code == 2 and f"convzoo train --resume {started}" in one_line(err)
+
+
+@pytest.mark.parametrize("kind", ["folder", "csv"])
+def test_a_path_given_as_data_set_suggests_its_prefix(folder, tmp_path, capsys, kind):
+    path = folder if kind == "folder" else tmp_path / "labels.csv"
+    path.touch()
+    code, _, err = cli(capsys, "train", "--dataset", path, "--out", tmp_path / "run")
+    assert code == 2 and f"did you mean {kind}:{path}?" in one_line(err), err
+    code, _, err = cli(capsys, "train", "--dataset", tmp_path / "nope", "--out", tmp_path / "r")
+    assert code == 2 and "did you mean" not in one_line(err)

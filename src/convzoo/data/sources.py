@@ -112,8 +112,17 @@ def get_source(name: str) -> Source:
         return SOURCES[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown data set {name!r}; known: {', '.join(dataset_names())}"
+            f"unknown data set {name!r}{_files_hint(name)}; known: {', '.join(dataset_names())}"
         ) from None
+
+
+def _files_hint(name: str) -> str:
+    """`` (a folder: did you mean folder:NAME?)`` for a folder (``csv:`` for a .csv file)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return f" (a folder: did you mean {FOLDER_PREFIX}{name}?)"
+    is_csv = path.is_file() and path.suffix.lower() == ".csv"
+    return f" (a labels file: did you mean {CSV_PREFIX}{name}?)" if is_csv else ""
 
 
 def _check_split(split: str) -> None:
