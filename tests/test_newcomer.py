@@ -71,3 +71,21 @@ def test_a_path_given_as_data_set_suggests_its_prefix(folder, tmp_path, capsys, 
     assert code == 2 and f"did you mean {kind}:{path}?" in one_line(err), err
     code, _, err = cli(capsys, "train", "--dataset", tmp_path / "nope", "--out", tmp_path / "r")
     assert code == 2 and "did you mean" not in one_line(err)
+
+
+def test_a_resumed_epoch_reports_the_rate_of_what_it_trained(tmp_path):
+    values = dict(model="speednet", model_options={"width": 8}, epochs=1, batch_size=16,
+                  device="cpu", precision="fp32", dataset="toy", out=str(tmp_path / "run"),
+                  ckpt_every=2)  # fmt: skip
+    cfg = resolve_config(values)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train(cfg, data=toy_pair(128, 32), callbacks=[CrashAt(4)], stdout=io.StringIO())
+    count = StepCount()
+    result = train(
+        cfg, data=toy_pair(128, 32), resume=cfg.out, callbacks=[count], stdout=io.StringIO()
+    )
+    record = result.history.last
+    assert count.started_after == 4 and count.steps > 0
+    # full batches of 16 (drop_last): the examples this process trained over its own time
+    trained = record["examples_per_sec"] * record["epoch_time_s"]
+    assert trained == pytest.approx(count.steps * 16), (trained, count.steps)

@@ -104,7 +104,8 @@ class Trainer:
         self.elapsed_before = 0.0  # training seconds of earlier processes (resumed runs)
         self._sums = self._zero_sums()
         self._pending_check: tuple[torch.Tensor, int, int, float] | None = None
-        self._epoch_time = 0.0
+        self._epoch_time = 0.0  # of this process: the rate counts only what it trained
+        self._count_before = 0.0  # examples a resumed epoch had trained before this process
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, epochs: int) -> History:
@@ -186,7 +187,7 @@ class Trainer:
             "test_loss": test.get("loss", math.nan),
             "test_acc": test.get("acc", math.nan),
             "lr": self.lr,
-            "examples_per_sec": count / max(self._epoch_time, 1e-9),
+            "examples_per_sec": (count - self._count_before) / max(self._epoch_time, 1e-9),
             "epoch_time_s": self._epoch_time,
             "eval_time_s": eval_time,
             "elapsed_s": self.elapsed,
@@ -197,7 +198,7 @@ class Trainer:
         self.epoch += 1
         self.step = 0
         self._sums = self._zero_sums()
-        self._epoch_time = 0.0
+        self._epoch_time = self._count_before = 0.0
         return record
 
     @torch.no_grad()
@@ -311,7 +312,6 @@ class Trainer:
             "global_step": self.global_step,
             "sums": sums.cpu(),
             "world_size": self.strategy.world_size,
-            "epoch_time": self._epoch_time,
             "elapsed": self.elapsed,
             "history": self.history.state_dict(),
             "rng": rng_state(),
@@ -340,7 +340,7 @@ class Trainer:
         # data-parallel group only (every process of a pipeline is that group's rank 0)
         sums = state["sums"].to(self.device, torch.float64)
         self._sums = sums if self.strategy.rank == 0 else torch.zeros_like(sums)
-        self._epoch_time = float(state.get("epoch_time", 0.0))
+        self._epoch_time, self._count_before = 0.0, float(sums[2])
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self.history = History.from_records(state["history"])
         set_rng_state(state["rng"])
