@@ -89,3 +89,11 @@ def test_a_resumed_epoch_reports_the_rate_of_what_it_trained(tmp_path):
     # full batches of 16 (drop_last): the examples this process trained over its own time
     trained = record["examples_per_sec"] * record["epoch_time_s"]
     assert trained == pytest.approx(count.steps * 16), (trained, count.steps)
+
+
+def test_the_header_names_the_strategy_and_one_epoch_is_singular(run):
+    _, stdout = run
+    assert "strategy single" in stdout.splitlines()[1]
+    assert "recipe fast: 1 epoch," in stdout and "1 epochs" not in stdout
+    caption = History.from_records([{"epoch": 1.0, "elapsed_s": 1.0}])._caption()
+    assert caption.startswith("1 epoch in") and "epochs" not in caption, caption

@@ -95,7 +95,8 @@ def _identity(meta: ModelMeta, config: dict[str, Any]) -> str:
         rows.append(
             (
                 "recipe",
-                f"{config.get('recipe')}: {config.get('epochs')} epochs, batch "
+                f"{config.get('recipe')}: {config.get('epochs')} "
+                f"epoch{'s' * (config.get('epochs') != 1)}, batch "
                 f"{config.get('batch_size')}, lr {config.get('lr')}, {config.get('optimizer')}, "
                 f"{config.get('schedule')} schedule, augment '{config.get('augment') or 'none'}', "
                 f"seed {config.get('seed')} (all settings: `config.json`)",

@@ -272,7 +272,8 @@ class EarlyStopping(Callback):
             if trainer.is_main:
                 print(
                     f"early stopping: {self.monitor} has not improved for {self.patience} "
-                    f"epochs (best {best[self.monitor]:.4f} at epoch {int(best['epoch'])})",
+                    f"epoch{'s' * (self.patience != 1)} (best {best[self.monitor]:.4f} at epoch "
+                    f"{int(best['epoch'])})",
                     flush=True,
                 )
 

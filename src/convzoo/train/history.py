@@ -106,7 +106,7 @@ class History:
         elapsed = self.last["elapsed_s"]
         took = f" in {elapsed:.1f} s" if not math.isnan(elapsed) else ""
         chosen = f"; the model holds epoch {self.chosen_epoch}'s weights" * bool(self.chosen_epoch)
-        return f"{len(self)} epochs{took}{chosen}"
+        return f"{len(self)} epoch{'s' * (len(self) != 1)}{took}{chosen}"
 
     def plot(self, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
         """Loss and accuracies per epoch, like the book's animator: a matplotlib Figure (a

@@ -222,11 +222,12 @@ def header(
         f"model {cfg.model} ({options + '; ' if options else ''}{params:,} parameters)  data "
         f"{cfg.dataset} ({len(setup.train_data):,} train{n_val} / {n_test:,} test, {shape})"
         + (f", {note}" if note else ""),
-        f"recipe {cfg.recipe}: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, "
+        f"recipe {cfg.recipe}: {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, "
+        f"batch {cfg.batch_size}, lr {cfg.lr:g}, "
         f"{cfg.optimizer}, {cfg.schedule} schedule, augment '{cfg.augment or 'none'}'"
         + (", flip TTA" if cfg.tta else "")
         + (MIRROR_NOTE if cfg.dataset.startswith(FILES_PREFIXES) and not mirrors(cfg) else "")
-        + f"  device {trainer.device}"
+        + f"  device {trainer.device}, strategy {cfg.strategy}"
         + (f"  world size {world}" if world > 1 else ""),
         f"settings {setup.execution.label}: {setup.execution.reason}",
     ]

@@ -174,7 +174,8 @@ def final_metrics(
 def result_line(metrics: dict[str, Any]) -> str:
     """The run's last word: the test accuracy, and whose weights it belongs to."""
     if "test_acc" not in metrics:
-        return f"trained {metrics['epochs_done']} epochs (no test set)"
+        n = metrics["epochs_done"]
+        return f"trained {n} epoch{'s' * (n != 1)} (no test set)"
     acc = f"test acc {metrics['test_acc']:.4f}"
     if metrics["weights"] == "last":
         return f"{acc} (last epoch's weights; no validation split, nothing chosen)"
@@ -253,8 +254,8 @@ def read_resume_state(
         apply_resume_changes(TrainConfig.from_dict(state["config"]), changes, run_dir)
     if is_finished(run_dir, state, cfg):
         raise RunFinished(
-            f"{run_dir} is finished: its {int(state['trainer']['epoch'])} epochs are done and "
-            f"its weights and metrics saved; to train it longer, resume it with --epochs N "
+            f"{run_dir} is finished (epoch {int(state['trainer']['epoch'])} done, its weights "
+            f"and metrics saved); to train it longer, resume it with --epochs N "
             f"(more than {cfg.epochs})"
         )
     return run_dir, state
