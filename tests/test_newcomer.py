@@ -97,3 +97,18 @@ def test_the_header_names_the_strategy_and_one_epoch_is_singular(run):
     assert "recipe fast: 1 epoch," in stdout and "1 epochs" not in stdout
     caption = History.from_records([{"epoch": 1.0, "elapsed_s": 1.0}])._caption()
     assert caption.startswith("1 epoch in") and "epochs" not in caption, caption
+
+
+def test_one_epochs_curves_have_whole_epochs_and_no_label_over_them(run):
+    out, _ = run
+    records = [{"epoch": 1.0, "loss": 1.2, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.6}]
+    history = History.from_records(records)
+    fig = plot_curves(history)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks == [1] and hi - lo >= 1, (ticks, lo, hi)
+        assert not ax.texts  # nothing drawn over the curves
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "kept: best val 0.6000" in legend
+    assert (out / "curves.png").stat().st_size > 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .io import atomic_path
 
@@ -175,9 +176,10 @@ def plot_curves(history, path: str | os.PathLike | None = None, title: str | Non
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-        if len(epochs) > 1:
-            ax.set_xlim(min(epochs) - 0.2, max(epochs) + 0.2)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        pad = 0.2 if len(epochs) > 1 else 0.5
+        ax.set_xlim(min(epochs, default=1) - pad, max(epochs, default=1) + pad)
+        # one tick may be enough: whole epochs only, even for a run of one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if title:
         fig.suptitle(title)
     # fixed margins: tight_layout took a third of a redraw (0.1 of 0.3 s on the 2-core CPU)
@@ -188,19 +190,10 @@ def plot_curves(history, path: str | os.PathLike | None = None, title: str | Non
 
 
 def _mark_best(ax, epochs: Sequence[float], val_acc: Sequence[float]) -> None:
-    """Circle the best validation epoch and label it, on the side away from the plot's edge."""
+    """Circle the best validation epoch, named in the legend (a label in the plot covers curves)."""
     best = max((i for i, v in enumerate(val_acc) if not math.isnan(v)), key=lambda i: val_acc[i])
-    ax.plot([epochs[best]], [val_acc[best]], "o", mfc="none", ms=12, color="black")
-    late = best >= len(val_acc) / 2
-    ax.annotate(
-        f"kept: best val {val_acc[best]:.4f}",
-        (epochs[best], val_acc[best]),
-        textcoords="offset points",
-        xytext=(-8 if late else 8, -14),
-        ha="right" if late else "left",
-        va="top",
-        fontsize=9,
-    )
+    label = f"kept: best val {val_acc[best]:.4f}"
+    ax.plot([epochs[best]], [val_acc[best]], "o", mfc="none", ms=12, color="black", label=label)
 
 
 def plot_lr_find(result, path: str | os.PathLike, title: str | None = None) -> Path:
