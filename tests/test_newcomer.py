@@ -112,3 +112,45 @@ def test_one_epochs_curves_have_whole_epochs_and_no_label_over_them(run):
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert "kept: best val 0.6000" in legend
     assert (out / "curves.png").stat().st_size > 0
+
+
+def test_a_run_leaves_no_lock_whether_it_ends_well_or_not(run, folder, tmp_path, capsys):
+    assert not (run[0] / LOCK_NAME).exists()
+    nan = ["--lr", "1e30", "--schedule", "constant", "--out", tmp_path / "nan"]
+    code, _, _ = cli(capsys, "train", "--dataset", f"folder:{folder}", *TINY, *nan)
+    assert code == 3 and not (tmp_path / "nan" / LOCK_NAME).exists()
+
+    class Stop(convzoo.train.Callback):
+        def on_step_end(self, trainer):
+            raise KeyboardInterrupt
+
+    cfg = resolve_config(dict(model="speednet", model_options={"width": 8}, epochs=1,
+                              batch_size=16, device="cpu", dataset="toy",
+                              out=str(tmp_path / "ctrl-c")))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data=toy_pair(64, 16), callbacks=[Stop()], stdout=io.StringIO())
+    assert not (tmp_path / "ctrl-c" / LOCK_NAME).exists()
+
+
+def test_a_lock_taken_as_its_file_is_removed_is_taken_again(tmp_path, monkeypatch):
+    """A run that ends removes its lock file while a second run has it open: the second must
+    lock the file now in the folder, or a third would lock that one too."""
+    import convzoo.train.runlock as runlock
+
+    first = RunLock(tmp_path).acquire()
+    real_try, calls = runlock._try_lock, []
+
+    def try_lock(fd):  # the first run ends between the second's open and its lock
+        calls.append(fd)
+        if len(calls) == 1:
+            first.release()
+        return real_try(fd)
+
+    monkeypatch.setattr(runlock, "_try_lock", try_lock)
+    second = RunLock(tmp_path).acquire()
+    monkeypatch.setattr(runlock, "_try_lock", real_try)
+    with pytest.raises(RunInUseError):
+        RunLock(tmp_path).acquire()
+    second.release()
+    assert not (tmp_path / LOCK_NAME).exists()
+    RunLock(tmp_path).acquire().release()

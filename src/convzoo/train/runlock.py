@@ -4,8 +4,9 @@ Two runs pointed at the same ``--out``, or a ``--resume`` of a run that is still
 interleave their checkpoints and weights. Each run takes an exclusive ``flock`` on
 ``RUN/.convzoo.lock`` before it reads or writes anything there, and keeps it until it ends; the
 other is refused in one line naming the holder. The kernel drops the lock when its process
-dies, however it dies (SIGKILL included), so a crashed run never blocks its own resume. The
-file itself stays (removing it would let a third process lock a file already unlinked).
+dies, however it dies (SIGKILL included), so a crashed run never blocks its own resume (its
+file stays, unlocked). A run that ends removes the file while it still holds the lock; whoever
+locked the file just removed finds it gone from the folder and tries again on a new one.
 
 ``flock`` locks are local to one machine's kernel; on a network file system shared by several
 machines use one ``--out`` per job.
@@ -36,14 +37,18 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock (creating the file) or raise :class:`RunInUseError`."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise storage_error(self.path, e) from None
-        if not _try_lock(fd):
-            holder = _read(fd)
-            os.close(fd)
-            raise in_use(self.run_dir, holder)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise storage_error(self.path, e) from None
+            if not _try_lock(fd):
+                holder = _read(fd)
+                os.close(fd)
+                raise in_use(self.run_dir, holder)
+            if _still_there(fd, self.path):
+                break
+            os.close(fd)  # removed by the run that ended meanwhile: lock the new file
         os.ftruncate(fd, 0)
         stamp = _dt.datetime.now().isoformat(timespec="seconds")
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
@@ -53,6 +58,7 @@ class RunLock:
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
+                self.path.unlink()  # while locked: see the module's docstring
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -94,6 +100,14 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file ``fd`` opened."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _read(fd: int) -> str:
