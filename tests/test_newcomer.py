@@ -154,3 +154,33 @@ def test_a_lock_taken_as_its_file_is_removed_is_taken_again(tmp_path, monkeypatc
     second.release()
     assert not (tmp_path / LOCK_NAME).exists()
     RunLock(tmp_path).acquire().release()
+
+
+def test_predict_warns_of_images_unlike_the_training_data(run, folder, tmp_path, capsys):
+    out, _ = run
+    plain = sorted((folder / "test" / "class2").glob("*.png"))[0]
+    pixels = np.array(Image.open(plain))
+    Image.fromarray(255 - pixels).save(tmp_path / "inverted.png")
+    Image.fromarray(np.stack([pixels, pixels // 2, pixels // 3], -1)).save(tmp_path / "red.png")
+    code, stdout, err = cli(capsys, "predict", out, plain)
+    assert code == 0 and err == "", err
+    code, stdout, err = cli(capsys, "predict", out, plain, *sorted(tmp_path.glob("*.png")))
+    line = one_line(err)
+    assert code == 0 and len(stdout.splitlines()) == 3
+    assert line.startswith("warning: 2 of 3 images unlike the training data"), line
+    assert "inverted.png brighter" in line and "light on dark" in line
+    assert "red.png in colour (the training images were gray)" in line
+    net = convzoo.load_model(out)
+    with pytest.warns(UserWarning, match="image 0 brighter"):
+        convzoo.predict(net, 1 - np.asarray(pixels, np.float32)[..., None] / 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convzoo.predict(net, str(plain))
+
+
+def test_the_tours_example_image_ships_with_the_docs():
+    image = Path(__file__).parents[1] / "docs" / "boot.png"
+    assert image.stat().st_size < 50_000
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "docs/boot.png" in readme
+    assert not math.isnan(np.asarray(Image.open(image)).mean())

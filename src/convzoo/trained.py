@@ -23,7 +23,7 @@ from torch import nn
 
 from .data import make_loader
 from .data.dataset import ImageDataset, LabelledData
-from .data.images import ImageInput, image_batch
+from .data.images import ImageInput, image_batch, unlike_training
 from .data.loader import DeviceLoader
 from .data.sequences import SequenceDataset, series_tensor, trim_missing_end
 from .data.series_file import read_series_file
@@ -409,7 +409,16 @@ def predict(
             f"{meta.model} takes time series, not images: predict on .csv/.npy series files "
             f"with convzoo predict RUN FILE (docs/sequences.md)"
         )
-    pixels = image_batch(images, meta.in_channels, meta.image_size)
+    colours: list[bool] = []
+    pixels = image_batch(images, meta.in_channels, meta.image_size, colours)
+    listed = isinstance(images, (list, tuple)) and len(images) == len(pixels)
+    items = images if listed else [None] * len(pixels)
+    names = [
+        Path(p).name if isinstance(p, (str, os.PathLike)) else f"image {i}"
+        for i, p in enumerate(items)
+    ]
+    if note := unlike_training(pixels, colours, meta.extra.get("pixels", {}), names):
+        warnings.warn(note, stacklevel=2)
     x = normalize(pixels, meta)
     is_module = isinstance(model, nn.Module)
     dev = resolve_device(device) if is_module else torch.device("cpu")

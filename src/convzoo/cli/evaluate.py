@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from ..catalog import SPLITS, WEIGHTS
@@ -202,6 +203,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for chunk in chunks
             for pair in zip(chunk, predict(model, chunk, device=args.device).top(args.top_k))
         )
-    for name, top in named:
-        print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top), flush=True)
+    with warnings.catch_warnings():  # predict's word on unusual images: one line
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        for name, top in named:
+            print(f"{name}: " + ", ".join(f"{c} {p:.3f}" for c, p in top), flush=True)
     return 0

@@ -66,7 +66,10 @@ def pil_to_tensor(image: Any, channels: int) -> torch.Tensor:
 
 
 def image_batch(
-    images: ImageInput | Sequence[ImageInput], channels: int, size: int
+    images: ImageInput | Sequence[ImageInput],
+    channels: int,
+    size: int,
+    colours: list[bool] | None = None,
 ) -> torch.Tensor:
     """``images`` as float32 N x ``channels`` x ``size`` x ``size``, pixels in [0, 1].
 
@@ -74,23 +77,27 @@ def image_batch(
     (of any sizes). uint8 pixels are scaled by 1/255; float pixels must already be in [0, 1].
     Colour becomes gray with PIL's luma weights, gray becomes colour by repetition, an alpha
     channel is dropped. Images are resized as during training (bilinear; antialiased when
-    shrinking).
+    shrinking). ``colours``, when given, gets whether each image was in colour before.
     """
     if isinstance(images, (list, tuple)):
         if not images:
             raise InputSizeError("no images given")
-        parts = [_one(item, channels, size, i) for i, item in enumerate(images)]
+        parts = [_one(item, channels, size, i, colours) for i, item in enumerate(images)]
         return torch.cat(parts)
-    return _one(images, channels, size, None)
+    return _one(images, channels, size, None, colours)
 
 
-def _one(item: Any, channels: int, size: int, index: int | None) -> torch.Tensor:
+def _one(
+    item: Any, channels: int, size: int, index: int | None, colours: list[bool] | None
+) -> torch.Tensor:
     """One input (a single image, or a 4-d batch) -> float N x C x size x size."""
     where = "" if index is None else f" (item {index})"
-    if isinstance(item, (str, os.PathLike)):
-        x = read_image(item, channels)[None]
-    elif _is_pil(item):
-        x = pil_to_tensor(item, channels)[None]
+    decoded = isinstance(item, (str, os.PathLike)) or _is_pil(item)
+    if decoded:  # converted by PIL, as the training images were
+        decode = read_image if isinstance(item, (str, os.PathLike)) else pil_to_tensor
+        x = decode(item, channels)[None]
+        if colours is not None and channels == 1:  # once more in RGB: was it in colour?
+            colours += is_colour(decode(item, 3)[None] / 255).tolist()
     elif isinstance(item, torch.Tensor):
         x = _tensor_layout(item.detach().cpu(), where)
     elif type(item).__module__ == "numpy":
@@ -101,6 +108,8 @@ def _one(item: Any, channels: int, size: int, index: int | None) -> torch.Tensor
             f"images, numpy arrays or tensors"
         )
     x = _to_unit_float(x, where)
+    if colours is not None and not (decoded and channels == 1):
+        colours += is_colour(x[:, :3]).tolist()
     x = _convert_channels(x, channels, where)
     if x.shape[-2:] != (size, size):
         x = F.interpolate(
@@ -179,4 +188,59 @@ def _convert_channels(x: torch.Tensor, channels: int, where: str) -> torch.Tenso
         return x.expand(-1, channels, -1, -1).contiguous()
     raise InputSizeError(
         f"{c}-channel images{where} cannot be given to a {channels}-channel network"
+    )
+
+
+#: how far (in mean pixel, [0, 1]) an image may lie outside the training images' 1st-99th
+#: percentiles before predict warns: 0.1% of Fashion-MNIST's training images lie beyond
+BRIGHTNESS_MARGIN = 0.1
+
+
+def is_colour(x: torch.Tensor) -> torch.Tensor:
+    """Whether each image of N x C x H x W (in [0, 1]) has channels that differ (by 2% on
+    average): a gray image stored as RGB is not in colour."""
+    return (x - x.mean(1, keepdim=True)).abs().mean((1, 2, 3)) > 0.02
+
+
+def pixel_profile(images: torch.Tensor) -> dict[str, Any]:
+    """How a sample of training images (N x C x H x W, uint8 or in [0, 1]) looks: the 1st and
+    99th percentiles of their mean pixel, and the share of them in colour."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    q = x.mean((1, 2, 3)).quantile(torch.tensor([0.01, 0.99]))
+    return {
+        "brightness": [round(float(v), 3) for v in q],
+        "colour": round(float(is_colour(x).float().mean()), 3),
+    }
+
+
+def unlike_training(
+    x: torch.Tensor, colours: Sequence[bool], profile: dict[str, Any], names: Sequence[str]
+) -> str:
+    """One line on the images of ``x`` (N x C x H x W in [0, 1]) far from the training images
+    ``profile`` describes (:func:`pixel_profile`): brighter or darker, in colour for a network
+    trained on gray images or gray where they were in colour; '' when none is."""
+    lo, hi = profile.get("brightness") or (0.0, 1.0)
+    mid, trained_colour = (lo + hi) / 2, profile.get("colour", 0.0) > 0.5
+    odd = []
+    for name, m, colour in zip(names, x.mean((1, 2, 3)).tolist(), colours):
+        if not lo - BRIGHTNESS_MARGIN <= m <= hi + BRIGHTNESS_MARGIN:
+            side = "brighter" if m > hi else "darker"
+            # the training images' look, where the image lies on the other side of it
+            tone = (", light on dark" if mid < 0.5 else ", dark on light") * (
+                (m > hi) == (mid < 0.5)
+            )
+            why = f"{side} (mean pixel {m:.2f}; the training images' {lo:.2f}-{hi:.2f}{tone})"
+        elif x.shape[1] == 1 and colour:
+            why = "in colour (the training images were gray)"
+        elif x.shape[1] == 3 and not colour and trained_colour:
+            why = "gray (the training images were in colour)"
+        else:
+            continue
+        odd.append(f"{name} {why}")
+    if not odd:
+        return ""
+    more = f"; {len(odd) - 2} more" if len(odd) > 2 else ""
+    return (
+        f"{len(odd)} of {len(x)} images unlike the training data: {'; '.join(odd[:2])}{more}; "
+        f"the network's classes for such images are unreliable"
     )

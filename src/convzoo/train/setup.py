@@ -20,6 +20,7 @@ from torch import nn
 from ..data import make_loader
 from ..data.dataset import LabelledData
 from ..data.folder import FolderIndex
+from ..data.images import pixel_profile
 from ..data.loader import DeviceLoader
 from ..data.sequences import SequenceDataset
 from ..data.sources import FILES_PREFIXES
@@ -195,9 +196,15 @@ def describe_model(
         **(
             {"length": data.length, "znorm": data.znorm}
             if isinstance(data, SequenceDataset)
-            else {}
+            else {"pixels": pixel_profile(data.images[sample(len(data))])}
         ),
     }
+
+
+def sample(n: int, k: int = 256) -> torch.Tensor:
+    """``k`` of ``n`` indices, evenly spaced: what predict's warning of unusual images compares
+    with (256 Fashion-MNIST images: about 10 ms)."""
+    return torch.linspace(0, n - 1, min(n, k)).long()
 
 
 def build_setup(
