@@ -411,13 +411,7 @@ def predict(
         )
     colours: list[bool] = []
     pixels = image_batch(images, meta.in_channels, meta.image_size, colours)
-    listed = isinstance(images, (list, tuple)) and len(images) == len(pixels)
-    items = images if listed else [None] * len(pixels)
-    names = [
-        Path(p).name if isinstance(p, (str, os.PathLike)) else f"image {i}"
-        for i, p in enumerate(items)
-    ]
-    if note := unlike_training(pixels, colours, meta.extra.get("pixels", {}), names):
+    if note := unlike_training(pixels, colours, meta.extra.get("pixels", {}), images):
         warnings.warn(note, stacklevel=2)
     x = normalize(pixels, meta)
     is_module = isinstance(model, nn.Module)

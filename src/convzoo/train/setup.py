@@ -196,15 +196,9 @@ def describe_model(
         **(
             {"length": data.length, "znorm": data.znorm}
             if isinstance(data, SequenceDataset)
-            else {"pixels": pixel_profile(data.images[sample(len(data))])}
+            else {"pixels": pixel_profile(data.images)}
         ),
     }
-
-
-def sample(n: int, k: int = 256) -> torch.Tensor:
-    """``k`` of ``n`` indices, evenly spaced: what predict's warning of unusual images compares
-    with (256 Fashion-MNIST images: about 10 ms)."""
-    return torch.linspace(0, n - 1, min(n, k)).long()
 
 
 def build_setup(
