@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data import make_loader
-from ..data.dataset import LabelledData
+from ..data.dataset import ImageDataset, LabelledData
 from ..data.folder import FolderIndex
 from ..data.images import pixel_profile
 from ..data.loader import DeviceLoader
@@ -196,8 +196,10 @@ def describe_model(
         **(
             {"length": data.length, "znorm": data.znorm}
             if isinstance(data, SequenceDataset)
-            else {"pixels": pixel_profile(data.images)}
+            else {}
         ),
+        # what predict compares images with; a streamed set is not decoded twice for it
+        **({"pixels": pixel_profile(data.images)} if isinstance(data, ImageDataset) else {}),
     }
 
 
