@@ -1,16 +1,18 @@
-"""What the soak parts share: the real CLI run with a test's environment (no download, no
-system data, one OpenMP thread so weights compare bitwise), its judging, the small image
-folder and run they work on, and the record each part returns.
+"""What the soak parts share: the CLI run in the suite's environment (no download, one OpenMP
+thread so weights compare bitwise), its judging, the small data and runs, and the record.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ SRC = ROOT / "src"
 LOCK_NAME = ".convzoo.lock"
 #: what a write interrupted mid-way leaves: io.atomic_path's and data.sources' temporary files
 PARTIAL_PATTERNS = (".*.tmp", ".*.part", ".fetch-*")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -122,6 +130,14 @@ def write_folder(root: Path, n_train: int = 200, n_test: int = 80, size: int = 1
     return root
 
 
+def idx_bytes(values: Any) -> bytes:
+    """An IDX file (Fashion-MNIST's format) holding the uint8 array ``values``."""
+    import numpy as np
+
+    head = bytes([0, 0, 8, values.ndim]) + np.array(values.shape, ">u4").tobytes()
+    return head + values.astype(np.uint8).tobytes()
+
+
 #: a validation split large enough to choose the kept epoch on (own images choose on >= 500)
 CHOOSE = ("--val-split", "500")
 
@@ -136,24 +152,25 @@ def train_args(folder: Path, out: Path, *extra: Any, epochs: int = 2) -> list[st
     ]  # fmt: skip
 
 
-def same_files(a: Path, b: Path, names: tuple[str, ...]) -> list[str]:
-    """The files of ``names`` whose bytes differ between run directories ``a`` and ``b``
-    (tensors compared bitwise, metadata included)."""
+def train_ok(*args: Any) -> None:
+    """A run every case is compared with: it must succeed."""
+    o = convzoo(*args, timeout=600)
+    if o.code != 0:
+        raise SystemExit(f"the uninterrupted run failed: {o.stderr}")
+
+
+def same_weights(a: Path, b: Path) -> list[str]:
+    """The weight files whose tensors differ, bitwise, between run directories ``a`` and ``b``."""
+    import torch
     from safetensors.torch import load_file
 
     differ = []
-    for name in names:
-        pa, pb = a / name, b / name
-        if not (pa.exists() and pb.exists()):
+    for name in ("model.safetensors", "best.safetensors"):
+        if not ((a / name).exists() and (b / name).exists()):
             differ.append(f"{name} missing")
             continue
-        if name.endswith(".safetensors"):
-            ta, tb = load_file(str(pa)), load_file(str(pb))
-            import torch
-
-            if ta.keys() != tb.keys() or not all(torch.equal(ta[k], tb[k]) for k in ta):
-                differ.append(name)
-        elif pa.read_bytes() != pb.read_bytes():
+        ta, tb = load_file(str(a / name)), load_file(str(b / name))
+        if ta.keys() != tb.keys() or not all(torch.equal(ta[k], tb[k]) for k in ta):
             differ.append(name)
     return differ
 
@@ -184,9 +201,37 @@ class Part:
             print(f"  FAIL {what}", flush=True)
         return ok
 
+    def same_run(self, reference: Path, run_dir: Path, what: str) -> bool:
+        differ = same_weights(reference, run_dir)
+        return self.check(not differ, f"{what}: {differ} differ from the uninterrupted run's")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def rng(seed: int, salt: str) -> random.Random:
     return random.Random(f"{seed}-{salt}")
+
+
+def part_main(
+    name: str, doc: str, argv: list[str] | None, body: Callable[..., None], **options: Any
+) -> Part:
+    """A part's command line (``--work`` and ``options``: flag -> default, or a type for no
+    default), its run ``body(part, work, args)``, timed, and its summary line."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp one)")
+    for flag, default in options.items():
+        flag = "--" + flag.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true")
+        elif isinstance(default, type):
+            p.add_argument(flag, type=default, default=None)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"soak-{name}-"))
+    part, t = Part(name), time.perf_counter()
+    body(part, work, args)
+    part.seconds = time.perf_counter() - t
+    print(f"{name}: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
+    return part

@@ -1,17 +1,12 @@
-"""A full disk: every file a run writes made to fail for want of space, on a real 4 MB tmpfs.
+"""A full disk: every file a run writes fails for want of space (a 4 MB tmpfs filled as the
+run begins that write): exit 74, one line, no partial file, the rest whole, and the resume
+ends bitwise equal to an uninterrupted run; evaluate and data fetch/info alike.
 
     sudo python benchmarks/soak/disk.py      (mounting a tmpfs needs root)
-
-At each save point (``SAVE_POINTS``) the run is stopped as it begins that write (``victim.py``),
-the tmpfs filled to the last byte, and the run continued: it must exit 74 by itself with one
-line naming the file, the previous one intact and how to resume, no temporary file, every file
-whole; then, with space freed, ``--resume`` must end bitwise equal to an uninterrupted run.
-``evaluate``, ``data fetch`` and ``data info`` on a full disk must also be one line.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import json
@@ -20,20 +15,22 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from common import (
     CHOOSE,
+    IDX_FILES,
     Outcome,
     Part,
     convzoo,
+    idx_bytes,
     one_line_problem,
+    part_main,
     partial_files,
-    same_files,
     train_args,
+    train_ok,
     write_folder,
 )
 from kills import Victim
@@ -126,12 +123,11 @@ def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str,
         filler = fill(fs)
         v.proc.send_signal(signal.SIGCONT)
         code, err = v.finish()
-        o_problem = one_line_problem_of(code, err, run_dir)
-        part.check(o_problem is None, f"{what}: {o_problem}")
+        problem = one_line_problem(Outcome(code, "", err, 0.0), (str(run_dir),))
+        part.check(problem is None, f"{what}: {problem}")
         part.check(code == 74, f"{what}: exit {code}, expected 74: {err.strip()[:200]}")
         part.check("No space left on device" in err, f"{what}: not said: {err.strip()[:200]}")
-        has_ckpt = (run_dir / "checkpoint.pt").exists()
-        if has_ckpt:
+        if (run_dir / "checkpoint.pt").exists():
             says = f"resume with convzoo train --resume {run_dir}" in err
             part.check(says, f"{what}: does not say how to resume: {err.strip()[:200]}")
         part.check(not partial_files(run_dir), f"{what}: {partial_files(run_dir)} left")
@@ -144,27 +140,21 @@ def save_point(part: Part, folder: Path, work: Path, reference: Path, name: str,
         o = convzoo(*argv, timeout=300)
         part.check(o.code == 0, f"{what}: the resume failed: {o.stderr.strip()[-300:]}")
         if o.code == 0:
-            differ = same_files(reference, run_dir, ("model.safetensors", "best.safetensors"))
-            part.check(not differ, f"{what}: {differ} differ from the uninterrupted run's")
+            part.same_run(reference, run_dir, what)
         print(f"  {what}: exit {code}: {err.strip()[:160]}", flush=True)
-
-
-def one_line_problem_of(code: int, err: str, run_dir: Path) -> str | None:
-    return one_line_problem(Outcome(code, "", err, 0.0), (str(run_dir),))
 
 
 def other_writers(part: Part, folder: Path, work: Path, reference: Path) -> None:
     """evaluate's PNG, data fetch's decompression and data info's PNG on a full disk."""
+    import numpy as np
+
     with tmpfs(work / "fs-other", "4m") as fs:
         run = shutil.copytree(reference, fs / "run")
         gz = work / "sys" / "fashion-mnist"
         gz.mkdir(parents=True, exist_ok=True)
-        for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
-            data = b"\x00\x00\x08\x03" + (1000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
-            (gz / f"{name}.gz").write_bytes(gzip.compress(data + bytes(1000 * 784), mtime=0))
-        for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
-            data = b"\x00\x00\x08\x01" + (1000).to_bytes(4, "big") + bytes(1000)
-            (gz / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+        for name in IDX_FILES:
+            zeros = np.zeros((1000, 28, 28) if "images" in name else (1000,))
+            (gz / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(zeros), mtime=0))
         filler = fill(fs)
         cases = {
             "evaluate": (["evaluate", run, "--weights", "last"], {}),
@@ -183,27 +173,21 @@ def other_writers(part: Part, folder: Path, work: Path, reference: Path) -> None
         filler.unlink()
 
 
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", type=Path, default=None)
-    args = p.parse_args(argv)
-    part, t = Part("disk"), time.perf_counter()
+def body(part: Part, work: Path, args) -> None:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         part.notes["skipped"] = "mounting a tmpfs needs root: run this part as root"
         print(f"disk: skipped ({part.notes['skipped']})")
-        return part
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-disk-"))
+        return
     folder = write_folder(work / "imgs", n_train=620, n_test=40)
     reference = work / "reference"
-    o = convzoo(*train_args(folder, reference, *CHOOSE, epochs=2), timeout=600)
-    if o.code != 0:
-        raise SystemExit(f"the uninterrupted run failed: {o.stderr}")
+    train_ok(*train_args(folder, reference, *CHOOSE, epochs=2))
     for name, k in SAVE_POINTS:
         save_point(part, folder, work, reference, name, k)
     other_writers(part, folder, work, reference)
-    part.seconds = time.perf_counter() - t
-    print(f"disk: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    return part_main("disk", __doc__, argv, body)
 
 
 if __name__ == "__main__":

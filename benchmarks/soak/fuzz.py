@@ -1,18 +1,14 @@
 """Hostile and broken files: a seeded fuzzer over every kind of file convzoo reads.
 
-    python benchmarks/soak/fuzz.py [--cases 610] [--seed 0] [--jobs 1] [--compare 25]
+    python benchmarks/soak/fuzz.py [--cases 610] [--seed 0] [--compare 25]
 
-Each case copies a good fixture, mutates one file (``mutate.py``) and runs the command that
-reads it. It must end within 60 s with exit 0, or non-zero with one stderr line naming the
-file, no traceback, no temporary file, every file it found unchanged. Cases run in a worker
-through ``convzoo.cli.main`` (a fresh interpreter costs ~3 s of imports a case on 2 cores);
-``--compare N`` re-runs N as ``python -m convzoo`` processes, which must agree.
+Each case mutates one file of a good fixture (``mutate.py``) and runs the command reading it
+in-process: within 60 s, exit 0 or one stderr line naming the file, no traceback, no
+temporary file, nothing changed. ``--compare N`` re-runs N as processes, which must agree.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
 import json
 import os
@@ -22,21 +18,27 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from unittest.mock import patch
 
 import mutate
 from common import (
+    IDX_FILES,
     Outcome,
     Part,
     convzoo,
     env,
+    idx_bytes,
     one_line_problem,
+    part_main,
     partial_files,
     snapshot,
     train_args,
+    train_ok,
     write_folder,
 )
 
@@ -47,12 +49,6 @@ WEIGHTS = {
     "idx": 60, "gz": 45, "png": 45, "jpeg": 35, "folder": 60, "ts": 60, "model": 90,
     "best": 35, "checkpoint": 80, "config": 55, "metrics": 20, "finetune_json": 25,
 }  # fmt: skip
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 
 @dataclass
@@ -75,9 +71,7 @@ def build_fixtures(fx: Path) -> None:
     from kills import Victim  # the CLI with phase marks: stop a run cleanly mid-epoch
 
     folder = write_folder(fx / "imgs", n_train=40, n_test=20)
-    for args in (train_args(folder, fx / "run", epochs=1),):
-        o = convzoo(*args, timeout=600)
-        assert o.code == 0, o.stderr
+    train_ok(*train_args(folder, fx / "run", epochs=1))
     for name, argv in (
         ("mid", train_args(folder, fx / "mid", epochs=3)),
         ("ftmid", ["finetune", fx / "run", "--dataset", f"folder:{folder}",
@@ -96,17 +90,14 @@ def build_fixtures(fx: Path) -> None:
     for name in IDX_FILES:
         n = 60 if name.startswith("train") else 20
         if "images" in name:
-            data = b"\x00\x00\x08\x03" + np.array([n, 28, 28], ">u4").tobytes()
-            data += g.integers(0, 256, n * 28 * 28, dtype=np.uint8).tobytes()
+            data = idx_bytes(g.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         else:
-            data = b"\x00\x00\x08\x01" + np.array([n], ">u4").tobytes()
-            data += g.integers(0, 10, n, dtype=np.uint8).tobytes()
+            data = idx_bytes(g.integers(0, 10, n, dtype=np.uint8))
         (raw / name).write_bytes(data)
         (gz / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
     # best.safetensors: own images under 500 validation images keep the last epoch
     named = ["--dataset", "fashion-mnist", "--data-dir", fx / "idx"]
-    o = convzoo("train", *train_args(folder, fx / "named", epochs=1)[3:], *named, timeout=600)
-    assert o.code == 0, o.stderr
+    train_ok("train", *train_args(folder, fx / "named", epochs=1)[3:], *named)
     from convzoo.data.sequences import shipped_root
 
     shipped = shipped_root()
@@ -197,31 +188,26 @@ def _folder(i: int, r: random.Random, fx: Path, d: Path) -> Case:
         data = victim.read_bytes()
         what, new = mutate.png_lie(data, r) if r.random() < 0.5 else mutate.byte_mutation(data, r)
         victim.write_bytes(new)
-    elif kind == "zero":
-        victim.write_bytes(b"")
     elif kind == "dir":
         victim.unlink()
         victim.mkdir()
-    elif kind == "link":
-        (victim.parent / "more").symlink_to(root / "train")
-    elif kind == "loop":
-        (victim.parent / "loop").symlink_to(victim.parent)
-    elif kind == "text":
-        victim.with_suffix(".jpg").write_text("not a jpeg")
-    elif kind == "empty-class":
-        (root / "train" / "zzz").mkdir()
     elif kind == "one-class":
         for c in ("class1", "class2", "class3"):
             for s in ("train", "test"):
                 shutil.rmtree(root / s / c)
-    elif kind == "hidden":
-        (victim.parent / "._x.png").write_bytes(b"\x00\x05\x16\x07junk")
-    elif kind == "broken-link":
-        (victim.parent / "gone.png").symlink_to(d / "nowhere.png")
-    elif kind == "bomb":
+    else:
         from PIL import Image
 
-        Image.new("1", (9500, 9500)).save(victim)
+        {
+            "zero": lambda: victim.write_bytes(b""),
+            "link": lambda: (victim.parent / "more").symlink_to(root / "train"),
+            "loop": lambda: (victim.parent / "loop").symlink_to(victim.parent),
+            "text": lambda: victim.with_suffix(".jpg").write_text("not a jpeg"),
+            "empty-class": lambda: (root / "train" / "zzz").mkdir(),
+            "hidden": lambda: (victim.parent / "._x.png").write_bytes(b"\x00\x05\x16\x07junk"),
+            "broken-link": lambda: (victim.parent / "gone.png").symlink_to(d / "nowhere.png"),
+            "bomb": lambda: Image.new("1", (9500, 9500)).save(victim),
+        }[kind]()
     skip = ["--skip-bad-images"] if r.random() < 0.3 else []
     argv = ["data", "info", f"folder:{root}", "--out", str(d), *skip]
     target = victim if kind in ("file", "zero", "text", "bomb") else root  # else: the folder
@@ -321,35 +307,25 @@ def run_in_process(case: Case) -> Outcome:
     from convzoo.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in case.env}
-    os.environ.update(case.env)
 
     def alarm(signum, frame):
         raise Hang
 
     signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(TIMEOUT_S)
     t, code, timed_out = time.perf_counter(), None, False
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(case.argv)
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-            except Hang:
-                timed_out = True
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-                code = 1
-    finally:
-        signal.alarm(0)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with patch.dict(os.environ, case.env), redirect_stdout(out), redirect_stderr(err):
+        signal.alarm(TIMEOUT_S)
+        try:
+            code = main(case.argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except Hang:
+            timed_out = True
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            signal.alarm(0)
     return Outcome(code, out.getvalue(), err.getvalue(), time.perf_counter() - t, timed_out)
 
 
@@ -462,22 +438,12 @@ def compare(fx: Path, work: Path, kinds: list[str], seed: int, n: int, results: 
             "in_process_s_per_case": in_s / max(len(chosen), 1)}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cases", type=int, default=sum(WEIGHTS.values()))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compare", type=int, default=25, help="cases re-run as real processes")
-    p.add_argument("--work", type=Path, default=None)
-    p.add_argument("--fixtures", type=Path, default=None)
-    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-fuzz-"))
+def body(part: Part, work: Path, args) -> None:
     fx = args.fixtures or work / "fixtures"
     kinds = plan(args.cases, args.seed)
     if args.worker is not None:
         worker(fx, work / "cases", kinds, args.worker, args.seed, work / "results.jsonl")
-        return Part("fuzz-worker")
-    part, t = Part("fuzz"), time.perf_counter()
+        return
     if not (fx / "run" / "model.safetensors").exists():
         shutil.rmtree(fx, ignore_errors=True)
         build_fixtures(fx)
@@ -498,9 +464,12 @@ def main(argv: list[str] | None = None) -> Part:
         part.notes["compare"] = compare(fx, work, kinds, args.seed, args.compare, results)
         cmp = part.notes["compare"]
         part.check(cmp["agree"] == cmp["compared"], f"in-process differs: {cmp['differ']}")
-    part.seconds = time.perf_counter() - t
-    print(f"fuzz: {len(results)} cases, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    """``--compare N``: cases re-run as real processes; ``--worker`` is run_all's."""
+    options = dict(cases=sum(WEIGHTS.values()), seed=0, compare=25, fixtures=Path, worker=int)
+    return part_main("fuzz", __doc__, argv, body, **options)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,17 @@
-"""Kills: one small training run SIGKILLed again and again, each kill followed by a resume;
-after every kill the checkpoint equals the uninterrupted run's at that step, bitwise, and the
-run ends bitwise equal to it. Then SIGTERM and SIGINT: a checkpoint, one line, exit 143 / 130.
+"""Kills: a small run SIGKILLed again and again (seeded moments: start-up, a step, an evaluation,
+a save), each followed by a resume; every checkpoint and the end bitwise equal to the
+uninterrupted run's. Then SIGTERM/SIGINT: a checkpoint, one line, exit 143 / 130.
 
     python benchmarks/soak/kills.py [--kills 50] [--signals 10] [--seed 0]
-
-Each process is ``victim.py`` (the CLI with phase marks), so every kill is known to have
-landed at start-up, in a step, an evaluation or a save. Kill moments are drawn (seeded) from
-five kinds; each kill lets the resumed process train at most ``steps left // kills left``
-steps, counted by its step marks, so every planned kill lands on any machine. A restart is
-``train --resume RUN`` or the first command with ``--auto-resume`` (drawn).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +23,8 @@ from common import (
     env,
     history_losses,
     one_line_problem,
+    part_main,
     rng,
-    same_files,
     train_args,
     write_folder,
 )
@@ -40,7 +32,6 @@ from common import (
 HERE = Path(__file__).resolve().parent
 VICTIM = HERE / "victim.py"
 EPOCHS = 10
-FINAL = ("model.safetensors", "best.safetensors", "metrics.json")
 INTERRUPTED = re.compile(
     r"^convzoo: interrupted: checkpoint at epoch (\d+) step (\d+) kept in (\S+); "
     r"resume with convzoo train --resume (\S+)$"
@@ -87,14 +78,6 @@ class Victim:
                 return True
             time.sleep(0.0005)
         return self.proc.poll() is None
-
-    def sleep(self, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.0005)
-        return True
 
     def finish(self, timeout: float = 300) -> tuple[int, str]:
         _, err = self.proc.communicate(timeout=timeout)
@@ -172,16 +155,16 @@ def kill_once(v: Victim, mode: str, r, ref: Reference, budget: int) -> bool:
     return True
 
 
-def checkpoint_step(path: Path) -> tuple[int, int] | None:
-    """(epoch, global step) of the checkpoint (a file, or a run directory's checkpoint.pt),
-    which must load; None if there is none yet."""
+def checkpoint_step(path: Path) -> tuple[int, int, int] | None:
+    """(epoch, global step, step in the epoch) of the checkpoint (a file, or a run directory's
+    checkpoint.pt), which must load; None if there is none yet."""
     from convzoo.io import load_checkpoint
 
     path = path / "checkpoint.pt" if path.is_dir() else path
     if not path.exists():
         return None
     state = load_checkpoint(path)["trainer"]
-    return int(state["epoch"]), int(state["global_step"])
+    return int(state["epoch"]), int(state["global_step"]), int(state["step"])
 
 
 #: what makes a checkpoint's state. Left out: its history (it holds the epochs' timings) and
@@ -272,22 +255,15 @@ def kills(part: Part, folder: Path, work: Path, ref: Reference, n: int, seed: in
     left, trained = ref.steps - (before or (0, 0))[1], sum(m == "step" for m in last.marks())
     part.check(trained == left, f"the last resume trained {trained} steps, not the {left} left")
     finish_checks(part, run_dir, ref.run_dir, "killed run")
-    part.notes.update(
-        kills_planned=n,
-        kills=sum(landed.values()),
-        landed=landed,
-        kills_with_tmp_file=inside_save,
-        checkpoints_compared=compared,
-        checkpoints_new=fresh,
-        steps_in_run=ref.steps,
-    )
+    part.notes.update(kills_planned=n, kills=sum(landed.values()), landed=landed)
+    part.notes.update(kills_with_tmp_file=inside_save, checkpoints_compared=compared)
+    part.notes.update(checkpoints_new=fresh, steps_in_run=ref.steps)
 
 
 def finish_checks(part: Part, run_dir: Path, reference: Path, what: str) -> None:
     if not part.check((run_dir / "metrics.json").exists(), f"{what}: it never finished"):
         return
-    differ = same_files(reference, run_dir, ("model.safetensors", "best.safetensors"))
-    part.check(not differ, f"{what}: {differ} differ from the uninterrupted run's")
+    part.same_run(reference, run_dir, what)
     same_history = history_losses(reference) == history_losses(run_dir)
     part.check(same_history, f"{what}: history.csv's losses differ")
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (reference, run_dir)]
@@ -316,7 +292,8 @@ def signals(part: Part, folder: Path, work: Path, reference: Path, n: int, seed:
         m = INTERRUPTED.match(err.strip())
         part.check(m is not None, f"signal {k + 1}: unexpected line {err.strip()[:200]}")
         if m:
-            disk = (checkpoint_step(run_dir)[0] + 1, step_in_epoch(run_dir))
+            epoch, _, step = checkpoint_step(run_dir)
+            disk = (epoch + 1, step)
             said = (int(m.group(1)), int(m.group(2)))
             part.check(said == disk, f"signal {k + 1}: said {said}, on disk {disk}")
         print(f"  {signum.name} {k + 1}: exit {code}: {err.strip()[:150]}")
@@ -325,22 +302,7 @@ def signals(part: Part, folder: Path, work: Path, reference: Path, n: int, seed:
     finish_checks(part, run_dir, reference, "signalled run")
 
 
-def step_in_epoch(run_dir: Path) -> int:
-    from convzoo.io import load_checkpoint
-
-    return int(load_checkpoint(run_dir / "checkpoint.pt")["trainer"]["step"])
-
-
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kills", type=int, default=50)
-    p.add_argument("--signals", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp one)")
-    args = p.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-kills-"))
-    part = Part("kills")
-    t = time.perf_counter()
+def body(part: Part, work: Path, args) -> None:
     folder = write_folder(work / "imgs", n_train=900, n_test=400)
     ref = reference_run(folder, work)
     if args.kills:
@@ -351,9 +313,10 @@ def main(argv: list[str] | None = None) -> Part:
         # the default a terminal's Ctrl-C meets (exec turns this handler into SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signals(part, folder, work, ref.run_dir, args.signals, args.seed)
-    part.seconds = time.perf_counter() - t
-    print(f"kills: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    return part_main("kills", __doc__, argv, body, kills=50, signals=10, seed=0)
 
 
 if __name__ == "__main__":

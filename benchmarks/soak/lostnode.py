@@ -7,22 +7,18 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import Part, env, rng, same_files, train_args, write_folder
+from common import Part, env, part_main, rng, train_args, write_folder
 
 HERE = Path(__file__).resolve().parent
-
-FINAL = ("model.safetensors", "best.safetensors")
 
 
 def free_port() -> int:
@@ -116,13 +112,7 @@ def with_signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, default=None)
-    args = p.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-lostnode-"))
-    part, t = Part("lostnode"), time.perf_counter()
+def body(part: Part, work: Path, args) -> None:
     folder = write_folder(work / "imgs", n_train=400, n_test=80)
     reference, _ = job(part, folder, work, "reference", None, 0)
     r = rng(args.seed, "lostnode")
@@ -131,14 +121,14 @@ def main(argv: list[str] | None = None) -> Part:
         out, text = job(part, folder, work, f"lost-{lose}", lose, at)
         resumed = "resuming" in text
         part.check(resumed, f"lost {lose}: the group never resumed from a checkpoint")
-        differ = same_files(reference, out, FINAL)
-        part.check(not differ, f"lost {lose}: {differ} differ from the uninterrupted job's")
+        part.same_run(reference, out, f"lost {lose}")
         line = next((x for x in text.splitlines() if "resuming" in x), "")
         print(f"  lost {lose} at step {at}: {line.strip()}", flush=True)
         part.notes[f"lost_{lose}"] = {"at_step": at, "resumed": line.strip()}
-    part.seconds = time.perf_counter() - t
-    print(f"lostnode: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    return part_main("lostnode", __doc__, argv, body, seed=0)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,12 @@
-"""Code in files: malicious checkpoints and weights through every way convzoo reads them, and
-decompression-bomb images through every way it reads images.
+"""Malicious checkpoints and weights through every way convzoo reads them (7 commands, 6 API
+calls), and decompression-bomb images through every way it reads images: each refused in one
+line saying why, and no payload runs (its marker file stays absent).
 
-    python benchmarks/soak/malicious.py [--work DIR]
-
-Each payload would create a marker file if it ran: the marker must stay absent and every case
-end refused (non-zero exit and one line naming the file and what was refused; in the API a
-``ConvzooError``), through 7 CLI commands and 6 API calls (in a worker process).
+    python benchmarks/soak/malicious.py [--bombs-only]
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -21,14 +17,20 @@ import struct
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from common import Part, convzoo, env, one_line_problem, train_args, write_folder
-
-HERE = Path(__file__).resolve().parent
+from common import (
+    Part,
+    convzoo,
+    env,
+    one_line_problem,
+    part_main,
+    train_args,
+    train_ok,
+    write_folder,
+)
 
 
 # -- payloads ---------------------------------------------------------------------------------
@@ -76,10 +78,9 @@ def legacy_tar(evil_pickle: bytes) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in ("sys_info", "pickle", "storages", "tensors"):
-            data = evil_pickle
             info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            info.size = len(evil_pickle)
+            tar.addfile(info, io.BytesIO(evil_pickle))
     return buf.getvalue()
 
 
@@ -152,27 +153,18 @@ def cli_cases(fx: Path, case: Path, payload: bytes) -> dict[str, tuple[list[str]
     config = json.loads((run / "config.json").read_text())
     folder = config["dataset"][len("folder:") :]
     image = next(Path(folder).rglob("*.png"))
+    data = ["--dataset", f"folder:{folder}"]
+    tv = ["finetune", "torchvision:resnet18", "--epochs", "1"]
     return {
         "train --resume": (["train", "--resume", run], run / "checkpoint.pt"),
         "train --auto-resume": (train_args(folder, run, "--auto-resume"), run / "checkpoint.pt"),
         "finetune --resume": (["finetune", "--resume", ft], ft / "checkpoint.pt"),
         "finetune --weights-file": (
-            [
-                "finetune",
-                "torchvision:resnet18",
-                "--weights-file",
-                weights,
-                "--dataset",
-                f"folder:{folder}",
-                "--epochs",
-                "1",
-                "--out",
-                case / "ftw",
-            ],
+            [*tv, "--weights-file", weights, *data, "--out", case / "ftw"],
             weights,
         ),
         "finetune RUN": (
-            ["finetune", wrun, "--dataset", f"folder:{folder}", "--out", case / "ftr"],
+            ["finetune", wrun, *data, "--out", case / "ftr"],
             wrun / "best.safetensors",
         ),
         "evaluate": (["evaluate", wrun], wrun / "best.safetensors"),
@@ -321,20 +313,13 @@ def decompression_bombs(part: Part, fx: Path, work: Path) -> None:
 
 def build_fixtures(fx: Path) -> None:
     folder = write_folder(fx / "imgs", n_train=40, n_test=20)
-    o = convzoo(*train_args(folder, fx / "run", epochs=1), timeout=600)
-    assert o.code == 0, o.stderr
+    train_ok(*train_args(folder, fx / "run", epochs=1))
     o = convzoo("finetune", fx / "run", "--dataset", f"folder:{folder}", "--epochs", "1",
                 "--batch-size", "8", "--out", fx / "ft", timeout=600)  # fmt: skip
     assert o.code == 0, o.stderr
 
 
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", type=Path, default=None)
-    p.add_argument("--bombs-only", action="store_true", help="only the decompression bombs")
-    args = p.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-malicious-"))
-    part, t = Part("malicious"), time.perf_counter()
+def body(part: Part, work: Path, args) -> None:
     fx = work / "fixtures"
     if not (fx / "ft" / "model.safetensors").exists():
         shutil.rmtree(fx, ignore_errors=True)
@@ -343,9 +328,10 @@ def main(argv: list[str] | None = None) -> Part:
         code_in_files(part, fx, work / "code")
     decompression_bombs(part, fx, work / "bombs")
     part.notes["payload_kinds"] = list(payloads(work / "MARKER"))
-    part.seconds = time.perf_counter() - t
-    print(f"malicious: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    return part_main("malicious", __doc__, argv, body, bombs_only=False)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,9 @@
-"""``convzoo`` as the console script runs it, with phase marks appended to ``$SOAK_PHASES``
-(one ``O_APPEND`` write a line, whole even when killed): ``start``, ``step``,
-``eval-begin``/``eval-end``, ``save-begin NAME``/``save-end NAME`` (``io.atomic_path``).
+"""``convzoo`` as the console script runs it, with phase marks (``start``, ``step``,
+``eval-begin``/``-end``, ``save-begin``/``-end NAME``) appended to ``$SOAK_PHASES``, one
+``O_APPEND`` write each (whole even when killed); convzoo itself is unchanged.
 
-    SOAK_PHASES=FILE python benchmarks/soak/victim.py train ...
-
-``SOAK_STOP_AT="MARK#K"``: SIGSTOP itself at the K-th MARK (with ``SOAK_STOP_ONCE=FILE`` only
-the first process); ``SOAK_KEEP_CHECKPOINTS=DIR``: copy every checkpoint written to
-``DIR/N.pt``. convzoo is unchanged: the marks wrap its functions from outside.
+``SOAK_STOP_AT="MARK#K"``: SIGSTOP itself at the K-th MARK (only the first process with
+``SOAK_STOP_ONCE=FILE``); ``SOAK_KEEP_CHECKPOINTS=DIR``: copy each checkpoint to ``DIR/N.pt``.
 """
 
 from __future__ import annotations

@@ -1,25 +1,30 @@
-"""Two writers on one ``--out``: while a run trains, the same command, ``--auto-resume`` and
-``--resume`` are refused in one line and the run ends bitwise equal to an uninterrupted one;
-of two identical starts exactly one trains; a dead process's lock does not block; a finished
-run is refused as a new ``--out``.
+"""Two writers on one ``--out``: against a live run the same command, ``--auto-resume`` and
+``--resume`` are refused and the run ends bitwise equal; of two racing starts one trains; a dead
+process's lock does not block; a finished run is refused as a new ``--out``.
 
     python benchmarks/soak/writers.py [--rounds 5] [--seed 0]
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import Part, convzoo, env, one_line_problem, rng, same_files, train_args, write_folder
+from common import (
+    Part,
+    convzoo,
+    env,
+    one_line_problem,
+    part_main,
+    rng,
+    train_args,
+    train_ok,
+    write_folder,
+)
 from kills import Victim
-
-FINAL = ("model.safetensors", "best.safetensors")
 
 
 def start(argv: list[str]) -> subprocess.Popen:
@@ -54,8 +59,7 @@ def while_running(part: Part, folder: Path, work: Path, reference: Path, r, k: i
         v.proc.send_signal(signal.SIGCONT)
     code, err = v.finish()
     part.check(code == 0, f"round {k}: the live run failed: {err.strip()[-300:]}")
-    differ = same_files(reference, run_dir, FINAL)
-    part.check(not differ, f"round {k}: {differ} differ from the uninterrupted run's")
+    part.same_run(reference, run_dir, f"round {k}")
 
 
 def race(part: Part, folder: Path, work: Path, reference: Path, r, k: int) -> None:
@@ -73,8 +77,7 @@ def race(part: Part, folder: Path, work: Path, reference: Path, r, k: int) -> No
         "in use by another convzoo process" in said or "already holds a run" in said,
         f"race {k}: the refused run said {said[:200]}",
     )
-    differ = same_files(reference, run_dir, FINAL)
-    part.check(not differ, f"race {k}: {differ} differ from the uninterrupted run's")
+    part.same_run(reference, run_dir, f"race {k}")
 
 
 def stale_lock(part: Part, folder: Path, work: Path, reference: Path, r, k: int) -> None:
@@ -85,23 +88,13 @@ def stale_lock(part: Part, folder: Path, work: Path, reference: Path, r, k: int)
     v.proc.communicate()
     o = convzoo("train", "--resume", run_dir, timeout=600)
     part.check(o.code == 0, f"stale {k}: the resume was refused: {o.stderr.strip()[:200]}")
-    differ = same_files(reference, run_dir, FINAL)
-    part.check(not differ, f"stale {k}: {differ} differ from the uninterrupted run's")
+    part.same_run(reference, run_dir, f"stale {k}")
 
 
-def main(argv: list[str] | None = None) -> Part:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, default=None)
-    args = p.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="soak-writers-"))
-    part, t = Part("writers"), time.perf_counter()
+def body(part: Part, work: Path, args) -> None:
     folder = write_folder(work / "imgs", n_train=200, n_test=80)
     reference = work / "reference"
-    o = convzoo(*train_args(folder, reference, epochs=3), timeout=600)
-    if o.code != 0:
-        raise SystemExit(f"the uninterrupted run failed: {o.stderr}")
+    train_ok(*train_args(folder, reference, epochs=3))
     r = rng(args.seed, "writers")
     for k in range(args.rounds):
         while_running(part, folder, work, reference, r, k)
@@ -110,9 +103,10 @@ def main(argv: list[str] | None = None) -> Part:
         print(f"  round {k + 1}: {len(part.failures)} failures so far", flush=True)
     finished = train_args(folder, reference, epochs=3)
     refused(part, "a finished run as --out", finished, reference, "already holds a run")
-    part.seconds = time.perf_counter() - t
-    print(f"writers: {part.cases} checks, {len(part.failures)} failures, {part.seconds:.0f} s")
-    return part
+
+
+def main(argv: list[str] | None = None) -> Part:
+    return part_main("writers", __doc__, argv, body, rounds=5, seed=0)
 
 
 if __name__ == "__main__":
