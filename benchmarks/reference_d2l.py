@@ -1,21 +1,10 @@
 """The book's training path, re-implemented: the reference convzoo's speed is measured against.
 
-It mirrors two functions of ``d2l.torch`` and nothing else: ``load_data_fashion_mnist``
-(``[Resize] + ToTensor``, 4-worker DataLoaders, training split shuffled) and ``train_ch6``
-(Xavier-uniform Linear/Conv2d, plain SGD, mean cross-entropy, the float conversions inside each
-timed batch, ``evaluate_accuracy_gpu`` every epoch), on ``book_nets.py``'s networks. Two
-benchmark-only differences: ``max_batches`` stops an epoch early, and the first ``warmup``
-batches train untimed.
-
-Reported: ``examples_per_sec_book`` (the book's metric: timed batch bodies only),
-``examples_per_sec_wall`` (loading included; never above the book's), ``loss``,
-``train_acc``, ``test_acc`` (None when evaluation is off) and peak RSS/PSS of the process and
-its workers (:class:`PeakMemory`).
+``d2l.torch``'s ``load_data_fashion_mnist`` and ``train_ch6`` on ``book_nets.py``'s networks,
+plus two benchmark limits (``max_batches`` per epoch, ``warmup`` untimed batches); it reports the
+book's rate (batch bodies only), the wall-clock rate, loss, accuracies and peak memory.
 
     PYTHONPATH=src python benchmarks/reference_d2l.py --model lenet --max-batches 100
-
-Fashion-MNIST comes from ``/usr/share/datasets/fashion-mnist`` (``dataset-fashion-mnist``),
-decompressed once into torchvision's layout under ``~/.cache/convzoo-reference``.
 """
 
 from __future__ import annotations
@@ -27,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import struct
 import sys
 import threading
 import time
@@ -91,41 +81,30 @@ MB = 2**20
 
 
 # ---- data: load_data_fashion_mnist ----------------------------------------------------------
-def _idx_expected_size(path: Path) -> int | None:
-    """Bytes an IDX file must have according to its header; None if the header is unreadable."""
+def _idx_complete(path: Path) -> bool:
+    """Whether an IDX file holds as many bytes as its header declares."""
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-            if len(head) != 4 or head[:2] != b"\x00\x00" or head[2] != 0x08:
-                return None
-            ndim = head[3]
+            ndim = head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" else 0
             dims = f.read(4 * ndim)
     except OSError:
-        return None
-    if len(dims) != 4 * ndim:
-        return None
+        return False
+    if not ndim or len(dims) != 4 * ndim:
+        return False
     n = 1
-    for i in range(ndim):
-        n *= int.from_bytes(dims[4 * i : 4 * i + 4], "big")
-    return 4 + 4 * ndim + n
-
-
-def _idx_complete(path: Path) -> bool:
-    return path.is_file() and _idx_expected_size(path) == path.stat().st_size
+    for d in struct.unpack(f">{ndim}I", dims):
+        n *= d
+    return path.stat().st_size == 4 + 4 * ndim + n
 
 
 def prepare_fashion_mnist(
     data_dir: str | os.PathLike | None = None,
     source_dir: str | os.PathLike = DEFAULT_SOURCE_DIR,
 ) -> Path:
-    """Make Fashion-MNIST readable by ``torchvision.datasets.FashionMNIST`` without a download.
-
-    Decompresses the four IDX files (``NAME.gz`` or ``NAME`` in ``source_dir``) into
-    ``data_dir/FashionMNIST/raw/NAME``, torchvision's layout, and returns ``data_dir`` (the
-    ``root`` to give torchvision). Each file is written to a private temporary name, checked
-    against its IDX header and renamed into place, so concurrent or interrupted runs never
-    leave a truncated file; complete files are kept.
-    """
+    """The four IDX files of ``source_dir`` (``.gz`` or not) decompressed into torchvision's
+    layout under ``data_dir`` (returned); each is checked and renamed into place, so concurrent
+    or interrupted runs never leave a truncated file."""
     root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -176,24 +155,6 @@ def load_data_fashion_mnist(
 
 
 # ---- the book's bookkeeping -----------------------------------------------------------------
-class Timer:
-    """Record several running times (the book's ``Timer``, on ``perf_counter``)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.start()
-
-    def start(self) -> None:
-        self.tik = time.perf_counter()
-
-    def stop(self) -> float:
-        self.times.append(time.perf_counter() - self.tik)
-        return self.times[-1]
-
-    def sum(self) -> float:
-        return sum(self.times)
-
-
 class Accumulator:
     """Sums over ``n`` variables; ``float()`` of a tensor waits for the device, as in the book."""
 
@@ -239,14 +200,11 @@ def init_weights(m: nn.Module) -> None:
 
 # ---- peak memory of the process tree --------------------------------------------------------
 class PeakMemory:
-    """Peak memory of this process and its children (the DataLoader workers) while active:
-    a thread sums the tree's RSS every ``interval_s`` and its PSS every ``pss_interval_s``
-    (``smaps_rollup`` costs ms a process). Forked workers share the parent's pages, which RSS
-    counts once per process: ``peak_rss_mb`` is that upper bound, ``peak_pss_mb`` the actual
-    footprint (None without PSS), ``peak_main_rss_mb`` this process's ru_maxrss. Without
-    psutil: own ru_maxrss + ``workers`` x the largest child's (getrusage reports no sum).
-    ``pid``: another process's tree instead of this one's.
-    """
+    """Peak memory of a process tree (this one, or ``pid``'s) while active, sampled by a thread.
+
+    Forked workers share pages that RSS counts once per process: ``peak_rss_mb`` is that upper
+    bound, ``peak_pss_mb`` the real footprint. Without psutil: getrusage, own + ``workers`` x the
+    largest child's."""
 
     def __init__(
         self,
@@ -352,12 +310,8 @@ def train_ch6(
     evaluate: bool = True,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """The book's ``train_ch6`` with two benchmark limits; returns the figures it prints.
-
-    ``max_batches`` timed batches per epoch at most (``None``: whole epochs); the first
-    ``warmup`` batches of the run are trained before them, untimed. ``evaluate`` runs the
-    book's test accuracy after every epoch (never timed).
-    """
+    """The book's ``train_ch6``; at most ``max_batches`` timed batches an epoch, after
+    ``warmup`` untimed ones; returns the figures it prints."""
     device = torch.device(device)
     net.apply(init_weights)
     if verbose:
@@ -365,7 +319,7 @@ def train_ch6(
     net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss = nn.CrossEntropyLoss()
-    timer = Timer()  # the book's: batch bodies only
+    book_seconds = 0.0  # the book's Timer: batch bodies only
     warmup_left = warmup
     timed_examples = timed_batches = 0
     wall = 0.0
@@ -379,8 +333,7 @@ def train_ch6(
         wall_end = wall_start
         for X, y in train_iter:
             timed = warmup_left == 0
-            if timed:
-                timer.start()
+            tik = time.perf_counter()
             # -- the book's batch body --
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
@@ -392,8 +345,8 @@ def train_ch6(
                 metric.add(l * X.shape[0], accuracy(y_hat, y), X.shape[0])
             # -- end of the batch body --
             if timed:
-                timer.stop()
                 wall_end = time.perf_counter()
+                book_seconds += wall_end - tik
                 timed_examples += X.shape[0]
                 epoch_timed += 1
             else:
@@ -409,7 +362,6 @@ def train_ch6(
         timed_batches += epoch_timed
         if evaluate and test_iter is not None:
             test_acc = evaluate_accuracy_gpu(net, test_iter)
-    book_seconds = timer.sum()
     rate_book = timed_examples / book_seconds if book_seconds > 0 else float("nan")
     rate_wall = timed_examples / wall if wall > 0 else float("nan")
     if verbose:
@@ -436,13 +388,6 @@ def train_ch6(
 
 
 # ---- the API: one call per measurement ------------------------------------------------------
-def book_settings(name: str) -> dict[str, Any]:
-    """The book's lr, batch_size, resize, epochs (and model options) for ``name``."""
-    if name not in BOOK_SETTINGS:
-        raise KeyError(f"no book settings for {name!r}; known: {', '.join(BOOK_SETTINGS)}")
-    return dict(BOOK_SETTINGS[name])
-
-
 def run_reference(
     model: str | nn.Module,
     *,
@@ -460,13 +405,8 @@ def run_reference(
     seed: int | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Train ``model`` the book's way and return the figures (see the module docstring).
-
-    ``model`` is a name of ``book_nets.BOOK_NETS`` (the book's network, built at the input
-    size trained) or a module; ``batch_size``, ``lr`` (``None``) and ``resize`` (``"book"``;
-    ``None`` means 28 px) default to the book's values for that name (a module's name is its
-    ``model_name`` attribute, if any).
-    ``evaluate`` defaults to "only when whole epochs are trained".
+    """Train ``model`` (a ``book_nets`` name or a module) the book's way; ``batch_size``, ``lr``
+    and ``resize`` default to the book's for its name. ``evaluate``: only whole epochs, unless set.
     """
     if seed is not None:
         torch.manual_seed(seed)  # Xavier init and shuffling
@@ -495,38 +435,18 @@ def run_reference(
         torch.cuda.reset_peak_memory_stats(device)
     with PeakMemory(workers=num_workers) as memory:
         figures = train_ch6(
-            net,
-            train_iter,
-            test_iter,
-            epochs,
-            lr,
-            device,
-            max_batches,
-            warmup=warmup,
-            evaluate=evaluate,
-            verbose=verbose,
-        )
+            net, train_iter, test_iter, epochs, lr, device, max_batches,
+            warmup=warmup, evaluate=evaluate, verbose=verbose,
+        )  # fmt: skip
     figures.update(memory.result())
     if device.type == "cuda":
         figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MB
-    figures["config"] = dict(
-        model=name or type(net).__name__,
-        batch_size=batch_size,
-        lr=lr,
-        resize=resize,
-        epochs=epochs,
-        max_batches=max_batches,
-        warmup=warmup,
-        device=str(device),
-        num_workers=num_workers,
-        evaluate=evaluate,
-        seed=seed,
-        torch_threads=torch.get_num_threads(),
-        cpu_count=os.cpu_count(),
-        torch=torch.__version__,
-        torchvision=torchvision.__version__,
-        python=platform.python_version(),
-    )
+    config = dict(model=name or type(net).__name__, batch_size=batch_size, lr=lr, resize=resize)
+    config |= dict(epochs=epochs, max_batches=max_batches, warmup=warmup, device=str(device))
+    config |= dict(num_workers=num_workers, evaluate=evaluate, seed=seed)
+    config |= dict(torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count())
+    config |= dict(torch=torch.__version__, torchvision=torchvision.__version__)
+    figures["config"] = config | dict(python=platform.python_version())
     return figures
 
 
@@ -554,37 +474,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--source-dir", default=str(DEFAULT_SOURCE_DIR))
     p.add_argument(
         "--eval",
+        dest="evaluate",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="test accuracy after each epoch (default: only without --max-batches)",
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", default=None, help="write the figures and config here")
-    args = p.parse_args(argv)
-    figures = run_reference(
-        args.model,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        resize=args.resize,
-        epochs=args.epochs,
-        max_batches=args.max_batches,
-        warmup=args.warmup,
-        device=args.device,
-        num_workers=args.num_workers,
-        data_dir=args.data_dir,
-        source_dir=args.source_dir,
-        evaluate=args.eval,
-        seed=args.seed,
-    )
+    kwargs = vars(p.parse_args(argv))
+    model, json_path = kwargs.pop("model"), kwargs.pop("json")
+    figures = run_reference(model, **kwargs)
     pss = figures["peak_pss_mb"]
     print(
         f"peak memory: {figures['peak_rss_mb']:.0f} MB RSS summed over the process and its "
-        f"{args.num_workers} workers"
+        f"{kwargs['num_workers']} workers"
         + (f", {pss:.0f} MB PSS" if pss is not None else "")
         + f"; main process {figures['peak_main_rss_mb']:.0f} MB ({figures['memory_method']})"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
 
