@@ -268,24 +268,15 @@ class PeakMemory:
             self._sample(self._has_pss)
 
     def result(self) -> dict[str, Any]:
-        main = _maxrss_bytes("self")
-        if self._proc is not None:
-            return dict(
-                peak_rss_mb=self.peak_rss / MB,
-                peak_pss_mb=None if self.peak_pss is None else self.peak_pss / MB,
-                peak_main_rss_mb=main / MB,
-                memory_method=(
-                    f"psutil, process tree: RSS every {self.interval_s:g} s, "
-                    f"PSS every {self.pss_interval_s:g} s"
-                ),
-            )
-        children = _maxrss_bytes("children")
-        return dict(
-            peak_rss_mb=(main + self.workers * children) / MB,
-            peak_pss_mb=None,
-            peak_main_rss_mb=main / MB,
-            memory_method="getrusage: own ru_maxrss + workers x largest child's ru_maxrss",
-        )
+        main = _maxrss_bytes("self") / MB
+        if self._proc is None:
+            rss, pss = main + self.workers * _maxrss_bytes("children") / MB, None
+            method = "getrusage: own ru_maxrss + workers x largest child's ru_maxrss"
+        else:
+            rss, pss = self.peak_rss / MB, None if self.peak_pss is None else self.peak_pss / MB
+            method = f"psutil, process tree: RSS every {self.interval_s:g} s, "
+            method += f"PSS every {self.pss_interval_s:g} s"
+        return dict(peak_rss_mb=rss, peak_pss_mb=pss, peak_main_rss_mb=main, memory_method=method)
 
 
 def _maxrss_bytes(who: str) -> int:
