@@ -42,17 +42,10 @@ def launch(
         *train_args(folder, out, "--strategy", "ddp", "--auto-resume", epochs=3),
     ]  # fmt: skip
     f = open(log, "a")  # noqa: SIM115 - the process writes it until it ends
-    # the agents' shared rendezvous TCP store (PyTorch >= 2.4) breaks a node's return: a new
-    # agent waits for MASTER_ADDR under the new round's prefix, which the surviving agent only
-    # wrote in the first round (it caches it), so both time out after 60 s (measured here,
-    # torch 2.14.1). PyTorch's documented opt-out makes every round publish it again.
-    return subprocess.Popen(
-        cmd,
-        stdout=f,
-        stderr=subprocess.STDOUT,
-        env=env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1", **stop),
-        start_new_session=True,
-    )
+    # a returning node's agent waits for MASTER_ADDR, which the agents' shared rendezvous store
+    # (torch >= 2.4) publishes in the first round only (both time out after 60 s): opt out
+    e = env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1", **stop)
+    return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=e, start_new_session=True)
 
 
 def wait_all(procs: list[subprocess.Popen], timeout: float = 900) -> list[int | None]:
@@ -63,12 +56,6 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 900) -> list[int | 
         except subprocess.TimeoutExpired:
             p.kill()
     return [p.returncode for p in procs]
-
-
-def workers_of(agent: subprocess.Popen) -> list[int]:
-    import psutil
-
-    return [c.pid for c in psutil.Process(agent.pid).children(recursive=True)]
 
 
 def job(part: Part, folder: Path, work: Path, name: str, lose: str | None, at: int):
@@ -82,11 +69,14 @@ def job(part: Part, folder: Path, work: Path, name: str, lose: str | None, at: i
     if lose is not None:
         while not stopped_worker(b) and a.poll() is None and b.poll() is None:
             time.sleep(0.05)
-        victims = workers_of(b)
+        import psutil
+
+        victims = [c.pid for c in psutil.Process(b.pid).children(recursive=True)]
         if lose == "node":
             victims.append(b.pid)
         for pid in victims:
-            with_signal(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended by itself
+                os.kill(pid, signal.SIGKILL)
         if lose == "node":
             b.wait()
             b = launch("B", port, name, folder, out, log)  # the node comes back
@@ -105,11 +95,6 @@ def stopped_worker(agent: subprocess.Popen) -> bool:
             p.status() == psutil.STATUS_STOPPED for p in psutil.Process(agent.pid).children(True)
         )
     return False
-
-
-def with_signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it may have ended by itself
-        os.kill(pid, signum)
 
 
 def body(part: Part, work: Path, args) -> None:
