@@ -40,8 +40,7 @@ SAVE_POINTS = [
     ("checkpoint.pt", 1),
     ("checkpoint.pt", 3),
     ("checkpoint.pt", 6),
-    ("best.safetensors", 1),
-    ("best.safetensors", 2),
+    ("best.safetensors", 1),  # a second write happens only if validation improves
     ("history.csv", 1),
     ("curves.png", 2),
     ("model.safetensors", 1),
