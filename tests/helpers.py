@@ -155,3 +155,17 @@ def run_torchrun(
         pytest.fail(f"torchrun timed out:\n{out[-3000:]}")
     assert proc.returncode == 0, out[-3000:]
     return out
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    from convzoo.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

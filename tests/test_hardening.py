@@ -22,21 +22,9 @@ from convzoo.train import Callback
 from convzoo.train.config import ConfigError
 from convzoo.train.run import resolve_config, train
 from convzoo.train.runlock import LOCK_NAME, RunLock
-from helpers import StepCount, assert_resumed, toy_pair, write_image_folder
+from helpers import StepCount, assert_resumed, cli, one_line, toy_pair, write_image_folder
 
 TINY = ["-o", "width=8", "--batch-size", "16", "--device", "cpu", "--precision", "fp32"]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

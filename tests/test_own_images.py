@@ -10,25 +10,12 @@ import textwrap
 import pytest
 import torch
 
-from convzoo.cli import main
 from convzoo.io import load_weights
 from data_files import save_image, truncated_jpeg
-from helpers import TESTS, run_torchrun, write_image_folder
+from helpers import TESTS, cli, one_line, run_torchrun, write_image_folder
 
 TINY = ["--model", "speednet", "-o", "width=8", "--batch-size", "16", "--device", "cpu",
         "--precision", "fp32", "--image-size", "16"]  # fmt: skip
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def weights(run) -> dict:
