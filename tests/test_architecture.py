@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "convzoo"
 
 #: lowest first; a module may import from its own layer or below
 LAYERS = [
-    {"errors", "io", "runtime", "viz", "display", "catalog"},
+    {"errors", "io", "runtime", "viz", "display", "catalog", "lazy"},
     {"models", "data", "summary"},
     {"parallel"},
     {"train"},

@@ -6,10 +6,8 @@ argument checks run without torch, which takes 1-3 s to import.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .errors import ConvzooError as ConvzooError
+from .lazy import lazy_getattr
 from .summary import summary as summary  # torch-free until called; the name is the function's
 
 __version__ = "0.1.0"
@@ -33,12 +31,7 @@ _LAZY = {
 __all__ = ["ConvzooError", "__version__", "summary", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'convzoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:
