@@ -47,15 +47,7 @@ def cached(index: FolderIndex, folder: str | os.PathLike) -> tuple[ImageDataset,
         _write(index, data_path, meta_path, shape)
     keep = torch.tensor(json.loads(meta_path.read_text())["keep"], dtype=torch.long)
     images = np.memmap(data_path, np.uint8, mode="c", shape=(len(keep), *shape))
-    data = ImageDataset(
-        torch.from_numpy(images),
-        index.labels[keep],
-        index.classes,
-        name=index.name,
-        split=index.split,
-        source=index.source,
-        val_mask=None if index.val_mask is None else index.val_mask[keep],
-    )
+    data = index.decoded(torch.from_numpy(images), keep)
     size = f"{data.images.numel() / 2**30:.2f} GiB"
     data.note = f"memory-mapped from {data_path} ({size}, {'written now' if wrote else 'cached'})"
     return data, data.note

@@ -135,6 +135,18 @@ class FolderIndex(LabelledData):
     def images(self) -> _Decoded:
         return _Decoded(self)
 
+    def decoded(self, images: torch.Tensor, keep: torch.Tensor) -> ImageDataset:
+        """The in-memory data set of the files ``keep`` indexes, their pixels ``images``."""
+        return ImageDataset(
+            images,
+            self.labels[keep],
+            self.classes,
+            name=self.name,
+            split=self.split,
+            source=self.source,
+            val_mask=None if self.val_mask is None else self.val_mask[keep],
+        )
+
     @property
     def nbytes(self) -> int:
         """Bytes of the decoded uint8 pixels."""
@@ -387,15 +399,7 @@ def read_images(index: FolderIndex) -> ImageDataset:
             if i != j:
                 images[j] = images[i]
         images = images[: len(keep)]
-    return ImageDataset(
-        images,
-        index.labels[keep],
-        index.classes,
-        name=index.name,
-        split=index.split,
-        source=index.source,
-        val_mask=None if index.val_mask is None else index.val_mask[keep],
-    )
+    return index.decoded(images, keep)
 
 
 def memory_budget() -> int:
